@@ -1,0 +1,267 @@
+//! BERT-family encoders (BERT, MiniLM, RoBERTa, XLM-RoBERTa) as graphs.
+//!
+//! Mirrors `BertModel` of Hugging Face transformers
+//! (`models/bert/modeling_bert.py`): embeddings (word + position + token type,
+//! then LayerNorm) and `num_hidden_layers` post-norm encoder layers. RoBERTa
+//! and XLM-R differ only in where position ids start (after the padding id).
+//!
+//! The graph runs on a packed batch: the tokens of all sequences concatenated,
+//! `[total_tokens, hidden]`, so the linear layers never compute on padding and
+//! only attention is per sequence (as text-embeddings-inference does).
+
+use crate::config::{BertConfig, BertVariant};
+use crate::error::{Error, Result};
+use crate::safetensors_file::SafetensorsFile;
+use ipfs_accelerate_tensor::graph::{AttentionOptions, AttentionSegment};
+use ipfs_accelerate_tensor::{DType, GemmOptions, Graph, GraphBuilder, LayerNormOptions, Operand, Tensor, Weights};
+
+/// Feed-forward activation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Activation {
+    Gelu,
+    Relu,
+}
+
+struct Linear {
+    weight: Tensor, // [out, in], as PyTorch stores it
+    bias: Tensor,   // [out]
+}
+
+struct Norm {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+struct Layer {
+    qkv: Linear, // query, key and value fused: [3 * hidden, hidden]
+    attn_out: Linear,
+    attn_norm: Norm,
+    intermediate: Linear,
+    output: Linear,
+    output_norm: Norm,
+}
+
+/// A loaded BERT-family encoder.
+pub struct BertModel {
+    cfg: BertConfig,
+    variant: BertVariant,
+    activation: Activation,
+    word: Tensor,
+    position: Tensor,
+    token_type: Tensor,
+    embed_norm: Norm,
+    layers: Vec<Layer>,
+}
+
+/// Weight-name prefixes seen in published checkpoints (task heads add one).
+const PREFIXES: [&str; 4] = ["", "bert.", "roberta.", "model."];
+
+struct Loader<'a> {
+    file: &'a SafetensorsFile,
+    prefix: &'static str,
+}
+
+impl Loader<'_> {
+    fn tensor(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        self.file.f32(&format!("{}{name}", self.prefix), shape)
+    }
+
+    fn linear(&self, name: &str, out: usize, inp: usize) -> Result<Linear> {
+        Ok(Linear {
+            weight: self.tensor(&format!("{name}.weight"), &[out, inp])?,
+            bias: self.tensor(&format!("{name}.bias"), &[out])?,
+        })
+    }
+
+    /// LayerNorm parameters, named `weight`/`bias` or (old TF ports) `gamma`/`beta`.
+    fn norm(&self, name: &str, dim: usize) -> Result<Norm> {
+        let full = |s: &str| format!("{}{name}.{s}", self.prefix);
+        let (w, b) = if self.file.contains(&full("gamma")) { ("gamma", "beta") } else { ("weight", "bias") };
+        Ok(Norm {
+            weight: self.tensor(&format!("{name}.{w}"), &[dim])?,
+            bias: self.tensor(&format!("{name}.{b}"), &[dim])?,
+        })
+    }
+}
+
+fn concat_rows(parts: &[&Tensor]) -> Result<Tensor> {
+    let mut data = Vec::new();
+    let mut rows = 0;
+    let cols = parts[0].shape().dims().get(1).copied();
+    for p in parts {
+        data.extend_from_slice(p.as_f32().expect("loaded weights are float32"));
+        rows += p.shape().dims()[0];
+    }
+    let shape: Vec<usize> = match cols {
+        Some(c) => vec![rows, c],
+        None => vec![rows],
+    };
+    Ok(Tensor::from_f32(shape, &data)?)
+}
+
+impl BertModel {
+    /// Loads the weights named by `cfg` from `file`, fusing Q, K and V.
+    pub fn load(cfg: BertConfig, variant: BertVariant, file: &SafetensorsFile) -> Result<Self> {
+        let activation = match cfg.hidden_act.as_str() {
+            "gelu" => Activation::Gelu,
+            "relu" => Activation::Relu,
+            other => {
+                return Err(Error::InvalidOption(format!(
+                    "config.json hidden_act {other:?} is not supported yet (supported: gelu, relu)"
+                )))
+            }
+        };
+        if cfg.position_embedding_type != "absolute" {
+            return Err(Error::InvalidOption(format!(
+                "config.json position_embedding_type {:?} is not supported (only \"absolute\")",
+                cfg.position_embedding_type
+            )));
+        }
+        if cfg.num_attention_heads == 0 || cfg.hidden_size % cfg.num_attention_heads != 0 {
+            return Err(Error::InvalidOption(format!(
+                "config.json hidden_size {} is not a multiple of num_attention_heads {}",
+                cfg.hidden_size, cfg.num_attention_heads
+            )));
+        }
+        let prefix = PREFIXES
+            .into_iter()
+            .find(|p| file.contains(&format!("{p}embeddings.word_embeddings.weight")))
+            .ok_or_else(|| Error::Weight {
+                name: "embeddings.word_embeddings.weight".into(),
+                message: format!("not found in {} (under any of the prefixes {PREFIXES:?})", file.path().display()),
+            })?;
+        let l = Loader { file, prefix };
+        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for n in 0..cfg.num_hidden_layers {
+            let p = format!("encoder.layer.{n}");
+            let q = l.linear(&format!("{p}.attention.self.query"), h, h)?;
+            let k = l.linear(&format!("{p}.attention.self.key"), h, h)?;
+            let v = l.linear(&format!("{p}.attention.self.value"), h, h)?;
+            layers.push(Layer {
+                qkv: Linear {
+                    weight: concat_rows(&[&q.weight, &k.weight, &v.weight])?,
+                    bias: concat_rows(&[&q.bias, &k.bias, &v.bias])?,
+                },
+                attn_out: l.linear(&format!("{p}.attention.output.dense"), h, h)?,
+                attn_norm: l.norm(&format!("{p}.attention.output.LayerNorm"), h)?,
+                intermediate: l.linear(&format!("{p}.intermediate.dense"), i, h)?,
+                output: l.linear(&format!("{p}.output.dense"), h, i)?,
+                output_norm: l.norm(&format!("{p}.output.LayerNorm"), h)?,
+            });
+        }
+        Ok(BertModel {
+            word: l.tensor("embeddings.word_embeddings.weight", &[cfg.vocab_size, h])?,
+            position: l.tensor("embeddings.position_embeddings.weight", &[cfg.max_position_embeddings, h])?,
+            token_type: l.tensor("embeddings.token_type_embeddings.weight", &[cfg.type_vocab_size, h])?,
+            embed_norm: l.norm("embeddings.LayerNorm", h)?,
+            layers,
+            activation,
+            variant,
+            cfg,
+        })
+    }
+
+    /// Width of the hidden states.
+    pub fn hidden_size(&self) -> usize {
+        self.cfg.hidden_size
+    }
+
+    /// Vocabulary size.
+    pub fn vocab_size(&self) -> usize {
+        self.cfg.vocab_size
+    }
+
+    /// Number of token types.
+    pub fn type_vocab_size(&self) -> usize {
+        self.cfg.type_vocab_size
+    }
+
+    /// Position id of a sequence's first token: 0 for BERT, `pad_token_id + 1`
+    /// for RoBERTa-style models.
+    pub fn position_offset(&self) -> usize {
+        match self.variant {
+            BertVariant::Bert => 0,
+            BertVariant::Roberta => self.cfg.pad_token_id.unwrap_or(1) + 1,
+        }
+    }
+
+    /// The longest sequence the position table allows.
+    pub fn max_tokens(&self) -> usize {
+        self.cfg.max_position_embeddings.saturating_sub(self.position_offset())
+    }
+
+    /// The encoder graph for a packed batch of sequences of these lengths.
+    ///
+    /// Inputs (all `int32 [total_tokens]`): `input_ids`, `token_type_ids`,
+    /// `position_ids`. Output: `last_hidden_state`, `float32 [total_tokens, hidden]`.
+    pub fn graph(&self, seq_lens: &[usize]) -> Result<(Graph, Weights)> {
+        let total: usize = seq_lens.iter().sum();
+        let h = self.cfg.hidden_size;
+        let heads = self.cfg.num_attention_heads;
+        let mut b = GraphBuilder::new();
+        let ids = b.input("input_ids", DType::Int32, [total])?;
+        let types = b.input("token_type_ids", DType::Int32, [total])?;
+        let positions = b.input("position_ids", DType::Int32, [total])?;
+
+        let word = b.constant("embeddings.word", self.word.clone())?;
+        let position = b.constant("embeddings.position", self.position.clone())?;
+        let token_type = b.constant("embeddings.token_type", self.token_type.clone())?;
+        let x = b.gather(word, ids, 0)?;
+        let p = b.gather(position, positions, 0)?;
+        let t = b.gather(token_type, types, 0)?;
+        let x = b.add(x, p)?;
+        let x = b.add(x, t)?;
+        let mut hidden = self.norm(&mut b, x, &self.embed_norm, "embeddings.norm")?;
+
+        let attention = AttentionOptions {
+            num_heads: heads,
+            num_kv_heads: heads,
+            head_dim: h / heads,
+            scale: 1.0 / ((h / heads) as f32).sqrt(),
+            causal: false,
+            segments: seq_lens.iter().map(|&n| AttentionSegment { q_len: n, kv_len: n }).collect(),
+        };
+        for (n, layer) in self.layers.iter().enumerate() {
+            let name = |s: &str| format!("layer{n}.{s}");
+            let qkv = linear(&mut b, hidden, &layer.qkv, &name("qkv"))?;
+            let q = b.slice(qkv, &[0, 0], &[total, h])?;
+            let k = b.slice(qkv, &[0, h], &[total, h])?;
+            let v = b.slice(qkv, &[0, 2 * h], &[total, h])?;
+            let context = b.attention(q, k, v, attention.clone())?;
+            let attn = linear(&mut b, context, &layer.attn_out, &name("attn_out"))?;
+            let attn = b.add(attn, hidden)?;
+            let attn = self.norm(&mut b, attn, &layer.attn_norm, &name("attn_norm"))?;
+            let inter = linear(&mut b, attn, &layer.intermediate, &name("intermediate"))?;
+            let inter = match self.activation {
+                Activation::Gelu => b.gelu(inter)?,
+                Activation::Relu => b.relu(inter)?,
+            };
+            let out = linear(&mut b, inter, &layer.output, &name("output"))?;
+            let out = b.add(out, attn)?;
+            hidden = self.norm(&mut b, out, &layer.output_norm, &name("output_norm"))?;
+        }
+        Ok(b.build(&[("last_hidden_state", hidden)])?)
+    }
+
+    fn norm(&self, b: &mut GraphBuilder, x: Operand, norm: &Norm, name: &str) -> Result<Operand> {
+        let scale = b.constant(&format!("{name}.weight"), norm.weight.clone())?;
+        let bias = b.constant(&format!("{name}.bias"), norm.bias.clone())?;
+        Ok(b.layer_normalization(
+            x,
+            LayerNormOptions {
+                scale: Some(scale),
+                bias: Some(bias),
+                axes: Some(vec![1]),
+                epsilon: Some(self.cfg.layer_norm_eps),
+            },
+        )?)
+    }
+}
+
+/// `x · Wᵀ + b`, as WebNN `gemm` with `bTranspose` (weights stay as stored).
+fn linear(b: &mut GraphBuilder, x: Operand, linear: &Linear, name: &str) -> Result<Operand> {
+    let w = b.constant(&format!("{name}.weight"), linear.weight.clone())?;
+    let bias = b.constant(&format!("{name}.bias"), linear.bias.clone())?;
+    Ok(b.gemm(x, w, GemmOptions { c: Some(bias), b_transpose: true, ..Default::default() })?)
+}

@@ -1,0 +1,167 @@
+//! Sentence embeddings: tokenize, run the encoder on packed batches, pool, normalize.
+
+use crate::backend::{BackendChoice, BackendKind};
+use crate::bert::BertModel;
+use crate::config::{Architecture, ModelConfig, ModelType};
+use crate::error::{Error, Result};
+use crate::safetensors_file::SafetensorsFile;
+use crate::sentence_transformers::{l2_normalize, pool, SentencePipeline};
+use crate::tokenizer::{Encoded, TextTokenizer};
+use ipfs_accelerate_tensor::{CpuBackend, Tensor};
+use std::path::{Path, PathBuf};
+
+/// A text-embedding model ready to run, loaded from a directory in
+/// sentence-transformers (or plain transformers) layout.
+///
+/// ```no_run
+/// use ipfs_accelerate_models::{TextEmbedder, BackendChoice};
+/// let model = TextEmbedder::load("all-MiniLM-L6-v2".as_ref(), BackendChoice::Auto)?;
+/// let vectors = model.embed(&["Hello, world!"], 32)?;
+/// assert_eq!(vectors[0].len(), model.dim());
+/// # Ok::<(), ipfs_accelerate_models::Error>(())
+/// ```
+pub struct TextEmbedder {
+    dir: PathBuf,
+    model: BertModel,
+    tokenizer: TextTokenizer,
+    pipeline: SentencePipeline,
+    max_seq_length: usize,
+    backend_kind: BackendKind,
+    cpu: CpuBackend,
+}
+
+impl TextEmbedder {
+    /// Loads the model in `dir` onto the chosen backend.
+    pub fn load(dir: &Path, backend: BackendChoice) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(Error::ModelDirMissing(dir.to_path_buf()));
+        }
+        let config = ModelConfig::load(dir)?;
+        let Architecture::BertFamily(variant) = config.architecture;
+        let bert_config = config.bert(dir)?;
+        let weights_path = dir.join("model.safetensors");
+        if !weights_path.exists() {
+            return Err(Error::MissingFile {
+                path: weights_path,
+                hint: "the model's weights must be in model.safetensors (convert pytorch_model.bin with safetensors' convert script)",
+            });
+        }
+        let pipeline = SentencePipeline::load(dir)?;
+        let file = SafetensorsFile::open(&weights_path)?;
+        let model = BertModel::load(bert_config, variant, &file)?;
+        let max_seq_length = pipeline.max_seq_length.unwrap_or(512).min(model.max_tokens());
+        let tokenizer = TextTokenizer::load(dir, max_seq_length)?;
+        tracing::debug!(dir = %dir.display(), layers = ?variant, max_seq_length, "loaded text embedder");
+        Ok(TextEmbedder {
+            dir: dir.to_path_buf(),
+            model,
+            tokenizer,
+            pipeline,
+            max_seq_length,
+            backend_kind: backend.resolve(),
+            cpu: CpuBackend::new(),
+        })
+    }
+
+    /// The directory the model came from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Length of the embedding vectors.
+    pub fn dim(&self) -> usize {
+        self.model.hidden_size()
+    }
+
+    /// What the model does.
+    pub fn model_type(&self) -> ModelType {
+        ModelType::TextEmbedding
+    }
+
+    /// The backend it runs on.
+    pub fn backend(&self) -> BackendKind {
+        self.backend_kind
+    }
+
+    /// Texts are truncated to this many tokens (special tokens included).
+    pub fn max_seq_length(&self) -> usize {
+        self.max_seq_length
+    }
+
+    /// The pooling and normalization after the encoder.
+    pub fn pipeline(&self) -> &SentencePipeline {
+        &self.pipeline
+    }
+
+    /// Tokenizes texts as `embed` does.
+    pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Encoded>> {
+        self.tokenizer.encode_batch(texts)
+    }
+
+    /// One embedding per text, computed `batch_size` texts at a time.
+    pub fn embed(&self, texts: &[&str], batch_size: usize) -> Result<Vec<Vec<f32>>> {
+        if texts.is_empty() {
+            return Err(Error::EmptyInput);
+        }
+        let encoded = self.tokenize(texts)?;
+        self.embed_encoded(&encoded, batch_size)
+    }
+
+    /// Embeddings of already tokenized texts.
+    pub fn embed_encoded(&self, encoded: &[Encoded], batch_size: usize) -> Result<Vec<Vec<f32>>> {
+        if batch_size == 0 {
+            return Err(Error::InvalidOption("batch size must be at least 1".into()));
+        }
+        let dim = self.dim();
+        let mut out = Vec::with_capacity(encoded.len());
+        for batch in encoded.chunks(batch_size) {
+            let hidden = self.hidden_states(batch)?;
+            let hidden = hidden.as_f32().expect("the encoder outputs float32");
+            let mut start = 0;
+            for e in batch {
+                let tokens = &hidden[start * dim..(start + e.ids.len()) * dim];
+                let mut v = vec![0.0; dim];
+                pool(self.pipeline.pooling, tokens, dim, &mut v);
+                if self.pipeline.normalize {
+                    l2_normalize(&mut v);
+                }
+                out.push(v);
+                start += e.ids.len();
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs the encoder once on a packed batch; returns the last hidden
+    /// states, `[total_tokens, hidden]`.
+    pub fn hidden_states(&self, batch: &[Encoded]) -> Result<Tensor> {
+        let lens: Vec<usize> = batch.iter().map(|e| e.ids.len()).collect();
+        let total: usize = lens.iter().sum();
+        let mut ids = Vec::with_capacity(total);
+        let mut types = Vec::with_capacity(total);
+        let mut positions = Vec::with_capacity(total);
+        let offset = self.model.position_offset();
+        for e in batch {
+            for (i, (&id, &ty)) in e.ids.iter().zip(&e.type_ids).enumerate() {
+                if id as usize >= self.model.vocab_size() || ty as usize >= self.model.type_vocab_size() {
+                    return Err(Error::Tokenizer(format!(
+                        "token {id} (type {ty}) is outside the model's vocabulary of {}: tokenizer.json does not belong to this model",
+                        self.model.vocab_size()
+                    )));
+                }
+                ids.push(id as i32);
+                types.push(ty as i32);
+                positions.push((offset + i) as i32);
+            }
+        }
+        let (graph, weights) = self.model.graph(&lens)?;
+        let exe = match self.backend_kind {
+            BackendKind::Cpu => self.cpu.compile(&graph, &weights)?,
+        };
+        let ids = Tensor::from_i32([total], &ids)?;
+        let types = Tensor::from_i32([total], &types)?;
+        let positions = Tensor::from_i32([total], &positions)?;
+        let mut out = exe.run(&[("input_ids", &ids), ("token_type_ids", &types), ("position_ids", &positions)])?;
+        Ok(out.remove(0))
+    }
+}

@@ -1,0 +1,338 @@
+//! The op vocabulary: WebNN `MLGraphBuilder` ops plus fused ops with decompositions.
+
+use crate::DType;
+use serde::{Deserialize, Serialize};
+
+/// One operation of a graph. Names and semantics follow the W3C WebNN
+/// `MLGraphBuilder`; serialized with `{"op": "<webnnName>", ...options}`.
+///
+/// Optional operands of WebNN ops (gemm's `c`, layerNormalization's `scale` and
+/// `bias`) are extra node inputs, flagged in the options so a node's inputs are
+/// always unambiguous.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum Op {
+    /// `matmul(a, b)`: batched matrix product with broadcast batch dimensions.
+    Matmul,
+    /// `gemm(a, b, {c, alpha, beta, aTranspose, bTranspose})`: `alpha*A*B + beta*C` on 2-D operands.
+    #[serde(rename_all = "camelCase")]
+    Gemm {
+        /// Scales the product.
+        alpha: f32,
+        /// Scales `c`.
+        beta: f32,
+        /// Use the transpose of `a`.
+        a_transpose: bool,
+        /// Use the transpose of `b` (`[N, K]` weights, as PyTorch's `Linear`).
+        b_transpose: bool,
+        /// Whether a third input `c` is present (broadcast to `[M, N]`).
+        has_c: bool,
+    },
+    /// Element-wise `a + b` with broadcasting.
+    Add,
+    /// Element-wise `a - b` with broadcasting.
+    Sub,
+    /// Element-wise `a * b` with broadcasting.
+    Mul,
+    /// Element-wise `a / b` with broadcasting.
+    Div,
+    /// Element-wise maximum with broadcasting.
+    Max,
+    /// Element-wise minimum with broadcasting.
+    Min,
+    /// Element-wise `a ^ b` with broadcasting.
+    Pow,
+    /// Element-wise `a == b`, giving `uint8` 0/1.
+    Equal,
+    /// Element-wise `a > b`, giving `uint8` 0/1.
+    Greater,
+    /// Element-wise `a < b`, giving `uint8` 0/1.
+    Lesser,
+    /// Exact (erf-based) GELU.
+    Gelu,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// Gauss error function.
+    Erf,
+    /// `max(x, 0)`.
+    Relu,
+    /// Logistic sigmoid.
+    Sigmoid,
+    /// `e^x`.
+    Exp,
+    /// Natural logarithm.
+    Log,
+    /// Square root.
+    Sqrt,
+    /// `-x`.
+    Neg,
+    /// `|x|`.
+    Abs,
+    /// `1 / x`.
+    Reciprocal,
+    /// Copy of the input.
+    Identity,
+    /// Softmax along one axis.
+    Softmax {
+        /// The axis normalized over.
+        axis: usize,
+    },
+    /// `layerNormalization(x, {scale, bias, axes, epsilon})`.
+    #[serde(rename_all = "camelCase")]
+    LayerNormalization {
+        /// Axes normalized over (WebNN's default: all but the first).
+        axes: Vec<usize>,
+        /// Added to the variance.
+        epsilon: f32,
+        /// Whether a `scale` input follows `x`.
+        has_scale: bool,
+        /// Whether a `bias` input follows (after `scale` when both exist).
+        has_bias: bool,
+    },
+    /// Mean over `axes`.
+    ReduceMean(ReduceOptions),
+    /// Sum over `axes`.
+    ReduceSum(ReduceOptions),
+    /// Maximum over `axes`.
+    ReduceMax(ReduceOptions),
+    /// `gather(input, indices, {axis})`: output shape is
+    /// `input[..axis] ++ indices ++ input[axis+1..]`.
+    Gather {
+        /// Axis of `input` indexed.
+        axis: usize,
+    },
+    /// Same elements, another shape.
+    #[serde(rename_all = "camelCase")]
+    Reshape {
+        /// The output shape.
+        new_shape: Vec<usize>,
+    },
+    /// Permute dimensions.
+    Transpose {
+        /// Output dimension `i` is input dimension `permutation[i]`.
+        permutation: Vec<usize>,
+    },
+    /// Join inputs along an axis.
+    Concat {
+        /// The joined axis.
+        axis: usize,
+    },
+    /// A window of the input.
+    Slice {
+        /// First index per dimension.
+        starts: Vec<usize>,
+        /// Length per dimension.
+        sizes: Vec<usize>,
+    },
+    /// Broadcast the input to a larger shape.
+    #[serde(rename_all = "camelCase")]
+    Expand {
+        /// The output shape.
+        new_shape: Vec<usize>,
+    },
+    /// `where(condition, trueValue, falseValue)` with broadcasting; `condition` is `uint8`.
+    Where,
+    /// Convert to another dtype.
+    Cast {
+        /// The output dtype.
+        to: DType,
+    },
+    /// Fused scaled-dot-product attention (not a WebNN op; see
+    /// [`AttentionOptions`] for its layout and [`crate::graph::decompose`] for
+    /// its expansion into WebNN ops).
+    Attention(AttentionOptions),
+}
+
+/// Options of the reduce ops.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReduceOptions {
+    /// Axes reduced.
+    pub axes: Vec<usize>,
+    /// Keep reduced axes as size 1.
+    pub keep_dimensions: bool,
+}
+
+/// Options of the fused attention op.
+///
+/// Layout ("packed", as text-embeddings-inference runs it): the sequences of a
+/// batch are concatenated without padding. `q` is `[Tq, num_heads*head_dim]`,
+/// `k` and `v` are `[Tkv, num_kv_heads*head_dim]`, and `segments` lists each
+/// sequence's query and key lengths in order (`Σ q_len = Tq`, `Σ kv_len = Tkv`).
+/// A query only attends to keys of its own segment. With `causal`, query `i` of
+/// a segment sees keys `0..=i + kv_len - q_len` (queries are the last tokens).
+/// `num_kv_heads < num_heads` is grouped-query attention.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttentionOptions {
+    /// Query heads.
+    pub num_heads: usize,
+    /// Key/value heads (divides `num_heads`).
+    pub num_kv_heads: usize,
+    /// Width of one head.
+    pub head_dim: usize,
+    /// Multiplies the scores, usually `1/sqrt(head_dim)`.
+    pub scale: f32,
+    /// Mask keys after each query's position.
+    pub causal: bool,
+    /// The sequences of the packed batch.
+    pub segments: Vec<AttentionSegment>,
+}
+
+/// One sequence of a packed attention batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttentionSegment {
+    /// Query tokens of the sequence.
+    pub q_len: usize,
+    /// Key/value tokens of the sequence.
+    pub kv_len: usize,
+}
+
+impl Op {
+    /// The WebNN name of the op (`layerNormalization`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Matmul => "matmul",
+            Op::Gemm { .. } => "gemm",
+            Op::Add => "add",
+            Op::Sub => "sub",
+            Op::Mul => "mul",
+            Op::Div => "div",
+            Op::Max => "max",
+            Op::Min => "min",
+            Op::Pow => "pow",
+            Op::Equal => "equal",
+            Op::Greater => "greater",
+            Op::Lesser => "lesser",
+            Op::Gelu => "gelu",
+            Op::Tanh => "tanh",
+            Op::Erf => "erf",
+            Op::Relu => "relu",
+            Op::Sigmoid => "sigmoid",
+            Op::Exp => "exp",
+            Op::Log => "log",
+            Op::Sqrt => "sqrt",
+            Op::Neg => "neg",
+            Op::Abs => "abs",
+            Op::Reciprocal => "reciprocal",
+            Op::Identity => "identity",
+            Op::Softmax { .. } => "softmax",
+            Op::LayerNormalization { .. } => "layerNormalization",
+            Op::ReduceMean(_) => "reduceMean",
+            Op::ReduceSum(_) => "reduceSum",
+            Op::ReduceMax(_) => "reduceMax",
+            Op::Gather { .. } => "gather",
+            Op::Reshape { .. } => "reshape",
+            Op::Transpose { .. } => "transpose",
+            Op::Concat { .. } => "concat",
+            Op::Slice { .. } => "slice",
+            Op::Expand { .. } => "expand",
+            Op::Where => "where",
+            Op::Cast { .. } => "cast",
+            Op::Attention(_) => "attention",
+        }
+    }
+
+    /// True for ops that are not in WebNN and carry a decomposition.
+    pub fn is_fused(&self) -> bool {
+        matches!(self, Op::Attention(_))
+    }
+
+    /// The unary element-wise kind of this op, if it is one.
+    pub fn unary(&self) -> Option<UnaryKind> {
+        Some(match self {
+            Op::Gelu => UnaryKind::Gelu,
+            Op::Tanh => UnaryKind::Tanh,
+            Op::Erf => UnaryKind::Erf,
+            Op::Relu => UnaryKind::Relu,
+            Op::Sigmoid => UnaryKind::Sigmoid,
+            Op::Exp => UnaryKind::Exp,
+            Op::Log => UnaryKind::Log,
+            Op::Sqrt => UnaryKind::Sqrt,
+            Op::Neg => UnaryKind::Neg,
+            Op::Abs => UnaryKind::Abs,
+            Op::Reciprocal => UnaryKind::Reciprocal,
+            Op::Identity => UnaryKind::Identity,
+            _ => return None,
+        })
+    }
+
+    /// The binary element-wise kind of this op, if it is one.
+    pub fn binary(&self) -> Option<BinaryKind> {
+        Some(match self {
+            Op::Add => BinaryKind::Add,
+            Op::Sub => BinaryKind::Sub,
+            Op::Mul => BinaryKind::Mul,
+            Op::Div => BinaryKind::Div,
+            Op::Max => BinaryKind::Max,
+            Op::Min => BinaryKind::Min,
+            Op::Pow => BinaryKind::Pow,
+            Op::Equal => BinaryKind::Equal,
+            Op::Greater => BinaryKind::Greater,
+            Op::Lesser => BinaryKind::Lesser,
+            _ => return None,
+        })
+    }
+}
+
+/// Unary element-wise functions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnaryKind {
+    /// Exact GELU.
+    Gelu,
+    /// tanh.
+    Tanh,
+    /// erf.
+    Erf,
+    /// ReLU.
+    Relu,
+    /// Sigmoid.
+    Sigmoid,
+    /// exp.
+    Exp,
+    /// ln.
+    Log,
+    /// sqrt.
+    Sqrt,
+    /// Negation.
+    Neg,
+    /// Absolute value.
+    Abs,
+    /// 1/x.
+    Reciprocal,
+    /// Copy.
+    Identity,
+}
+
+/// Binary element-wise functions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryKind {
+    /// a + b.
+    Add,
+    /// a - b.
+    Sub,
+    /// a * b.
+    Mul,
+    /// a / b.
+    Div,
+    /// max(a, b).
+    Max,
+    /// min(a, b).
+    Min,
+    /// a ^ b.
+    Pow,
+    /// a == b (uint8 result).
+    Equal,
+    /// a > b (uint8 result).
+    Greater,
+    /// a < b (uint8 result).
+    Lesser,
+}
+
+impl BinaryKind {
+    /// True for the comparisons, whose result is `uint8`.
+    pub fn is_comparison(self) -> bool {
+        matches!(self, BinaryKind::Equal | BinaryKind::Greater | BinaryKind::Lesser)
+    }
+}
