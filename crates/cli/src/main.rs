@@ -1,1 +1,56 @@
-fn main() {}
+//! `ipfs-accelerate`: run transformer models from the command line.
+//!
+//! Each subcommand lives in `commands/`; this file parses arguments, sets up
+//! logging and turns any error into one clear line on stderr and exit code 1.
+
+mod commands;
+mod texts;
+
+use clap::{Parser, Subcommand};
+
+/// Hardware-accelerated transformer inference with content-addressed weights.
+#[derive(Parser)]
+#[command(name = "ipfs-accelerate", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Embed(commands::embed::EmbedArgs),
+    Similarity(commands::similarity::SimilarityArgs),
+    Devices(commands::devices::DevicesArgs),
+    #[command(subcommand)]
+    Bench(commands::bench::BenchCommand),
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("IPFS_ACCELERATE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Embed(args) => commands::embed::run(args),
+        Command::Similarity(args) => commands::similarity::run(args),
+        Command::Devices(args) => commands::devices::run(args),
+        Command::Bench(cmd) => commands::bench::run(cmd),
+    };
+    if let Err(err) = result {
+        // One line: the error and its causes, never a backtrace.
+        let mut message = err.to_string();
+        for cause in err.chain().skip(1) {
+            let cause = cause.to_string();
+            if !message.contains(&cause) {
+                message.push_str(": ");
+                message.push_str(&cause);
+            }
+        }
+        eprintln!("error: {message}");
+        std::process::exit(1);
+    }
+}

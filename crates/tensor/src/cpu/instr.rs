@@ -28,6 +28,8 @@ pub(crate) struct GemmInstr {
     pub init: Vec<InitTerm>,
     pub activation: Option<UnaryKind>,
     pub out: usize,
+    /// Index of B pre-packed by the backend (B is a constant), if any.
+    pub packed_b: Option<usize>,
 }
 
 /// A 2-D matrix read from a wider one: `rows × cols` starting at column

@@ -349,6 +349,7 @@ fn gemm_of(graph: &Graph, node: &Node) -> Result<Option<GemmInstr>> {
                 init,
                 activation: None,
                 out,
+                packed_b: None,
             }))
         }
         Op::Matmul if b.shape.rank() == 2 && a.dtype == DType::Float32 => {
@@ -366,6 +367,7 @@ fn gemm_of(graph: &Graph, node: &Node) -> Result<Option<GemmInstr>> {
                 init: Vec::new(),
                 activation: None,
                 out,
+                packed_b: None,
             }))
         }
         _ => Ok(None),

@@ -1,7 +1,9 @@
 //! Where values live during a run: the arena, constants and caller inputs.
 
 use crate::{DType, Error, Result};
+use super::kernels::PackedWeights;
 use bytes::Bytes;
+use std::sync::Arc;
 
 /// Location of a value during a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +69,8 @@ pub(crate) struct Mem<'a> {
     slots: &'a [Slot],
     consts: &'a [Bytes],
     inputs: &'a [&'a [u8]],
+    /// Constant matrices packed for [`super::kernels::packed_gemm`].
+    pub packed: &'a [Arc<PackedWeights>],
 }
 
 // SAFETY: Mem only hands out disjoint regions (see above); kernels that split
@@ -74,8 +78,14 @@ pub(crate) struct Mem<'a> {
 unsafe impl Sync for Mem<'_> {}
 
 impl<'a> Mem<'a> {
-    pub(crate) fn new(arena: &'a mut Arena, slots: &'a [Slot], consts: &'a [Bytes], inputs: &'a [&'a [u8]]) -> Self {
-        Mem { arena_len: arena.len(), arena: arena.as_mut_ptr(), slots, consts, inputs }
+    pub(crate) fn new(
+        arena: &'a mut Arena,
+        slots: &'a [Slot],
+        consts: &'a [Bytes],
+        inputs: &'a [&'a [u8]],
+        packed: &'a [Arc<PackedWeights>],
+    ) -> Self {
+        Mem { arena_len: arena.len(), arena: arena.as_mut_ptr(), slots, consts, inputs, packed }
     }
 
     /// The bytes of operand `id`.

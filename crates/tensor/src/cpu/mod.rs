@@ -16,6 +16,7 @@ use crate::graph::{ConstantSource, Graph, Weights};
 use crate::{Error, Result, Tensor};
 use bytes::Bytes;
 use instr::Instr;
+use kernels::PackedWeights;
 use memory::{Arena, Mem, Slot};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,24 @@ use std::sync::{Arc, Mutex};
 #[derive(Clone, Default)]
 pub struct CpuBackend {
     arenas: Arc<Mutex<Vec<Arena>>>,
+    packed: Arc<Mutex<HashMap<PackKey, PackedEntry>>>,
+}
+
+/// Identity of a packed constant: its bytes' address and length (the entry
+/// holds a clone of the bytes, so the address cannot be reused while cached)
+/// and how it is read.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct PackKey {
+    addr: usize,
+    len: usize,
+    n: usize,
+    k: usize,
+    transposed: bool,
+}
+
+struct PackedEntry {
+    _keep_alive: Bytes,
+    packed: Arc<PackedWeights>,
 }
 
 impl std::fmt::Debug for CpuBackend {
@@ -51,9 +70,9 @@ impl CpuBackend {
     /// Validates `graph` against `weights` and compiles it for this backend.
     pub fn compile(&self, graph: &Graph, weights: &Weights) -> Result<CpuExecutable> {
         graph.validate(Some(weights))?;
-        let lowered = lower::lower(graph)?;
+        let mut lowered = lower::lower(graph)?;
         let plan = plan::plan_memory(graph, &lowered);
-        let consts = graph
+        let consts: Vec<Bytes> = graph
             .constants
             .iter()
             .map(|c| match &c.source {
@@ -61,6 +80,7 @@ impl CpuBackend {
                 ConstantSource::Weight(name) => weights[name].bytes().clone(),
             })
             .collect();
+        let packed = self.pack_constant_operands(&mut lowered.instrs, &plan.slots, &consts);
         Ok(CpuExecutable {
             graph_inputs: graph.inputs.iter().map(|i| (i.name.clone(), graph.desc(i.operand).clone())).collect(),
             outputs: graph.outputs.iter().map(|o| (o.name.clone(), o.operand.index())).collect(),
@@ -69,8 +89,32 @@ impl CpuBackend {
             slots: plan.slots,
             arena_bytes: plan.arena_bytes,
             consts,
+            packed,
             arenas: self.arenas.clone(),
         })
+    }
+
+    /// Packs (or finds already packed) the constant right-hand matrix of each
+    /// GEMM, so weights are packed once per backend, not once per compile.
+    fn pack_constant_operands(&self, instrs: &mut [Instr], slots: &[Slot], consts: &[Bytes]) -> Vec<Arc<PackedWeights>> {
+        let mut packed = Vec::new();
+        let mut cache = self.packed.lock().unwrap_or_else(|e| e.into_inner());
+        for instr in instrs {
+            let Instr::Gemm(g) = instr else { continue };
+            let memory::Loc::Const(ci) = slots[g.b].loc else { continue };
+            if g.a_transpose {
+                continue;
+            }
+            let bytes = &consts[ci];
+            let key = PackKey { addr: bytes.as_ptr() as usize, len: bytes.len(), n: g.n, k: g.k, transposed: g.b_transpose };
+            let entry = cache.entry(key).or_insert_with(|| PackedEntry {
+                _keep_alive: bytes.clone(),
+                packed: Arc::new(PackedWeights::pack(bytemuck::cast_slice(bytes), g.n, g.k, g.b_transpose)),
+            });
+            g.packed_b = Some(packed.len());
+            packed.push(entry.packed.clone());
+        }
+        packed
     }
 }
 
@@ -83,6 +127,7 @@ pub struct CpuExecutable {
     slots: Vec<Slot>,
     arena_bytes: usize,
     consts: Vec<Bytes>,
+    packed: Vec<Arc<PackedWeights>>,
     arenas: Arc<Mutex<Vec<Arena>>>,
 }
 
@@ -115,7 +160,7 @@ impl CpuExecutable {
     }
 
     fn execute(&self, arena: &mut Arena, input_bytes: &[&[u8]]) -> Result<Vec<Tensor>> {
-        let mem = Mem::new(arena, &self.slots, &self.consts, input_bytes);
+        let mem = Mem::new(arena, &self.slots, &self.consts, input_bytes, &self.packed);
         for instr in &self.instrs {
             kernels::execute(instr, &mem)?;
         }

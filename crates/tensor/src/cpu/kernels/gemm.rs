@@ -102,6 +102,11 @@ pub(crate) fn gemm(g: &GemmInstr, mem: &Mem) -> Result<()> {
         }
     }
     let a = mem.f32(g.a);
+    if let Some(i) = g.packed_b {
+        // Activation is applied tile by tile inside.
+        super::packed_gemm::packed_gemm(a, m, &mem.packed[i], out, !g.init.is_empty(), g.alpha, g.activation);
+        return Ok(());
+    }
     let b = mem.f32(g.b);
     let a_strides = if g.a_transpose { (1, m) } else { (k, 1) };
     let b_strides = if g.b_transpose { (1, k) } else { (n, 1) };

@@ -5,6 +5,9 @@ mod elementwise;
 mod gemm;
 mod layout;
 mod norm;
+mod packed_gemm;
+
+pub(crate) use packed_gemm::PackedWeights;
 
 use super::instr::Instr;
 use super::memory::Mem;

@@ -1,0 +1,16 @@
+//! One module per subcommand.
+
+pub mod bench;
+pub mod devices;
+pub mod embed;
+pub mod similarity;
+
+use anyhow::Result;
+use ipfs_accelerate_models::{BackendChoice, TextEmbedder};
+use std::path::Path;
+
+/// Loads a text-embedding model, with the path in the error when it fails.
+pub fn load_embedder(model: &Path, backend: &str) -> Result<TextEmbedder> {
+    let choice = BackendChoice::parse(backend)?;
+    Ok(TextEmbedder::load(model, choice)?)
+}
