@@ -91,10 +91,22 @@ class OnnxEmbedder:
     def __init__(self, model_dir, workdir):
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         hf = AutoModel.from_pretrained(model_dir).eval()
+
+        class Encoder(torch.nn.Module):
+            """Keyword arguments only: positional order differs across transformers versions."""
+
+            def __init__(self, inner):
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, input_ids, attention_mask, token_type_ids):
+                return self.inner(input_ids=input_ids, attention_mask=attention_mask,
+                                  token_type_ids=token_type_ids).last_hidden_state
+
         path = os.path.join(workdir, "model.onnx")
         ids = torch.ones(2, 8, dtype=torch.long)
         torch.onnx.export(
-            hf, (ids, ids, torch.zeros_like(ids)), path,
+            Encoder(hf), (ids, ids, torch.zeros_like(ids)), path,
             input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["last_hidden_state"],
             dynamic_axes={n: {0: "batch", 1: "seq"} for n in ["input_ids", "attention_mask", "token_type_ids", "last_hidden_state"]},
             opset_version=17, dynamo=False,

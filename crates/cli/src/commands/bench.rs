@@ -100,7 +100,12 @@ fn embed(args: BenchEmbedArgs) -> Result<()> {
         );
         return Ok(());
     }
-    println!("model {}  backend {}  threads {}", args.model.display(), model.backend().as_str(), rayon::current_num_threads());
+    println!(
+        "model {}  backend {}  threads {}",
+        args.model.display(),
+        model.backend().as_str(),
+        rayon::current_num_threads()
+    );
     println!("{:<8} {:>6} {:>8} {:>12} {:>14}", "texts", "batch", "tokens", "sentences/s", "ms per batch");
     for r in &results {
         println!(
@@ -113,7 +118,13 @@ fn embed(args: BenchEmbedArgs) -> Result<()> {
 
 /// Embeds `texts` in batches of `batch_size` (tokenization included, as a user
 /// would call it) until `duration` has passed and every text ran at least once.
-fn measure(model: &TextEmbedder, texts: &[&str], batch_size: usize, duration: Duration, name: &str) -> Result<Measurement> {
+fn measure(
+    model: &TextEmbedder,
+    texts: &[&str],
+    batch_size: usize,
+    duration: Duration,
+    name: &str,
+) -> Result<Measurement> {
     let bar = ProgressBar::new_spinner().with_message(format!("{name} texts, batch {batch_size}"));
     bar.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"));
     bar.enable_steady_tick(Duration::from_millis(200));
@@ -140,12 +151,70 @@ fn measure(model: &TextEmbedder, texts: &[&str], batch_size: usize, duration: Du
 }
 
 const WORDS: &[&str] = &[
-    "the", "model", "runs", "in", "a", "browser", "and", "on", "native", "GPUs", "with", "verified", "weights",
-    "content", "addressed", "by", "hash", "every", "byte", "is", "checked", "before", "use", "fast", "small",
-    "people", "search", "documents", "for", "answers", "about", "cats", "rivers", "music", "history", "science",
-    "quickly", "reads", "writes", "shares", "network", "storage", "peer", "server", "request", "response",
-    "sentence", "meaning", "vector", "space", "close", "far", "similar", "different", "today", "tomorrow",
-    "city", "garden", "kitchen", "mountain", "ocean", "train", "ticket", "window",
+    "the",
+    "model",
+    "runs",
+    "in",
+    "a",
+    "browser",
+    "and",
+    "on",
+    "native",
+    "GPUs",
+    "with",
+    "verified",
+    "weights",
+    "content",
+    "addressed",
+    "by",
+    "hash",
+    "every",
+    "byte",
+    "is",
+    "checked",
+    "before",
+    "use",
+    "fast",
+    "small",
+    "people",
+    "search",
+    "documents",
+    "for",
+    "answers",
+    "about",
+    "cats",
+    "rivers",
+    "music",
+    "history",
+    "science",
+    "quickly",
+    "reads",
+    "writes",
+    "shares",
+    "network",
+    "storage",
+    "peer",
+    "server",
+    "request",
+    "response",
+    "sentence",
+    "meaning",
+    "vector",
+    "space",
+    "close",
+    "far",
+    "similar",
+    "different",
+    "today",
+    "tomorrow",
+    "city",
+    "garden",
+    "kitchen",
+    "mountain",
+    "ocean",
+    "train",
+    "ticket",
+    "window",
 ];
 
 /// Deterministic pseudo-random word sequence.

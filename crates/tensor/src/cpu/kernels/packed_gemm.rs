@@ -62,37 +62,49 @@ pub(crate) fn packed_gemm(
     let (n, k) = (w.n, w.k);
     assert!(x.len() >= m * k && out.len() >= m * n, "packed gemm operands too small");
     let panels = n.div_ceil(NR);
+    // Rows per chunk: a chunk of x (rows × k floats) stays in L2 while every
+    // panel of its task streams past it.
+    let chunk_rows = ((64 * 1024 / k.max(1)) / MR * MR).clamp(MR, 32 * MR);
+    let chunks = m.div_ceil(chunk_rows);
+    // Panels per task: about two tasks per thread when there is one chunk.
+    let threads = rayon::current_num_threads();
+    let group = panels.div_ceil(2 * threads).max(1);
+    let groups = panels.div_ceil(group);
     let out_ptr = SendPtr(out.as_mut_ptr());
-    let run_panel = |p: usize| {
-        let panel = w.panel(p);
-        let cols = NR.min(n - p * NR);
-        let mut row = 0;
-        while row < m {
-            let rows = MR.min(m - row);
-            let mut tile = [[0.0f32; NR]; MR];
-            // SAFETY: panel p owns output columns p*16..p*16+cols of every row;
-            // no other task touches them. Indices stay below m*n (asserted above).
-            let dst = |r: usize| unsafe { out_ptr.get().add((row + r) * n + p * NR) };
-            if accumulate {
+    let run_task = |task: usize| {
+        let (chunk, g) = (task / groups, task % groups);
+        let rows_end = ((chunk + 1) * chunk_rows).min(m);
+        for p in g * group..((g + 1) * group).min(panels) {
+            let panel = w.panel(p);
+            let cols = NR.min(n - p * NR);
+            let mut row = chunk * chunk_rows;
+            while row < rows_end {
+                let rows = MR.min(rows_end - row);
+                let mut tile = [[0.0f32; NR]; MR];
+                // SAFETY: a task owns output columns p*16..p*16+cols of its rows;
+                // no other task touches them. Indices stay below m*n (asserted above).
+                let dst = |r: usize| unsafe { out_ptr.get().add((row + r) * n + p * NR) };
+                if accumulate {
+                    for (r, t) in tile.iter_mut().enumerate().take(rows) {
+                        unsafe { std::ptr::copy_nonoverlapping(dst(r), t.as_mut_ptr(), cols) };
+                    }
+                }
+                micro_kernel(&x[row * k..], k, rows, panel, alpha, &mut tile);
                 for (r, t) in tile.iter_mut().enumerate().take(rows) {
-                    unsafe { std::ptr::copy_nonoverlapping(dst(r), t.as_mut_ptr(), cols) };
+                    if let Some(kind) = activation {
+                        unary_in_place(kind, &mut t[..cols]);
+                    }
+                    unsafe { std::ptr::copy_nonoverlapping(t.as_ptr(), dst(r), cols) };
                 }
+                row += rows;
             }
-            micro_kernel(&x[row * k..], k, rows, panel, alpha, &mut tile);
-            for (r, t) in tile.iter_mut().enumerate().take(rows) {
-                if let Some(kind) = activation {
-                    unary_in_place(kind, &mut t[..cols]);
-                }
-                unsafe { std::ptr::copy_nonoverlapping(t.as_ptr(), dst(r), cols) };
-            }
-            row += rows;
         }
     };
-    let flops = 2 * m * n * k;
-    if flops >= 1 << 20 && panels > 1 {
-        (0..panels).into_par_iter().for_each(run_panel);
+    let tasks = chunks * groups;
+    if 2 * m * n * k >= 1 << 20 && tasks > 1 {
+        (0..tasks).into_par_iter().for_each(run_task);
     } else {
-        (0..panels).for_each(run_panel);
+        (0..tasks).for_each(run_task);
     }
 }
 
@@ -141,6 +153,8 @@ mod avx2 {
         macro_rules! body {
             ($rows:literal) => {
                 for kk in 0..k {
+                    // Weights stream from memory at small batch sizes: fetch ahead.
+                    _mm_prefetch::<_MM_HINT_T0>(wp.wrapping_add(kk * NR + 8 * NR) as *const i8);
                     let w0 = _mm256_loadu_ps(wp.add(kk * NR));
                     let w1 = _mm256_loadu_ps(wp.add(kk * NR + 8));
                     for r in 0..$rows {

@@ -1,0 +1,252 @@
+//! The `ipfs-accelerate` binary end to end: real model, JSON shape, and one
+//! clear error line (never a panic) for each kind of bad input.
+
+#[path = "../../models/tests/common/mod.rs"]
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ipfs-accelerate"))
+}
+
+fn run(args: &[&str], stdin: &str) -> Output {
+    let mut child = bin()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Asserts a failed run printed exactly one `error:` line containing `needle`.
+fn assert_clear_error(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure, stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "panicked: {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line, got: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    assert!(lines[0].contains(needle), "expected {needle:?} in: {stderr}");
+}
+
+/// A copy of the test model in a temp dir (weights linked, not copied),
+/// with `skip` left out.
+fn model_copy(model: &Path, skip: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(model, dir.path(), skip);
+    dir
+}
+
+fn copy_tree(from: &Path, to: &Path, skip: &str) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == skip {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir(&target).unwrap();
+            copy_tree(&entry.path(), &target, skip);
+        } else if name == "model.safetensors" {
+            std::os::unix::fs::symlink(entry.path(), &target).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn model() -> Option<PathBuf> {
+    common::test_model("all-MiniLM-L6-v2")
+}
+
+#[test]
+fn embed_json_is_one_object_with_the_documented_fields() {
+    let Some(m) = model() else { return };
+    let out = run(&["embed", "--model", m.to_str().unwrap(), "--json", "Hello, world!", "second text"], "");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.trim().lines().count(), 1);
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(v["model_type"], "text_embedding");
+    assert_eq!(v["backend"], "cpu");
+    assert_eq!(v["dim"], 384);
+    assert_eq!(v["model"], m.to_str().unwrap());
+    let emb = v["embeddings"].as_array().unwrap();
+    assert_eq!(emb.len(), 2);
+    let first: Vec<f64> = emb[0].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    assert_eq!(first.len(), 384);
+    let norm: f64 = first.iter().map(|x| x * x).sum::<f64>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-4, "normalized, got {norm}");
+    assert!(v["latency_ms"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn embed_reads_stdin_lines_and_matches_arguments() {
+    let Some(m) = model() else { return };
+    let m = m.to_str().unwrap();
+    let from_stdin = run(&["embed", "--model", m, "--json", "-"], "first line\nsecond line\n");
+    let from_args = run(&["embed", "--model", m, "--json", "first line", "second line"], "");
+    let parse = |o: &Output| -> serde_json::Value { serde_json::from_slice(&o.stdout).unwrap() };
+    assert_eq!(parse(&from_stdin)["embeddings"], parse(&from_args)["embeddings"]);
+}
+
+#[test]
+fn similarity_prints_a_matrix_that_ranks_paraphrases_first() {
+    let Some(m) = model() else { return };
+    let out = run(
+        &[
+            "similarity",
+            "--model",
+            m.to_str().unwrap(),
+            "--json",
+            "A cat sits on the mat",
+            "A kitten rests on a rug",
+            "Stock prices fell today",
+        ],
+        "",
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row =
+        |i: usize| -> Vec<f64> { v["matrix"][i].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect() };
+    assert!((row(0)[0] - 1.0).abs() < 1e-4);
+    assert!(row(0)[1] > row(0)[2] + 0.3, "paraphrase should be much closer: {:?}", row(0));
+    let table = run(&["similarity", "--model", m.to_str().unwrap(), "one", "two"], "");
+    assert!(String::from_utf8_lossy(&table.stdout).contains("1.0000"));
+}
+
+#[test]
+fn devices_lists_the_cpu() {
+    let out = run(&["devices", "--json"], "");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cpu = &v["devices"][0];
+    assert_eq!(cpu["backend"], "cpu");
+    assert!(cpu["threads"].as_u64().unwrap() >= 1);
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    for cmd in [&["embed"][..], &["similarity"], &["devices"], &["bench", "embed"]] {
+        let mut args = cmd.to_vec();
+        args.push("--help");
+        let out = run(&args, "");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("Example"), "{cmd:?}: {text}");
+    }
+}
+
+#[test]
+fn missing_model_dir() {
+    let out = run(&["embed", "--model", "/nonexistent/model", "hi"], "");
+    assert_clear_error(&out, "does not exist");
+}
+
+#[test]
+fn empty_input() {
+    let out = run(&["embed", "--model", "/nonexistent/model", "-"], "");
+    assert_clear_error(&out, "no input texts");
+}
+
+#[test]
+fn unknown_backend() {
+    let Some(m) = model() else { return };
+    let out = run(&["embed", "--model", m.to_str().unwrap(), "--backend", "tpu", "hi"], "");
+    assert_clear_error(&out, "unknown backend \"tpu\"");
+}
+
+#[test]
+fn missing_tokenizer() {
+    let Some(m) = model() else { return };
+    let dir = model_copy(&m, "tokenizer.json");
+    let out = run(&["embed", "--model", dir.path().to_str().unwrap(), "hi"], "");
+    assert_clear_error(&out, "tokenizer.json is missing");
+}
+
+#[test]
+fn missing_config() {
+    let Some(m) = model() else { return };
+    let dir = model_copy(&m, "config.json");
+    let out = run(&["embed", "--model", dir.path().to_str().unwrap(), "hi"], "");
+    assert_clear_error(&out, "config.json is missing");
+}
+
+#[test]
+fn truncated_weights() {
+    let Some(m) = model() else { return };
+    let dir = model_copy(&m, "model.safetensors");
+    let bytes = std::fs::read(m.join("model.safetensors")).unwrap();
+    std::fs::write(dir.path().join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
+    let out = run(&["embed", "--model", dir.path().to_str().unwrap(), "hi"], "");
+    assert_clear_error(&out, "not a valid safetensors file");
+}
+
+#[test]
+fn corrupt_weights() {
+    let Some(m) = model() else { return };
+    for garbage in [&b"not a safetensors file at all"[..], &[0xff; 8][..], &[]] {
+        let dir = model_copy(&m, "model.safetensors");
+        std::fs::write(dir.path().join("model.safetensors"), garbage).unwrap();
+        let out = run(&["embed", "--model", dir.path().to_str().unwrap(), "hi"], "");
+        assert_clear_error(&out, "not a valid safetensors file");
+    }
+}
+
+#[test]
+fn unknown_architecture() {
+    let Some(m) = model() else { return };
+    let dir = model_copy(&m, "config.json");
+    std::fs::write(dir.path().join("config.json"), r#"{"model_type": "llama", "architectures": ["LlamaForCausalLM"]}"#)
+        .unwrap();
+    let out = run(&["embed", "--model", dir.path().to_str().unwrap(), "hi"], "");
+    assert_clear_error(&out, "unknown architecture LlamaForCausalLM");
+}
+
+#[test]
+fn malformed_config() {
+    let Some(m) = model() else { return };
+    let dir = model_copy(&m, "config.json");
+    std::fs::write(dir.path().join("config.json"), "{ this is not json").unwrap();
+    let out = run(&["embed", "--model", dir.path().to_str().unwrap(), "hi"], "");
+    assert_clear_error(&out, "config.json is not a valid JSON config");
+}
+
+#[test]
+fn weights_in_a_dtype_that_cannot_run() {
+    let Some(m) = model() else { return };
+    let dir = model_copy(&m, "model.safetensors");
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{"model_type": "bert", "architectures": ["BertModel"], "vocab_size": 30522, "hidden_size": 8,
+            "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 16,
+            "max_position_embeddings": 32, "type_vocab_size": 2}"#,
+    )
+    .unwrap();
+    // Every weight stored as int8.
+    let shapes: Vec<(String, Vec<usize>)> = vec![
+        ("embeddings.word_embeddings.weight".into(), vec![30522, 8]),
+        ("encoder.layer.0.attention.self.query.weight".into(), vec![8, 8]),
+    ];
+    let data: Vec<(String, Vec<u8>, Vec<usize>)> =
+        shapes.into_iter().map(|(n, s)| (n, vec![1u8; s.iter().product()], s)).collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = data
+        .iter()
+        .map(|(n, d, s)| {
+            (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::I8, s.clone(), d).unwrap())
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, &dir.path().join("model.safetensors")).unwrap();
+    let out = run(&["embed", "--model", dir.path().to_str().unwrap(), "hi"], "");
+    assert_clear_error(&out, "is stored as I8");
+}
+
+#[test]
+fn similarity_needs_two_texts() {
+    let out = run(&["similarity", "--model", "/nonexistent", "only one"], "");
+    assert_clear_error(&out, "at least two texts");
+}
