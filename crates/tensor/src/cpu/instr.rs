@@ -139,6 +139,8 @@ pub(crate) enum Instr {
         k: View,
         v: View,
         options: AttentionOptions,
+        /// `starts[s]`: first query row and first key row of segment `s`.
+        starts: Vec<(usize, usize)>,
         out: usize,
     },
 }

@@ -95,6 +95,13 @@ pub(crate) fn lower(graph: &Graph) -> Result<Lowered> {
         let Some(mut gemm) = gemm_of(graph, node)? else { continue };
         let mut last = ni;
         while let Some(ci) = sole_consumer[gemm.out] {
+            // `add(matmul(..), matmul(..))`: both products have the add as their
+            // only reader. The first chain absorbs it (reading the second product
+            // as its residual); the second must then stay a plain GEMM, or it
+            // would overwrite the first chain and neither product would be computed.
+            if absorbed[ci] {
+                break;
+            }
             let consumer = &graph.nodes[ci];
             let out_shape = Shape::from([gemm.m, gemm.n]);
             if consumer.op == Op::Add && gemm.activation.is_none() {
@@ -286,7 +293,16 @@ pub(crate) fn lower(graph: &Graph) -> Result<Lowered> {
                         row_stride: desc(i).shape.dims()[1],
                     })
                 };
-                Instr::Attention { q: view(0), k: view(1), v: view(2), options: options.clone(), out }
+                let starts = options
+                    .segments
+                    .iter()
+                    .scan((0, 0), |acc, seg| {
+                        let start = *acc;
+                        *acc = (acc.0 + seg.q_len, acc.1 + seg.kv_len);
+                        Some(start)
+                    })
+                    .collect();
+                Instr::Attention { q: view(0), k: view(1), v: view(2), options: options.clone(), starts, out }
             }
             other => unreachable!("op {} is handled above", other.name()),
         };

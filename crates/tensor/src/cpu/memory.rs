@@ -1,7 +1,7 @@
 //! Where values live during a run: the arena, constants and caller inputs.
 
-use crate::{DType, Error, Result};
 use super::kernels::PackedWeights;
+use crate::{DType, Error, Result};
 use bytes::Bytes;
 use std::sync::Arc;
 

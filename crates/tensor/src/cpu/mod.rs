@@ -96,7 +96,12 @@ impl CpuBackend {
 
     /// Packs (or finds already packed) the constant right-hand matrix of each
     /// GEMM, so weights are packed once per backend, not once per compile.
-    fn pack_constant_operands(&self, instrs: &mut [Instr], slots: &[Slot], consts: &[Bytes]) -> Vec<Arc<PackedWeights>> {
+    fn pack_constant_operands(
+        &self,
+        instrs: &mut [Instr],
+        slots: &[Slot],
+        consts: &[Bytes],
+    ) -> Vec<Arc<PackedWeights>> {
         let mut packed = Vec::new();
         let mut cache = self.packed.lock().unwrap_or_else(|e| e.into_inner());
         for instr in instrs {
@@ -106,7 +111,8 @@ impl CpuBackend {
                 continue;
             }
             let bytes = &consts[ci];
-            let key = PackKey { addr: bytes.as_ptr() as usize, len: bytes.len(), n: g.n, k: g.k, transposed: g.b_transpose };
+            let key =
+                PackKey { addr: bytes.as_ptr() as usize, len: bytes.len(), n: g.n, k: g.k, transposed: g.b_transpose };
             let entry = cache.entry(key).or_insert_with(|| PackedEntry {
                 _keep_alive: bytes.clone(),
                 packed: Arc::new(PackedWeights::pack(bytemuck::cast_slice(bytes), g.n, g.k, g.b_transpose)),

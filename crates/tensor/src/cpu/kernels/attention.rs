@@ -14,14 +14,6 @@ thread_local! {
     static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-struct Task {
-    q_start: usize,
-    kv_start: usize,
-    q_len: usize,
-    kv_len: usize,
-    head: usize,
-}
-
 multiversion! {
     #[allow(clippy::too_many_arguments)]
     fn attend_one_query(q: &[f32], k: &[f32], k_stride: usize, v: &[f32], v_stride: usize, visible: usize, scale: f32, scores: &mut [f32], out: &mut [f32]) {
@@ -42,38 +34,38 @@ multiversion! {
     }
 }
 
-pub(crate) fn attention(q: View, k: View, v: View, o: &AttentionOptions, out: &mut [f32], mem: &Mem) {
+pub(crate) fn attention(
+    q: View,
+    k: View,
+    v: View,
+    o: &AttentionOptions,
+    starts: &[(usize, usize)],
+    out: &mut [f32],
+    mem: &Mem,
+) {
     let (qd, kd, vd) = (mem.f32(q.operand), mem.f32(k.operand), mem.f32(v.operand));
     let d = o.head_dim;
     let group = o.num_heads / o.num_kv_heads;
     let out_stride = o.num_heads * d;
-    let mut tasks = Vec::with_capacity(o.segments.len() * o.num_heads);
-    let (mut q_start, mut kv_start) = (0, 0);
-    for seg in &o.segments {
-        for head in 0..o.num_heads {
-            if seg.q_len > 0 {
-                tasks.push(Task { q_start, kv_start, q_len: seg.q_len, kv_len: seg.kv_len, head });
-            }
-        }
-        q_start += seg.q_len;
-        kv_start += seg.kv_len;
-    }
     let out_ptr = SendPtr(out.as_mut_ptr());
     let out_len = out.len();
-    let run = |t: &Task| {
-        let kv_head = t.head / group;
-        let k_base = &kd[t.kv_start * k.row_stride + k.col_offset + kv_head * d..];
-        let v_base = &vd[t.kv_start * v.row_stride + v.col_offset + kv_head * d..];
+    // One task per (segment, head); no allocation per run.
+    let run = |task: usize| {
+        let (s, head) = (task / o.num_heads, task % o.num_heads);
+        let (seg, (q_start, kv_start)) = (o.segments[s], starts[s]);
+        let kv_head = head / group;
+        let k_base = &kd[kv_start * k.row_stride + k.col_offset + kv_head * d..];
+        let v_base = &vd[kv_start * v.row_stride + v.col_offset + kv_head * d..];
         SCORES.with(|cell| {
             let mut scores = cell.borrow_mut();
-            if scores.len() < t.kv_len {
-                scores.resize(t.kv_len, 0.0);
+            if scores.len() < seg.kv_len {
+                scores.resize(seg.kv_len, 0.0);
             }
-            for i in 0..t.q_len {
-                let row = t.q_start + i;
-                let q_off = row * q.row_stride + q.col_offset + t.head * d;
-                let visible = if o.causal { i + t.kv_len - t.q_len + 1 } else { t.kv_len };
-                let o_off = row * out_stride + t.head * d;
+            for i in 0..seg.q_len {
+                let row = q_start + i;
+                let q_off = row * q.row_stride + q.col_offset + head * d;
+                let visible = if o.causal { i + seg.kv_len - seg.q_len + 1 } else { seg.kv_len };
+                let o_off = row * out_stride + head * d;
                 assert!(o_off + d <= out_len, "attention output out of range");
                 // SAFETY: each (row, head) pair is written by exactly one task.
                 let out_row = unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(o_off), d) };
@@ -91,10 +83,11 @@ pub(crate) fn attention(q: View, k: View, v: View, o: &AttentionOptions, out: &m
             }
         });
     };
-    let work: usize = tasks.iter().map(|t| t.q_len * t.kv_len).sum::<usize>() * d;
-    if work >= 1 << 16 && tasks.len() > 1 {
-        tasks.par_iter().for_each(run);
+    let tasks = o.segments.len() * o.num_heads;
+    let work: usize = o.segments.iter().map(|s| s.q_len * s.kv_len).sum::<usize>() * o.num_heads * d;
+    if work >= 1 << 16 && tasks > 1 {
+        (0..tasks).into_par_iter().for_each(run);
     } else {
-        tasks.iter().for_each(run);
+        (0..tasks).for_each(run);
     }
 }

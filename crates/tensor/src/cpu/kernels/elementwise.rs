@@ -161,11 +161,11 @@ pub(crate) fn binary(
     }
     if kind.is_comparison() {
         let dst = mem.bytes_mut(out);
-        let mut tmp = vec![0.0f32; inner];
         for (row, o) in dst.chunks_mut(inner).enumerate().take(rows) {
             let (ia, ib) = (row_start(row, &a.strides), row_start(row, &b.strides));
-            binary_row(kind, &av[ia..], sa, &bv[ib..], sb, &mut tmp);
-            o.iter_mut().zip(&tmp).for_each(|(o, &t)| *o = t as u8);
+            for (j, o) in o.iter_mut().enumerate() {
+                *o = combine(kind, av[ia + j * sa], bv[ib + j * sb]) as u8;
+            }
         }
         return Ok(());
     }

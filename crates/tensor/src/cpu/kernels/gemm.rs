@@ -74,10 +74,9 @@ pub(crate) fn gemm(g: &GemmInstr, mem: &Mem) -> Result<()> {
     let out = &mut mem.f32_mut(g.out)[..m * n];
     // Pre-fill the output with the bias and residual terms; the product accumulates on top.
     if !g.init.is_empty() {
-        let terms: Vec<(&[f32], &super::super::instr::InitTerm)> =
-            g.init.iter().map(|t| (mem.f32(t.operand), t)).collect();
         let fill_row = |(i, row): (usize, &mut [f32])| {
-            for (ti, (data, t)) in terms.iter().enumerate() {
+            for (ti, t) in g.init.iter().enumerate() {
+                let data = mem.f32(t.operand);
                 let base = i * t.row_stride;
                 let first = ti == 0;
                 if t.col_stride == 1 && t.scale == 1.0 {
