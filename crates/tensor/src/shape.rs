@@ -29,6 +29,11 @@ impl Shape {
         self.0.iter().product()
     }
 
+    /// Number of elements, or `None` when it overflows `usize`.
+    pub fn checked_numel(&self) -> Option<usize> {
+        self.0.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+    }
+
     /// Row-major (C order) strides in elements.
     pub fn strides(&self) -> Vec<usize> {
         contiguous_strides(&self.0)

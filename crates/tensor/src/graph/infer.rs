@@ -90,7 +90,7 @@ pub fn infer_output(op: &Op, inputs: &[&OperandDesc]) -> Result<OperandDesc> {
             expect_inputs(1)?;
             let x = inputs[0];
             let new = Shape::new(new_shape.clone());
-            if new.numel() != x.shape.numel() {
+            if new.checked_numel().is_none() || new.checked_numel() != x.shape.checked_numel() {
                 return Err(Error::shape(
                     name,
                     format!("cannot reshape {} ({} elements) to {new}", x.shape, x.shape.numel()),

@@ -92,6 +92,10 @@ pub struct Constant {
     pub source: ConstantSource,
 }
 
+/// The largest operand a graph may declare (1 TiB): keeps size arithmetic
+/// far from overflow whatever a received graph says.
+pub const MAX_OPERAND_BYTES: usize = 1 << 40;
+
 /// Named weight tensors that a graph's constants refer to.
 pub type Weights = HashMap<String, Tensor>;
 
@@ -145,6 +149,14 @@ impl Graph {
     /// shape (when `weights` is given). Graphs received from elsewhere must
     /// pass this before a backend sees them.
     pub fn validate(&self, weights: Option<&Weights>) -> Result<()> {
+        for (i, desc) in self.operands.iter().enumerate() {
+            let bytes = desc.shape.checked_numel().and_then(|n| desc.dtype.storage_bytes(n));
+            if bytes.is_none_or(|b| b > MAX_OPERAND_BYTES) {
+                return Err(Error::Graph(format!(
+                    "operand {i} ({desc}) is too large or not a whole number of blocks (limit {MAX_OPERAND_BYTES} bytes)"
+                )));
+            }
+        }
         let mut defined = vec![false; self.operands.len()];
         let mut define = |operand: Operand, what: &str| -> Result<()> {
             let slot = defined
