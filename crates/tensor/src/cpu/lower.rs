@@ -47,7 +47,9 @@ pub(crate) fn lower(graph: &Graph) -> Result<Lowered> {
 
     for (i, desc) in graph.operands.iter().enumerate() {
         if desc.dtype.is_quantized() {
-            let op = producers[i].map_or("constant", |p| graph.nodes[p].op.name());
+            // Name the op that reads the value (a quantized constant has no producer).
+            let reader = graph.nodes.iter().find(|n| n.inputs.iter().any(|o| o.index() == i));
+            let op = reader.or(producers[i].map(|p| &graph.nodes[p])).map_or("an output", |n| n.op.name());
             return Err(Error::UnsupportedDType {
                 backend: BACKEND,
                 op: op.to_string(),
