@@ -60,10 +60,10 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
 }
 
 fn embed(args: BenchEmbedArgs) -> Result<()> {
-    if args.batch_sizes.iter().any(|&b| b == 0) {
+    if args.batch_sizes.contains(&0) {
         bail!("batch sizes must be at least 1");
     }
-    if !(args.seconds > 0.0) {
+    if !args.seconds.is_finite() || args.seconds <= 0.0 {
         bail!("--seconds must be positive");
     }
     let model = super::load_embedder(&args.model, &args.backend)?;
