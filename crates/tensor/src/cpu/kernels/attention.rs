@@ -10,17 +10,24 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 
 thread_local! {
-    /// Per-thread score row, grown once to the longest sequence.
-    static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// Per-thread scratch (transposed keys, then one score row), grown once
+    /// to the largest head seen.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 multiversion! {
+    /// Scores, softmax and weighted sum of values for one query. `kt` holds
+    /// the head's keys transposed (`d × kv_stride`), so the scores of all keys
+    /// are built with one vectorized `axpy` per head dimension.
     #[allow(clippy::too_many_arguments)]
-    fn attend_one_query(q: &[f32], k: &[f32], k_stride: usize, v: &[f32], v_stride: usize, visible: usize, scale: f32, scores: &mut [f32], out: &mut [f32]) {
+    fn attend_one_query(q: &[f32], kt: &[f32], kv_stride: usize, v: &[f32], v_stride: usize, visible: usize, scale: f32, scores: &mut [f32], out: &mut [f32]) {
         let d = q.len();
         let scores = &mut scores[..visible];
-        for (j, s) in scores.iter_mut().enumerate() {
-            *s = simd::dot(q, &k[j * k_stride..j * k_stride + d]) * scale;
+        scores.iter_mut().for_each(|s| *s = 0.0);
+        for (dd, &qv) in q.iter().enumerate() {
+            let qv = qv * scale;
+            let row = &kt[dd * kv_stride..dd * kv_stride + visible];
+            scores.iter_mut().zip(row).for_each(|(s, &k)| *s += qv * k);
         }
         let max = simd::max(scores);
         scores.iter_mut().for_each(|s| *s = simd::exp(*s - max));
@@ -56,10 +63,18 @@ pub(crate) fn attention(
         let kv_head = head / group;
         let k_base = &kd[kv_start * k.row_stride + k.col_offset + kv_head * d..];
         let v_base = &vd[kv_start * v.row_stride + v.col_offset + kv_head * d..];
-        SCORES.with(|cell| {
-            let mut scores = cell.borrow_mut();
-            if scores.len() < seg.kv_len {
-                scores.resize(seg.kv_len, 0.0);
+        SCRATCH.with(|cell| {
+            let mut scratch = cell.borrow_mut();
+            let kv_len = seg.kv_len;
+            if scratch.len() < (d + 1) * kv_len {
+                scratch.resize((d + 1) * kv_len, 0.0);
+            }
+            let (kt, scores) = scratch.split_at_mut(d * kv_len);
+            for j in 0..kv_len {
+                let key = &k_base[j * k.row_stride..j * k.row_stride + d];
+                for (dd, &x) in key.iter().enumerate() {
+                    kt[dd * kv_len + j] = x;
+                }
             }
             for i in 0..seg.q_len {
                 let row = q_start + i;
@@ -71,13 +86,13 @@ pub(crate) fn attention(
                 let out_row = unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(o_off), d) };
                 attend_one_query(
                     &qd[q_off..q_off + d],
-                    k_base,
-                    k.row_stride,
+                    kt,
+                    kv_len,
                     v_base,
                     v.row_stride,
                     visible,
                     o.scale,
-                    &mut scores,
+                    scores,
                     out_row,
                 );
             }

@@ -80,21 +80,32 @@ pub(crate) fn packed_gemm(
             let mut row = chunk * chunk_rows;
             while row < rows_end {
                 let rows = MR.min(rows_end - row);
-                let mut tile = [[0.0f32; NR]; MR];
                 // SAFETY: a task owns output columns p*16..p*16+cols of its rows;
                 // no other task touches them. Indices stay below m*n (asserted above).
-                let dst = |r: usize| unsafe { out_ptr.get().add((row + r) * n + p * NR) };
-                if accumulate {
-                    for (r, t) in tile.iter_mut().enumerate().take(rows) {
-                        unsafe { std::ptr::copy_nonoverlapping(dst(r), t.as_mut_ptr(), cols) };
-                    }
-                }
-                micro_kernel(&x[row * k..], k, rows, panel, alpha, &mut tile);
-                for (r, t) in tile.iter_mut().enumerate().take(rows) {
+                let dst = unsafe { out_ptr.get().add(row * n + p * NR) };
+                if cols == NR {
+                    // Full panel: the kernel reads and writes the output rows in place.
+                    unsafe { micro_kernel(&x[row * k..], k, rows, panel, alpha, dst, n, accumulate) };
                     if let Some(kind) = activation {
-                        unary_in_place(kind, &mut t[..cols]);
+                        for r in 0..rows {
+                            unary_in_place(kind, unsafe { std::slice::from_raw_parts_mut(dst.add(r * n), NR) });
+                        }
                     }
-                    unsafe { std::ptr::copy_nonoverlapping(t.as_ptr(), dst(r), cols) };
+                } else {
+                    // Ragged last panel: go through a full-width tile.
+                    let mut tile = [[0.0f32; NR]; MR];
+                    for (r, t) in tile.iter_mut().enumerate().take(rows) {
+                        if accumulate {
+                            unsafe { std::ptr::copy_nonoverlapping(dst.add(r * n), t.as_mut_ptr(), cols) };
+                        }
+                    }
+                    unsafe { micro_kernel(&x[row * k..], k, rows, panel, alpha, tile.as_mut_ptr().cast(), NR, true) };
+                    for (r, t) in tile.iter_mut().enumerate().take(rows) {
+                        if let Some(kind) = activation {
+                            unary_in_place(kind, &mut t[..cols]);
+                        }
+                        unsafe { std::ptr::copy_nonoverlapping(t.as_ptr(), dst.add(r * n), cols) };
+                    }
                 }
                 row += rows;
             }
@@ -108,15 +119,30 @@ pub(crate) fn packed_gemm(
     }
 }
 
-/// `tile[r] += alpha · Σ_kk x[r*k + kk] · panel[kk]` for `rows ≤ MR` rows.
-fn micro_kernel(x: &[f32], k: usize, rows: usize, panel: &[f32], alpha: f32, tile: &mut [[f32; NR]; MR]) {
+/// `dst[r] = alpha · Σ_kk x[r*k + kk] · panel[kk] (+ dst[r] when accumulating)`
+/// for `rows ≤ MR` rows of 16 columns, rows `ldd` floats apart.
+///
+/// # Safety
+/// `dst` must be valid for reads and writes of `rows` rows of 16 floats, `ldd` apart.
+#[allow(clippy::too_many_arguments)]
+unsafe fn micro_kernel(
+    x: &[f32],
+    k: usize,
+    rows: usize,
+    panel: &[f32],
+    alpha: f32,
+    dst: *mut f32,
+    ldd: usize,
+    accumulate: bool,
+) {
+    assert!(rows <= MR && x.len() >= (rows - 1) * k + k && panel.len() >= k * NR);
     #[cfg(target_arch = "x86_64")]
     if super::super::simd::has_avx2_fma() {
-        // SAFETY: the CPU has AVX2 and FMA; bounds are checked inside.
-        unsafe { avx2::micro_kernel(x, k, rows, panel, alpha, tile) };
+        // SAFETY: the CPU has AVX2 and FMA; x and panel bounds are asserted above.
+        unsafe { avx2::micro_kernel(x, k, rows, panel, alpha, dst, ldd, accumulate) };
         return;
     }
-    for (r, t) in tile.iter_mut().enumerate().take(rows) {
+    for r in 0..rows {
         let xr = &x[r * k..r * k + k];
         let mut acc = [0.0f32; NR];
         for (kk, &xv) in xr.iter().enumerate() {
@@ -125,8 +151,10 @@ fn micro_kernel(x: &[f32], k: usize, rows: usize, panel: &[f32], alpha: f32, til
                 acc[j] += xv * wv[j];
             }
         }
+        // SAFETY: the caller guarantees `dst` rows are valid.
+        let out = unsafe { std::slice::from_raw_parts_mut(dst.add(r * ldd), NR) };
         for j in 0..NR {
-            t[j] += alpha * acc[j];
+            out[j] = alpha * acc[j] + if accumulate { out[j] } else { 0.0 };
         }
     }
 }
@@ -138,15 +166,17 @@ mod avx2 {
 
     /// AVX2+FMA micro-kernel: 6 rows × 16 columns in 12 accumulators.
     #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn micro_kernel(
         x: &[f32],
         k: usize,
         rows: usize,
         panel: &[f32],
         alpha: f32,
-        tile: &mut [[f32; NR]; MR],
+        dst: *mut f32,
+        ldd: usize,
+        accumulate: bool,
     ) {
-        assert!(rows <= MR && x.len() >= (rows - 1) * k + k && panel.len() >= k * NR);
         let mut acc = [[_mm256_setzero_ps(); 2]; MR];
         let xp = x.as_ptr();
         let wp = panel.as_ptr();
@@ -175,10 +205,15 @@ mod avx2 {
             _ => body!(1),
         }
         let a = _mm256_set1_ps(alpha);
-        for r in 0..rows {
-            let t = tile[r].as_mut_ptr();
-            _mm256_storeu_ps(t, _mm256_fmadd_ps(acc[r][0], a, _mm256_loadu_ps(t)));
-            _mm256_storeu_ps(t.add(8), _mm256_fmadd_ps(acc[r][1], a, _mm256_loadu_ps(t.add(8))));
+        for (r, acc) in acc.iter().enumerate().take(rows) {
+            let t = dst.add(r * ldd);
+            if accumulate {
+                _mm256_storeu_ps(t, _mm256_fmadd_ps(acc[0], a, _mm256_loadu_ps(t)));
+                _mm256_storeu_ps(t.add(8), _mm256_fmadd_ps(acc[1], a, _mm256_loadu_ps(t.add(8))));
+            } else {
+                _mm256_storeu_ps(t, _mm256_mul_ps(acc[0], a));
+                _mm256_storeu_ps(t.add(8), _mm256_mul_ps(acc[1], a));
+            }
         }
     }
 }
