@@ -15,26 +15,40 @@ pub fn has_avx2_fma() -> bool {
 
 /// Defines `pub(crate) fn $name(args) -> ret` that runs `$body` compiled for
 /// AVX2+FMA when the CPU has them, and for the baseline target otherwise.
+/// Inside the body, the const `FMA` tells which: pass it to [`madd`].
 macro_rules! multiversion {
     ($(#[$meta:meta])* fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$meta])*
         pub(crate) fn $name($($arg: $ty),*) $(-> $ret)? {
             #[inline(always)]
-            fn generic($($arg: $ty),*) $(-> $ret)? $body
+            #[allow(unused)]
+            fn generic<const FMA: bool>($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
-                    generic($($arg),*)
+                    generic::<true>($($arg),*)
                 }
                 if crate::cpu::simd::has_avx2_fma() {
                     // SAFETY: the CPU supports the features `avx2` was compiled for.
                     return unsafe { avx2($($arg),*) };
                 }
             }
-            generic($($arg),*)
+            generic::<{ cfg!(target_arch = "aarch64") }>($($arg),*)
         }
     };
+}
+
+/// `a * b + c`: one fused instruction where the code was compiled with FMA
+/// (`FMA = true`), a multiply and an add otherwise (a software `fma` call
+/// would be far slower than both).
+#[inline(always)]
+pub fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
 }
 pub(crate) use multiversion;
 

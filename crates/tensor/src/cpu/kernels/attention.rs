@@ -23,20 +23,59 @@ multiversion! {
     fn attend_one_query(q: &[f32], kt: &[f32], kv_stride: usize, v: &[f32], v_stride: usize, visible: usize, scale: f32, scores: &mut [f32], out: &mut [f32]) {
         let d = q.len();
         let scores = &mut scores[..visible];
-        scores.iter_mut().for_each(|s| *s = 0.0);
-        for (dd, &qv) in q.iter().enumerate() {
-            let qv = qv * scale;
-            let row = &kt[dd * kv_stride..dd * kv_stride + visible];
-            scores.iter_mut().zip(row).for_each(|(s, &k)| *s += qv * k);
+        // Scores in blocks of 64 keys held in registers across the head dimension.
+        let mut j0 = 0;
+        while j0 < visible {
+            let width = (visible - j0).min(64);
+            let mut acc = [0.0f32; 64];
+            for (dd, &qv) in q.iter().enumerate() {
+                let qv = qv * scale;
+                let row = &kt[dd * kv_stride + j0..dd * kv_stride + j0 + width];
+                if let Ok(row) = <&[f32; 64]>::try_from(row) {
+                    for jj in 0..64 {
+                        acc[jj] = simd::madd::<FMA>(qv, row[jj], acc[jj]);
+                    }
+                } else {
+                    acc.iter_mut().zip(row).for_each(|(a, &k)| *a = simd::madd::<FMA>(qv, k, *a));
+                }
+            }
+            scores[j0..j0 + width].copy_from_slice(&acc[..width]);
+            j0 += width;
         }
         let max = simd::max(scores);
         scores.iter_mut().for_each(|s| *s = simd::exp(*s - max));
         let inv = 1.0 / simd::sum(scores);
-        out.iter_mut().for_each(|o| *o = 0.0);
-        for (j, &p) in scores.iter().enumerate() {
-            let p = p * inv;
-            let row = &v[j * v_stride..j * v_stride + d];
-            out.iter_mut().zip(row).for_each(|(o, &x)| *o += p * x);
+        // Weighted sum of values, 32 output lanes at a time; two keys per step
+        // into separate accumulators so the FMA latency chain does not bind.
+        let mut c0 = 0;
+        while c0 < d {
+            let width = (d - c0).min(32);
+            let (mut even, mut odd) = ([0.0f32; 32], [0.0f32; 32]);
+            let row = |j: usize| &v[j * v_stride + c0..j * v_stride + c0 + width];
+            let mut j = 0;
+            while j + 1 < visible {
+                let (pa, pb) = (scores[j], scores[j + 1]);
+                if let (Ok(ra), Ok(rb)) = (<&[f32; 32]>::try_from(row(j)), <&[f32; 32]>::try_from(row(j + 1))) {
+                    for c in 0..32 {
+                        even[c] = simd::madd::<FMA>(pa, ra[c], even[c]);
+                        odd[c] = simd::madd::<FMA>(pb, rb[c], odd[c]);
+                    }
+                } else {
+                    for (c, (&xa, &xb)) in row(j).iter().zip(row(j + 1)).enumerate() {
+                        even[c] = simd::madd::<FMA>(pa, xa, even[c]);
+                        odd[c] = simd::madd::<FMA>(pb, xb, odd[c]);
+                    }
+                }
+                j += 2;
+            }
+            if j < visible {
+                let p = scores[j];
+                row(j).iter().zip(even.iter_mut()).for_each(|(&x, a)| *a = simd::madd::<FMA>(p, x, *a));
+            }
+            for (o, (&a, &b)) in out[c0..c0 + width].iter_mut().zip(even.iter().zip(&odd)) {
+                *o = (a + b) * inv;
+            }
+            c0 += width;
         }
     }
 }
