@@ -43,9 +43,15 @@ impl TextTokenizer {
         Ok(TextTokenizer { inner })
     }
 
-    /// Encodes texts (in parallel), adding the model's special tokens.
+    /// Encodes texts (in parallel when there are many), adding the model's special tokens.
     pub fn encode_batch(&self, texts: &[&str]) -> Result<Vec<Encoded>> {
-        let encodings = self.inner.encode_batch(texts.to_vec(), true).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        // Handing a few short texts to other threads costs more than encoding them.
+        let encodings = if texts.len() < 8 {
+            texts.iter().map(|t| self.inner.encode(*t, true)).collect::<Result<Vec<_>, _>>()
+        } else {
+            self.inner.encode_batch(texts.to_vec(), true)
+        }
+        .map_err(|e| Error::Tokenizer(e.to_string()))?;
         Ok(encodings
             .into_iter()
             .map(|e| Encoded { ids: e.get_ids().to_vec(), type_ids: e.get_type_ids().to_vec() })

@@ -158,7 +158,10 @@ impl CpuExecutable {
         }
         let mut arena = self.arenas.lock().map(|mut pool| pool.pop()).unwrap_or_default().unwrap_or_default();
         arena.reserve(self.arena_bytes);
-        let result = self.execute(&mut arena, &input_bytes);
+        // Run the whole program on a pool thread: the kernels' parallel loops
+        // then fork from inside the pool, and this thread sleeps and wakes once
+        // per run instead of once per parallel op.
+        let result = rayon::scope(|_| self.execute(&mut arena, &input_bytes));
         if let Ok(mut pool) = self.arenas.lock() {
             pool.push(arena);
         }

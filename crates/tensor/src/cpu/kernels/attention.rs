@@ -139,7 +139,8 @@ pub(crate) fn attention(
     };
     let tasks = o.segments.len() * o.num_heads;
     let work: usize = o.segments.iter().map(|s| s.q_len * s.kv_len).sum::<usize>() * o.num_heads * d;
-    if work >= 1 << 16 && tasks > 1 {
+    // Below about a million multiply-adds, waking a second thread costs more than it saves.
+    if work >= 1 << 20 && tasks > 1 {
         (0..tasks).into_par_iter().for_each(run);
     } else {
         (0..tasks).for_each(run);

@@ -184,7 +184,7 @@ mod avx2 {
             ($rows:literal) => {
                 for kk in 0..k {
                     // Weights stream from memory at small batch sizes: fetch ahead.
-                    _mm_prefetch::<_MM_HINT_T0>(wp.wrapping_add(kk * NR + 8 * NR) as *const i8);
+                    _mm_prefetch::<_MM_HINT_T0>(wp.wrapping_add(kk * NR + 32 * NR) as *const i8);
                     let w0 = _mm256_loadu_ps(wp.add(kk * NR));
                     let w1 = _mm256_loadu_ps(wp.add(kk * NR + 8));
                     for r in 0..$rows {
