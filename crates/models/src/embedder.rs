@@ -51,7 +51,7 @@ impl TextEmbedder {
         let model = BertModel::load(bert_config, variant, &file)?;
         let max_seq_length = pipeline.max_seq_length.unwrap_or(512).min(model.max_tokens());
         let tokenizer = TextTokenizer::load(dir, max_seq_length)?;
-        tracing::debug!(dir = %dir.display(), layers = ?variant, max_seq_length, "loaded text embedder");
+        tracing::debug!(dir = %dir.display(), variant = ?variant, max_seq_length, "loaded text embedder");
         Ok(TextEmbedder {
             dir: dir.to_path_buf(),
             model,

@@ -157,22 +157,12 @@ impl Graph {
                 )));
             }
         }
-        let mut defined = vec![false; self.operands.len()];
-        let mut define = |operand: Operand, what: &str| -> Result<()> {
-            let slot = defined
-                .get_mut(operand.index())
-                .ok_or_else(|| Error::Graph(format!("{what} refers to operand {} which does not exist", operand.0)))?;
-            if *slot {
-                return Err(Error::Graph(format!("operand {} is defined twice", operand.0)));
-            }
-            *slot = true;
-            Ok(())
-        };
+        let mut is_defined = vec![false; self.operands.len()];
         for input in &self.inputs {
-            define(input.operand, &format!("input {:?}", input.name))?;
+            mark_defined(&mut is_defined, input.operand, &format!("input {:?}", input.name))?;
         }
         for constant in &self.constants {
-            define(constant.operand, "a constant")?;
+            mark_defined(&mut is_defined, constant.operand, "a constant")?;
             let desc = &self.operands[constant.operand.index()];
             let (dtype, shape) = match &constant.source {
                 ConstantSource::Inline(t) => (t.dtype(), t.shape().clone()),
@@ -188,10 +178,6 @@ impl Graph {
                     constant.operand.0
                 )));
             }
-        }
-        let mut is_defined = vec![false; self.operands.len()];
-        for i in self.inputs.iter().map(|n| n.operand).chain(self.constants.iter().map(|c| c.operand)) {
-            is_defined[i.index()] = true;
         }
         for node in &self.nodes {
             let mut descs = Vec::with_capacity(node.inputs.len());
@@ -233,4 +219,17 @@ impl Graph {
         }
         Ok(())
     }
+}
+
+/// Marks `operand` as defined by `what`; an error if it does not exist or is
+/// already defined.
+fn mark_defined(is_defined: &mut [bool], operand: Operand, what: &str) -> Result<()> {
+    let slot = is_defined
+        .get_mut(operand.index())
+        .ok_or_else(|| Error::Graph(format!("{what} refers to operand {} which does not exist", operand.0)))?;
+    if *slot {
+        return Err(Error::Graph(format!("operand {} is defined twice", operand.0)));
+    }
+    *slot = true;
+    Ok(())
 }
