@@ -1,0 +1,165 @@
+//! The crate's one error type.
+
+use cid::Cid;
+use std::path::PathBuf;
+
+/// Everything that can go wrong while importing, storing, exporting or
+/// transferring content-addressed data.
+///
+/// Each message says what is wrong and, where the caller can act on it, what
+/// to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An I/O operation on a file or directory failed.
+    #[error("I/O error on {path}: {source} (check that the path exists and is readable/writable)")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Reading from or writing to a stream (not a named file) failed.
+    #[error("I/O error while {context}: {source}")]
+    Stream {
+        /// What was being done.
+        context: &'static str,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A string is not a valid CID.
+    #[error("invalid CID {input:?}: {reason} (expected a CIDv0 `Qm…` or a multibase CIDv1 such as `bafy…`)")]
+    InvalidCid {
+        /// The text that failed to parse.
+        input: String,
+        /// Why it failed.
+        reason: String,
+    },
+
+    /// A CID names a codec this crate cannot interpret.
+    #[error("CID {cid} uses codec 0x{codec:x}, which is not supported here (only raw 0x55 and dag-pb 0x70 are)")]
+    UnsupportedCodec {
+        /// The CID.
+        cid: Box<Cid>,
+        /// Its multicodec code.
+        codec: u64,
+    },
+
+    /// A CID uses a hash function this crate cannot verify.
+    #[error("CID {cid} uses multihash 0x{code:x}, which cannot be verified here (only sha2-256 0x12 is supported)")]
+    UnsupportedHash {
+        /// The CID.
+        cid: Box<Cid>,
+        /// Its multihash code.
+        code: u64,
+    },
+
+    /// Block bytes do not hash to the CID they were stored or sent under.
+    #[error("block {cid} is corrupt: its bytes do not hash to its CID (discard it and fetch it again)")]
+    HashMismatch {
+        /// The CID the bytes claimed to be.
+        cid: Box<Cid>,
+    },
+
+    /// A block needed to finish an operation is not available.
+    #[error("block {cid} not found (import or fetch it first)")]
+    BlockNotFound {
+        /// The missing block.
+        cid: Box<Cid>,
+    },
+
+    /// A dag-pb block could not be decoded.
+    #[error("block {cid} is not valid dag-pb: {reason}")]
+    InvalidDagPb {
+        /// The block.
+        cid: Box<Cid>,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A dag-pb block's Data field is not a valid UnixFS message.
+    #[error("block {cid} has invalid UnixFS data: {reason}")]
+    InvalidUnixFs {
+        /// The block.
+        cid: Box<Cid>,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A UnixFS node has a type the operation cannot handle.
+    #[error("{cid} is a UnixFS {found}, but {expected} was expected")]
+    WrongNodeType {
+        /// The node.
+        cid: Box<Cid>,
+        /// What was found (e.g. "directory").
+        found: &'static str,
+        /// What the operation needs (e.g. "a file").
+        expected: &'static str,
+    },
+
+    /// A directory entry name is unsafe to write to disk.
+    #[error("refusing directory entry {name:?} in {parent}: {reason}")]
+    UnsafeEntryName {
+        /// The directory that holds the entry.
+        parent: Box<Cid>,
+        /// The offending name.
+        name: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+
+    /// A directory is too large for a single (non-sharded) dag-pb node.
+    #[error("directory {path} needs HAMT sharding ({estimated} bytes of links > {limit}), which is not implemented yet; split it into smaller directories")]
+    NeedsSharding {
+        /// The directory on disk.
+        path: PathBuf,
+        /// Kubo's size estimate (sum of name and CID lengths).
+        estimated: usize,
+        /// Kubo's threshold.
+        limit: usize,
+    },
+
+    /// An option has an invalid value.
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+
+    /// A CAR stream is malformed.
+    #[error("invalid CAR data at byte {offset}: {reason}")]
+    InvalidCar {
+        /// Byte offset in the stream where the problem was detected.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A DAG is deeper or larger than the exporter accepts.
+    #[error("DAG under {cid} is too deep (more than {limit} levels); refusing to follow it")]
+    TooDeep {
+        /// The root being exported.
+        cid: Box<Cid>,
+        /// The depth limit.
+        limit: usize,
+    },
+
+    /// A file's size fields disagree with its content.
+    #[error("file node {cid} is inconsistent: {reason}")]
+    InconsistentFile {
+        /// The node.
+        cid: Box<Cid>,
+        /// What disagrees.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

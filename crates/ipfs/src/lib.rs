@@ -1,0 +1,33 @@
+//! Content addressing for ipfs-accelerate, byte-for-byte identical to Kubo's
+//! `ipfs add`.
+//!
+//! Models are UnixFS directories named by their root CID (see
+//! `DESIGN.md`). For a CID computed here to be the CID Kubo or Helia compute
+//! for the same bytes, every encoding choice follows Kubo (boxo's importer):
+//!
+//! - [`importer`]: fixed-size chunks (256 KiB by default), a balanced DAG of
+//!   at most 174 links per node, raw leaves with CIDv1 by default or Kubo's
+//!   legacy CIDv0 DAG, directories as dag-pb UnixFS Directory nodes.
+//! - [`exporter`]: reads files and directory trees back from any
+//!   [`exporter::BlockSource`], checking every block's hash, and refuses
+//!   entry names that could escape the target directory.
+//! - [`blockstore`]: one file per block on disk, atomic writes, hashes
+//!   verified on read, pins and garbage collection.
+//! - [`car`]: CAR v1 archives, every block verified on read.
+//!
+//! Blocks flow through two small traits — [`importer::BlockSink`] and
+//! [`exporter::BlockSource`] — so the same importer feeds a blockstore, a
+//! CAR file or a hash-only dry run.
+#![deny(missing_docs)]
+
+pub mod block;
+pub mod dagpb;
+pub mod error;
+pub mod importer;
+pub mod unixfs;
+pub mod varint;
+
+pub use block::{cid_for, parse_cid, verify, CidVersion};
+pub use cid::Cid;
+pub use error::{Error, Result};
+pub use importer::{import_file, import_path, BlockSink, ImportOptions, Imported};
