@@ -12,8 +12,11 @@
 use crate::config::{BertConfig, BertVariant};
 use crate::error::{Error, Result};
 use crate::safetensors_file::SafetensorsFile;
+use crate::tokenizer::Encoded;
 use ipfs_accelerate_tensor::graph::{AttentionOptions, AttentionSegment};
-use ipfs_accelerate_tensor::{DType, GemmOptions, Graph, GraphBuilder, LayerNormOptions, Operand, Tensor, Weights};
+use ipfs_accelerate_tensor::{
+    CpuBackend, DType, GemmOptions, Graph, GraphBuilder, LayerNormOptions, Operand, Tensor, Weights,
+};
 
 /// Feed-forward activation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -242,6 +245,45 @@ impl BertModel {
             hidden = self.norm(&mut b, out, &layer.output_norm, &name("output_norm"))?;
         }
         Ok(b.build(&[("last_hidden_state", hidden)])?)
+    }
+
+    /// Runs the encoder on a packed batch of tokenized sequences; returns the
+    /// last hidden states, `[total_tokens, hidden]`. Position ids restart at
+    /// [`Self::position_offset`] for each sequence.
+    pub fn forward(&self, backend: &CpuBackend, batch: &[Encoded]) -> Result<Tensor> {
+        let lens: Vec<usize> = batch.iter().map(|e| e.ids.len()).collect();
+        let total: usize = lens.iter().sum();
+        let mut ids = Vec::with_capacity(total);
+        let mut types = Vec::with_capacity(total);
+        let mut positions = Vec::with_capacity(total);
+        let offset = self.position_offset();
+        for e in batch {
+            if e.ids.len() > self.max_tokens() {
+                return Err(Error::InvalidOption(format!(
+                    "a sequence of {} tokens is longer than the model's {} positions",
+                    e.ids.len(),
+                    self.max_tokens()
+                )));
+            }
+            for (i, (&id, &ty)) in e.ids.iter().zip(&e.type_ids).enumerate() {
+                if id as usize >= self.cfg.vocab_size || ty as usize >= self.cfg.type_vocab_size {
+                    return Err(Error::Tokenizer(format!(
+                        "token {id} (type {ty}) is outside the model's vocabulary of {}: tokenizer.json does not belong to this model",
+                        self.cfg.vocab_size
+                    )));
+                }
+                ids.push(id as i32);
+                types.push(ty as i32);
+                positions.push((offset + i) as i32);
+            }
+        }
+        let (graph, weights) = self.graph(&lens)?;
+        let exe = backend.compile(&graph, &weights)?;
+        let ids = Tensor::from_i32([total], &ids)?;
+        let types = Tensor::from_i32([total], &types)?;
+        let positions = Tensor::from_i32([total], &positions)?;
+        let mut out = exe.run(&[("input_ids", &ids), ("token_type_ids", &types), ("position_ids", &positions)])?;
+        Ok(out.remove(0))
     }
 
     fn norm(&self, b: &mut GraphBuilder, x: Operand, norm: &Norm, name: &str) -> Result<Operand> {

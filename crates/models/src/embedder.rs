@@ -135,33 +135,8 @@ impl TextEmbedder {
     /// Runs the encoder once on a packed batch; returns the last hidden
     /// states, `[total_tokens, hidden]`.
     pub fn hidden_states(&self, batch: &[Encoded]) -> Result<Tensor> {
-        let lens: Vec<usize> = batch.iter().map(|e| e.ids.len()).collect();
-        let total: usize = lens.iter().sum();
-        let mut ids = Vec::with_capacity(total);
-        let mut types = Vec::with_capacity(total);
-        let mut positions = Vec::with_capacity(total);
-        let offset = self.model.position_offset();
-        for e in batch {
-            for (i, (&id, &ty)) in e.ids.iter().zip(&e.type_ids).enumerate() {
-                if id as usize >= self.model.vocab_size() || ty as usize >= self.model.type_vocab_size() {
-                    return Err(Error::Tokenizer(format!(
-                        "token {id} (type {ty}) is outside the model's vocabulary of {}: tokenizer.json does not belong to this model",
-                        self.model.vocab_size()
-                    )));
-                }
-                ids.push(id as i32);
-                types.push(ty as i32);
-                positions.push((offset + i) as i32);
-            }
+        match self.backend_kind {
+            BackendKind::Cpu => self.model.forward(&self.cpu, batch),
         }
-        let (graph, weights) = self.model.graph(&lens)?;
-        let exe = match self.backend_kind {
-            BackendKind::Cpu => self.cpu.compile(&graph, &weights)?,
-        };
-        let ids = Tensor::from_i32([total], &ids)?;
-        let types = Tensor::from_i32([total], &types)?;
-        let positions = Tensor::from_i32([total], &positions)?;
-        let mut out = exe.run(&[("input_ids", &ids), ("token_type_ids", &types), ("position_ids", &positions)])?;
-        Ok(out.remove(0))
     }
 }

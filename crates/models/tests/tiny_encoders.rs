@@ -1,0 +1,88 @@
+//! Tiny random BERT and RoBERTa encoders against transformers
+//! (goldens by scripts/make-tiny-goldens.py). The weights are regenerated
+//! here from the seeds in the golden, so none are committed. This checks the
+//! architecture on shapes MiniLM does not have (head_dim 8), token types,
+//! RoBERTa's position offset, and packing several sequences in one batch.
+
+use ipfs_accelerate_models::config::Architecture;
+use ipfs_accelerate_models::{BertModel, Encoded, ModelConfig, SafetensorsFile};
+use ipfs_accelerate_tensor::CpuBackend;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct TensorSpec {
+    name: String,
+    shape: Vec<usize>,
+    seed: u32,
+    scale: f64,
+    layer_norm_weight: bool,
+}
+
+#[derive(Deserialize)]
+struct Golden {
+    config: serde_json::Value,
+    tensors: Vec<TensorSpec>,
+    input_ids: Vec<Vec<u32>>,
+    token_type_ids: Vec<Vec<u32>>,
+    last_hidden_state: Vec<Vec<Vec<f32>>>,
+}
+
+/// The generator of scripts/make-tiny-goldens.py, value for value.
+fn lcg_values(spec: &TensorSpec) -> Vec<u8> {
+    let n: usize = spec.shape.iter().product();
+    let mut x = spec.seed;
+    let mut bytes = Vec::with_capacity(n * 4);
+    for _ in 0..n {
+        x = x.wrapping_mul(1664525).wrapping_add(1013904223);
+        let mut v = ((x >> 8) as f64 / (1u64 << 24) as f64 - 0.5) * 2.0 * spec.scale;
+        if spec.layer_norm_weight {
+            v = 1.0 + v * 0.2;
+        }
+        bytes.extend_from_slice(&(v as f32).to_le_bytes());
+    }
+    bytes
+}
+
+fn check(golden_text: &str) {
+    let g: Golden = serde_json::from_str(golden_text).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.json"), g.config.to_string()).unwrap();
+    let data: Vec<(String, Vec<u8>, Vec<usize>)> =
+        g.tensors.iter().map(|t| (t.name.clone(), lcg_values(t), t.shape.clone())).collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = data
+        .iter()
+        .map(|(n, d, s)| {
+            (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d).unwrap())
+        })
+        .collect();
+    let weights = dir.path().join("model.safetensors");
+    safetensors::serialize_to_file(views, None, &weights).unwrap();
+
+    let config = ModelConfig::load(dir.path()).unwrap();
+    let Architecture::BertFamily(variant) = config.architecture;
+    let model =
+        BertModel::load(config.bert(dir.path()).unwrap(), variant, &SafetensorsFile::open(&weights).unwrap()).unwrap();
+    let batch: Vec<Encoded> = g
+        .input_ids
+        .iter()
+        .zip(&g.token_type_ids)
+        .map(|(ids, types)| Encoded { ids: ids.clone(), type_ids: types.clone() })
+        .collect();
+    // All sequences in one packed batch.
+    let hidden = model.forward(&CpuBackend::new(), &batch).unwrap();
+    let hidden = hidden.as_f32().unwrap();
+    let want: Vec<f32> = g.last_hidden_state.iter().flatten().flatten().copied().collect();
+    assert_eq!(hidden.len(), want.len());
+    let max_diff = hidden.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(max_diff <= 1e-4, "max abs diff {max_diff}");
+}
+
+#[test]
+fn tiny_bert_matches_transformers() {
+    check(include_str!("goldens/tiny-bert.json"));
+}
+
+#[test]
+fn tiny_roberta_matches_transformers() {
+    check(include_str!("goldens/tiny-roberta.json"));
+}
