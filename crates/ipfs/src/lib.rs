@@ -23,11 +23,15 @@
 pub mod block;
 pub mod dagpb;
 pub mod error;
+pub mod exporter;
 pub mod importer;
+pub mod memory;
 pub mod unixfs;
 pub mod varint;
 
 pub use block::{cid_for, parse_cid, verify, CidVersion};
 pub use cid::Cid;
 pub use error::{Error, Result};
+pub use exporter::{cat, export_to, BlockSource};
 pub use importer::{import_file, import_path, BlockSink, ImportOptions, Imported};
+pub use memory::MemoryStore;
