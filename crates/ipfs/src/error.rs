@@ -64,6 +64,15 @@ pub enum Error {
         cid: Box<Cid>,
     },
 
+    /// A block stored on disk no longer matches its CID.
+    #[error("stored block {cid} at {path} is corrupt (its bytes do not hash to its CID); delete the file and fetch or re-import the block")]
+    CorruptBlock {
+        /// The block.
+        cid: Box<Cid>,
+        /// The file that holds it.
+        path: PathBuf,
+    },
+
     /// A block needed to finish an operation is not available.
     #[error("block {cid} not found (import or fetch it first)")]
     BlockNotFound {

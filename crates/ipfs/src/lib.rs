@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 
 pub mod block;
+pub mod blockstore;
 pub mod dagpb;
 pub mod error;
 pub mod exporter;
@@ -30,6 +31,7 @@ pub mod unixfs;
 pub mod varint;
 
 pub use block::{cid_for, parse_cid, verify, CidVersion};
+pub use blockstore::FsBlockstore;
 pub use cid::Cid;
 pub use error::{Error, Result};
 pub use exporter::{cat, export_to, BlockSource};

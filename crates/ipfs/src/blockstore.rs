@@ -1,0 +1,264 @@
+//! A blockstore on disk: one file per block, written atomically, verified
+//! on every read, with recursive pins and garbage collection.
+//!
+//! Layout under the root directory:
+//!
+//! ```text
+//! blocks/<last two chars of key>/<key>   block bytes
+//! pins/<key>                             empty file = recursive pin
+//! ```
+//!
+//! The key is the CIDv1 base32 string of the block (a CIDv0 is stored under
+//! its v1 form), so names are lowercase and safe on case-insensitive file
+//! systems, and v0/v1 names of the same node share one file.
+//!
+//! Writes go to a temporary file in the destination directory, are fsynced
+//! and then renamed over the final name. A rename is atomic, and every
+//! writer of a given name writes the same verified bytes, so two processes
+//! storing the same block at once both succeed and a crash never leaves a
+//! half-written block under a real name.
+
+use crate::block::{verify, DAG_PB};
+use crate::dagpb;
+use crate::error::{Error, Result};
+use crate::exporter::BlockSource;
+use crate::importer::BlockSink;
+use cid::Cid;
+use std::collections::HashSet;
+use std::fs;
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+/// A directory of blocks; cheap to clone and share between threads.
+#[derive(Debug, Clone)]
+pub struct FsBlockstore {
+    root: PathBuf,
+}
+
+/// What [`FsBlockstore::gc`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Blocks deleted.
+    pub removed_blocks: usize,
+    /// Bytes freed.
+    pub removed_bytes: u64,
+    /// Blocks kept because a pin reaches them.
+    pub kept_blocks: usize,
+}
+
+/// The file name a CID is stored under.
+fn key(cid: &Cid) -> String {
+    Cid::new_v1(cid.codec(), *cid.hash()).to_string()
+}
+
+impl FsBlockstore {
+    /// Opens (creating if needed) a blockstore rooted at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        for sub in ["blocks", "pins"] {
+            let dir = root.join(sub);
+            fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        Ok(FsBlockstore { root })
+    }
+
+    /// The directory this store lives in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn block_path(&self, cid: &Cid) -> PathBuf {
+        let k = key(cid);
+        let shard = &k[k.len() - 2..];
+        self.root.join("blocks").join(shard).join(k)
+    }
+
+    fn pin_path(&self, cid: &Cid) -> PathBuf {
+        self.root.join("pins").join(key(cid))
+    }
+
+    /// Stores a block after checking that `data` hashes to `cid`; storing a
+    /// block that is already present and intact is a no-op, and storing it
+    /// over a corrupted copy replaces that copy.
+    pub fn put(&self, cid: &Cid, data: &[u8]) -> Result<()> {
+        // Never store bytes under a CID they do not hash to.
+        verify(cid, data)?;
+        let path = self.block_path(cid);
+        // Already stored and intact: nothing to do. Reading it back costs less
+        // than a write + fsync, and lets a re-put repair a corrupted file.
+        if fs::metadata(&path).is_ok_and(|m| m.len() == data.len() as u64) && self.get(cid).is_ok() {
+            return Ok(());
+        }
+        let dir = path.parent().expect("block paths have a shard directory");
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
+        tmp.write_all(data).map_err(|e| Error::io(tmp.path(), e))?;
+        tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
+        tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
+        sync_dir(dir);
+        Ok(())
+    }
+
+    /// Reads a block and checks its hash; a mismatch is reported as
+    /// [`Error::CorruptBlock`] and the bytes are never returned.
+    pub fn get(&self, cid: &Cid) -> Result<Vec<u8>> {
+        let path = self.block_path(cid);
+        let data = match fs::read(&path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(Error::BlockNotFound { cid: Box::new(*cid) }),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        match verify(cid, &data) {
+            Ok(()) => Ok(data),
+            Err(Error::HashMismatch { .. }) => Err(Error::CorruptBlock { cid: Box::new(*cid), path }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// True when a block is stored (its content is not checked).
+    pub fn has(&self, cid: &Cid) -> bool {
+        self.block_path(cid).is_file()
+    }
+
+    /// Deletes a block; returns whether it was present.
+    pub fn delete(&self, cid: &Cid) -> Result<bool> {
+        let path = self.block_path(cid);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
+    /// Every stored block's CID (as CIDv1), in no particular order.
+    pub fn list(&self) -> Result<Vec<Cid>> {
+        let blocks = self.root.join("blocks");
+        let mut out = Vec::new();
+        for shard in fs::read_dir(&blocks).map_err(|e| Error::io(&blocks, e))? {
+            let shard = shard.map_err(|e| Error::io(&blocks, e))?.path();
+            if !shard.is_dir() {
+                continue;
+            }
+            for entry in fs::read_dir(&shard).map_err(|e| Error::io(&shard, e))? {
+                let entry = entry.map_err(|e| Error::io(&shard, e))?;
+                // Temporary files and strays do not parse as CIDs.
+                if let Some(cid) = entry.file_name().to_str().and_then(|n| n.parse::<Cid>().ok()) {
+                    out.push(cid);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Pins `root` recursively. Every block of the DAG must be present and
+    /// valid, so a pin always protects a complete DAG.
+    pub fn pin(&self, root: &Cid) -> Result<()> {
+        self.reachable(root, &mut HashSet::new())?;
+        let path = self.pin_path(root);
+        fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+        sync_dir(&self.root.join("pins"));
+        Ok(())
+    }
+
+    /// Removes a pin; returns whether it existed. Blocks stay until [`gc`](Self::gc).
+    pub fn unpin(&self, root: &Cid) -> Result<bool> {
+        let path = self.pin_path(root);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
+    /// The pinned roots.
+    pub fn pins(&self) -> Result<Vec<Cid>> {
+        let dir = self.root.join("pins");
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            let entry = entry.map_err(|e| Error::io(&dir, e))?;
+            if let Some(cid) = entry.file_name().to_str().and_then(|n| n.parse::<Cid>().ok()) {
+                out.push(cid);
+            }
+        }
+        Ok(out)
+    }
+
+    /// True when `root` is pinned.
+    pub fn is_pinned(&self, root: &Cid) -> bool {
+        self.pin_path(root).is_file()
+    }
+
+    /// Adds the keys of every block under `root` to `seen`, reading and
+    /// verifying each.
+    fn reachable(&self, root: &Cid, seen: &mut HashSet<String>) -> Result<()> {
+        let mut stack = vec![*root];
+        while let Some(cid) = stack.pop() {
+            if !seen.insert(key(&cid)) {
+                continue;
+            }
+            let data = self.get(&cid)?;
+            if cid.codec() == DAG_PB {
+                let node = dagpb::decode(&cid, &data)?;
+                stack.extend(node.links.iter().map(|l| l.cid));
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes every block no pin reaches.
+    ///
+    /// If any pinned DAG cannot be read completely (a block missing or
+    /// corrupt), nothing is deleted: its unreadable links might protect
+    /// blocks we would otherwise remove. Not safe to run while another
+    /// process imports into the same store without pinning yet (blocks it
+    /// just wrote are unpinned until it pins them).
+    pub fn gc(&self) -> Result<GcReport> {
+        let mut keep = HashSet::new();
+        for pin in self.pins()? {
+            self.reachable(&pin, &mut keep)?;
+        }
+        let mut report = GcReport::default();
+        for cid in self.list()? {
+            if keep.contains(&key(&cid)) {
+                report.kept_blocks += 1;
+                continue;
+            }
+            let path = self.block_path(&cid);
+            let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            if self.delete(&cid)? {
+                report.removed_blocks += 1;
+                report.removed_bytes += size;
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// Makes a rename durable by syncing its directory; best effort, since not
+/// every platform can open a directory for syncing.
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+impl BlockSink for FsBlockstore {
+    fn put_block(&mut self, cid: &Cid, data: &[u8]) -> Result<()> {
+        self.put(cid, data)
+    }
+}
+
+impl BlockSink for &FsBlockstore {
+    fn put_block(&mut self, cid: &Cid, data: &[u8]) -> Result<()> {
+        self.put(cid, data)
+    }
+}
+
+impl BlockSource for FsBlockstore {
+    fn get_block(&self, cid: &Cid) -> Result<Vec<u8>> {
+        self.get(cid)
+    }
+}
