@@ -22,6 +22,7 @@
 
 pub mod block;
 pub mod blockstore;
+pub mod car;
 pub mod dagpb;
 pub mod error;
 pub mod exporter;
