@@ -154,3 +154,22 @@ fn kubo_sharness_nested_directories_v0() {
     let root = import_path(&other, &ImportOptions::v0(), &mut |_: &Cid, _: &[u8]| Ok(())).unwrap();
     assert_eq!(root.cid.to_string(), "QmZQWnfcqJ6hNkkPvrY9Q5X39GP3jUnUbAV4AbmbbR3Cb1");
 }
+
+#[test]
+fn reporting_names_every_entry_relative_to_the_root() {
+    use ipfs_accelerate_ipfs::importer::{import_path_reporting, EntryKind};
+    let dir = tempfile::tempdir().unwrap();
+    let moons = dir.path().join("moons");
+    write_tree(&moons, &[("jupiter/europa.txt", "Hello Europa!\n"), ("mercury.txt", "hey youre no moon!\n")]);
+    let mut seen = Vec::new();
+    let mut report = |p: &std::path::Path, k: EntryKind, n: &ipfs_accelerate_ipfs::Imported| {
+        seen.push((p.to_str().unwrap().to_string(), k, n.cid.to_string()))
+    };
+    import_path_reporting(&moons, &ImportOptions::v0(), &mut |_: &Cid, _: &[u8]| Ok(()), &mut report).unwrap();
+    let names: Vec<&str> = seen.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(names, ["jupiter/europa.txt", "jupiter", "mercury.txt", ""]);
+    assert_eq!(seen[0].2, "Qmbjg7zWdqdMaK2BucPncJQDxiALExph5k3NkQv5RHpccu");
+    assert_eq!(seen[0].1, EntryKind::File);
+    assert_eq!(seen[1].1, EntryKind::Directory);
+    assert_eq!(seen[2].2, "QmUJjVtnN8YEeYcS8VmUeWffTWhnMQAkk5DzZdKnPhqUdK");
+}

@@ -52,11 +52,44 @@ pub fn build_directory(
 /// Symlinks and other special files are refused with an error rather than
 /// silently followed or dropped.
 pub fn import_path(path: &Path, opts: &ImportOptions, sink: &mut dyn BlockSink) -> Result<Imported> {
+    import_path_reporting(path, opts, sink, &mut |_, _, _| {})
+}
+
+/// What [`import_path_reporting`] tells its callback about each entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file.
+    File,
+    /// A directory (reported after all of its entries).
+    Directory,
+}
+
+/// Like [`import_path`], calling `report` with each imported entry's path
+/// relative to `path` (empty for `path` itself), its kind and its root, in
+/// import order: children before their directory.
+pub fn import_path_reporting(
+    path: &Path,
+    opts: &ImportOptions,
+    sink: &mut dyn BlockSink,
+    report: &mut dyn FnMut(&Path, EntryKind, &Imported),
+) -> Result<Imported> {
     opts.validate()?;
+    import_rec(path, Path::new(""), opts, sink, report)
+}
+
+fn import_rec(
+    path: &Path,
+    rel: &Path,
+    opts: &ImportOptions,
+    sink: &mut dyn BlockSink,
+    report: &mut dyn FnMut(&Path, EntryKind, &Imported),
+) -> Result<Imported> {
     let meta = fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.is_file() {
         let f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        return import_file(std::io::BufReader::with_capacity(opts.chunk_size, f), opts, sink);
+        let node = import_file(std::io::BufReader::with_capacity(opts.chunk_size, f), opts, sink)?;
+        report(rel, EntryKind::File, &node);
+        return Ok(node);
     }
     if !meta.is_dir() {
         return Err(Error::InvalidOption(format!(
@@ -64,7 +97,7 @@ pub fn import_path(path: &Path, opts: &ImportOptions, sink: &mut dyn BlockSink) 
             path.display()
         )));
     }
-    let mut entries = Vec::new();
+    let mut names = Vec::new();
     for item in fs::read_dir(path).map_err(|e| Error::io(path, e))? {
         let item = item.map_err(|e| Error::io(path, e))?;
         let name = item.file_name().into_string().map_err(|raw| {
@@ -76,11 +109,17 @@ pub fn import_path(path: &Path, opts: &ImportOptions, sink: &mut dyn BlockSink) 
         if !opts.hidden && name.starts_with('.') {
             continue;
         }
-        let node = import_path(&item.path(), opts, sink)?;
+        names.push(name);
+    }
+    // read_dir order is arbitrary; sort so blocks and reports come in the
+    // same order every time (the encoder sorts links by these bytes too).
+    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    let mut entries = Vec::with_capacity(names.len());
+    for name in names {
+        let node = import_rec(&path.join(&name), &rel.join(&name), opts, sink, report)?;
         entries.push(DirEntry { name, node });
     }
-    // read_dir order is arbitrary; sort now so the result never depends on it
-    // (the encoder sorts too, but the sink sees children in this order).
-    entries.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-    build_directory(entries, opts, path, sink)
+    let node = build_directory(entries, opts, path, sink)?;
+    report(rel, EntryKind::Directory, &node);
+    Ok(node)
 }

@@ -7,7 +7,7 @@ mod file;
 mod options;
 
 pub use chunker::Chunker;
-pub use directory::{build_directory, import_path, DirEntry};
+pub use directory::{build_directory, import_path, import_path_reporting, DirEntry, EntryKind};
 pub use file::import_file;
 pub use options::ImportOptions;
 
