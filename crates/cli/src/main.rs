@@ -23,6 +23,8 @@ enum Command {
     Devices(commands::devices::DevicesArgs),
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
+    #[command(subcommand)]
+    Ipfs(commands::ipfs::IpfsCommand),
 }
 
 fn main() {
@@ -39,6 +41,7 @@ fn main() {
         Command::Similarity(args) => commands::similarity::run(args),
         Command::Devices(args) => commands::devices::run(args),
         Command::Bench(cmd) => commands::bench::run(cmd),
+        Command::Ipfs(cmd) => commands::ipfs::run(cmd),
     };
     if let Err(err) = result {
         // One line: the error and its causes, never a backtrace.

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod devices;
 pub mod embed;
+pub mod ipfs;
 pub mod similarity;
 
 use anyhow::Result;

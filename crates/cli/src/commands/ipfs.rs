@@ -1,0 +1,190 @@
+//! `ipfs-accelerate ipfs`: Kubo-compatible `add` and `cat` over the local
+//! block store, producing the same CIDs as `ipfs add`.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use ipfs_accelerate_ipfs::importer::{import_path_reporting, EntryKind};
+use ipfs_accelerate_ipfs::{cat, parse_cid, BlockSink, Cid, CidVersion, FsBlockstore, ImportOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Content addressing compatible with Kubo's `ipfs` command.
+#[derive(Subcommand)]
+pub enum IpfsCommand {
+    Add(AddArgs),
+    Cat(CatArgs),
+}
+
+/// Add a file or directory to the local block store and print its CID
+/// (the same CID `ipfs add` prints for the same options).
+#[derive(Args)]
+#[command(after_help = "Examples:
+  ipfs-accelerate ipfs add model.safetensors
+  ipfs-accelerate ipfs add -r -Q ./all-MiniLM-L6-v2
+  ipfs-accelerate ipfs add --cid-version 0 notes.txt      # Kubo's legacy Qm… CIDs
+  ipfs-accelerate ipfs add -n --chunker size-1048576 big.bin   # hash only")]
+pub struct AddArgs {
+    /// File or directory to add.
+    path: PathBuf,
+    /// Add a directory and everything in it.
+    #[arg(short, long)]
+    recursive: bool,
+    /// Print only CIDs, one per line.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Print only the final root CID.
+    #[arg(short = 'Q', long)]
+    quieter: bool,
+    /// CID version. 1 is the default here (Kubo's own default is 0).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
+    cid_version: u8,
+    /// Store file data in raw blocks [default: true with --cid-version 1, false with 0].
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    raw_leaves: Option<bool>,
+    /// Chunking: size-N splits files into N-byte leaves.
+    #[arg(long, default_value = "size-262144")]
+    chunker: String,
+    /// Include files and directories whose names start with a dot.
+    #[arg(short = 'H', long)]
+    hidden: bool,
+    /// Only compute CIDs; store nothing.
+    #[arg(short = 'n', long)]
+    only_hash: bool,
+    /// Block store directory [default: $IPFS_ACCELERATE_REPO or ~/.local/share/ipfs-accelerate/repo].
+    #[arg(long)]
+    repo: Option<PathBuf>,
+}
+
+/// Write a file's content from the local block store to stdout, checking
+/// every block's hash.
+#[derive(Args)]
+#[command(after_help = "Examples:
+  ipfs-accelerate ipfs cat bafkreieyfpmvuxeupeprndlgh5m2hrztl2gjko5l4l4olzolfpux2anyoa
+  ipfs-accelerate ipfs cat /ipfs/QmTjLMez5bxVZHMS5giDPHJoSKRS7P986ff1ZN5XUcunNf > out.txt")]
+pub struct CatArgs {
+    /// CID of a file (optionally written /ipfs/CID).
+    cid: String,
+    /// Block store directory [default: $IPFS_ACCELERATE_REPO or ~/.local/share/ipfs-accelerate/repo].
+    #[arg(long)]
+    repo: Option<PathBuf>,
+}
+
+pub fn run(cmd: IpfsCommand) -> Result<()> {
+    match cmd {
+        IpfsCommand::Add(args) => add(args),
+        IpfsCommand::Cat(args) => cat_cmd(args),
+    }
+}
+
+/// The block store directory: `--repo`, else `$IPFS_ACCELERATE_REPO`, else
+/// `~/.local/share/ipfs-accelerate/repo`.
+fn repo_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(dir) = flag.or_else(|| std::env::var_os("IPFS_ACCELERATE_REPO").map(PathBuf::from)) {
+        return Ok(dir);
+    }
+    let home = std::env::var_os("HOME").context("cannot find the block store: set --repo or IPFS_ACCELERATE_REPO")?;
+    Ok(PathBuf::from(home).join(".local/share/ipfs-accelerate/repo"))
+}
+
+fn add(args: AddArgs) -> Result<()> {
+    let version = if args.cid_version == 0 { CidVersion::V0 } else { CidVersion::V1 };
+    let opts = ImportOptions {
+        cid_version: version,
+        raw_leaves: args.raw_leaves.unwrap_or(version == CidVersion::V1),
+        hidden: args.hidden,
+        ..ImportOptions::default()
+    }
+    .with_chunker(&args.chunker)?;
+    let meta = std::fs::metadata(&args.path).with_context(|| format!("cannot read {}", args.path.display()))?;
+    if meta.is_dir() && !args.recursive {
+        bail!("{} is a directory: add -r to add it and everything in it", args.path.display());
+    }
+    // Kubo prints names relative to the argument's parent: `planets/mars.txt`.
+    let base = args
+        .path
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| args.path.display().to_string());
+
+    let bar = ProgressBar::new(total_bytes(&args.path));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} adding {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
+            .expect("valid progress template"),
+    );
+    let mut store = if args.only_hash { None } else { Some(FsBlockstore::open(repo_dir(args.repo)?)?) };
+    let mut sink = ProgressSink { store: store.as_mut(), bar: &bar };
+    let mut files = Vec::new();
+    let mut dirs = Vec::new();
+    let root = import_path_reporting(&args.path, &opts, &mut sink, &mut |rel, kind, node| {
+        let name = if rel.as_os_str().is_empty() { base.clone() } else { format!("{base}/{}", rel.display()) };
+        match kind {
+            EntryKind::File => files.push((name, node.cid)),
+            EntryKind::Directory => dirs.push((name, node.cid)),
+        }
+    })?;
+    bar.finish_and_clear();
+    if let Some(store) = &store {
+        // Like Kubo, adding pins the root so garbage collection keeps it.
+        store.pin(&root.cid)?;
+    }
+    // Kubo's order: every file, then the directories, the root last.
+    let mut out = std::io::stdout().lock();
+    if args.quieter {
+        writeln!(out, "{}", root.cid)?;
+        return Ok(());
+    }
+    if let Some(last) = dirs.pop() {
+        dirs.sort();
+        dirs.push(last);
+    }
+    for (name, cid) in files.iter().chain(&dirs) {
+        if args.quiet {
+            writeln!(out, "{cid}")?;
+        } else {
+            writeln!(out, "added {cid} {name}")?;
+        }
+    }
+    Ok(())
+}
+
+/// Bytes of regular files under `path` (for the progress bar only).
+fn total_bytes(path: &Path) -> u64 {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_file() => m.len(),
+        Ok(m) if m.is_dir() => {
+            std::fs::read_dir(path).map(|entries| entries.flatten().map(|e| total_bytes(&e.path())).sum()).unwrap_or(0)
+        }
+        _ => 0,
+    }
+}
+
+/// Stores blocks (unless hashing only) and advances the progress bar.
+struct ProgressSink<'a> {
+    store: Option<&'a mut FsBlockstore>,
+    bar: &'a ProgressBar,
+}
+
+impl BlockSink for ProgressSink<'_> {
+    fn put_block(&mut self, cid: &Cid, data: &[u8]) -> ipfs_accelerate_ipfs::Result<()> {
+        if let Some(store) = self.store.as_mut() {
+            store.put(cid, data)?;
+        }
+        // Block bytes slightly exceed file bytes (node headers); clamp.
+        let len = self.bar.length().unwrap_or(0);
+        self.bar.set_position((self.bar.position() + data.len() as u64).min(len));
+        Ok(())
+    }
+}
+
+fn cat_cmd(args: CatArgs) -> Result<()> {
+    let text = args.cid.strip_prefix("/ipfs/").unwrap_or(&args.cid);
+    let cid = parse_cid(text)?;
+    let store = FsBlockstore::open(repo_dir(args.repo)?)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    cat(&store, &cid, &mut out)?;
+    out.flush()?;
+    Ok(())
+}
