@@ -24,7 +24,7 @@ pub fn link(cid: Cid, name: &str, tsize: u64) -> PbLink {
 /// Decodes a dag-pb block; `cid` is only used to name it in errors.
 pub fn decode(cid: &Cid, bytes: &[u8]) -> Result<PbNode> {
     if cid.codec() != DAG_PB {
-        return Err(Error::UnsupportedCodec { cid: Box::new(*cid), codec: cid.codec() });
+        return Err(Error::UnsupportedCodec { cid: Box::new(*cid), codec: cid.codec(), expected: "dag-pb (0x70)" });
     }
     PbNode::from_bytes(bytes.to_vec().into())
         .map_err(|e| Error::InvalidDagPb { cid: Box::new(*cid), reason: e.to_string() })

@@ -40,12 +40,14 @@ pub enum Error {
     },
 
     /// A CID names a codec this crate cannot interpret.
-    #[error("CID {cid} uses codec 0x{codec:x}, which is not supported here (only raw 0x55 and dag-pb 0x70 are)")]
+    #[error("CID {cid} has codec 0x{codec:x}, which cannot be read here (expected {expected})")]
     UnsupportedCodec {
         /// The CID.
         cid: Box<Cid>,
         /// Its multicodec code.
         codec: u64,
+        /// The codecs the operation accepts.
+        expected: &'static str,
     },
 
     /// A CID uses a hash function this crate cannot verify.
@@ -118,17 +120,6 @@ pub enum Error {
         name: String,
         /// Why it is refused.
         reason: &'static str,
-    },
-
-    /// A directory is too large for a single (non-sharded) dag-pb node.
-    #[error("directory {path} needs HAMT sharding ({estimated} bytes of links > {limit}), which is not implemented yet; split it into smaller directories")]
-    NeedsSharding {
-        /// The directory on disk.
-        path: PathBuf,
-        /// Kubo's size estimate (sum of name and CID lengths).
-        estimated: usize,
-        /// Kubo's threshold.
-        limit: usize,
     },
 
     /// An option has an invalid value.

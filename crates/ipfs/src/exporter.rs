@@ -110,7 +110,9 @@ impl FileWriter<'_> {
                 }
                 Ok(total)
             }
-            codec => Err(Error::UnsupportedCodec { cid: Box::new(*cid), codec }),
+            codec => {
+                Err(Error::UnsupportedCodec { cid: Box::new(*cid), codec, expected: "raw (0x55) or dag-pb (0x70)" })
+            }
         }
     }
 
@@ -149,8 +151,8 @@ pub fn check_entry_name(parent: &Cid, name: &str) -> Result<()> {
 ///
 /// Directories are created fresh and files with `create_new`, so nothing
 /// already on disk (such as a planted symlink) is followed or overwritten.
-/// Entry names are checked with [`check_entry_name`]; duplicate names,
-/// symlinks and HAMT-sharded directories are refused.
+/// Entry names are checked with [`check_entry_name`]; duplicate names and
+/// symlinks are refused. HAMT-sharded directories are read like plain ones.
 pub fn export_to(source: &dyn BlockSource, cid: &Cid, dest: &Path) -> Result<()> {
     export_node(source, cid, dest, 0)
 }
@@ -162,23 +164,29 @@ fn export_node(source: &dyn BlockSource, cid: &Cid, dest: &Path, depth: usize) -
     let data = get_verified(source, cid)?;
     let node = if cid.codec() == DAG_PB { Some(dagpb::decode_unixfs(cid, &data)?) } else { None };
     match node {
-        Some((links, fs)) if fs.node_type == NodeType::Directory => {
+        Some((links, fs)) if matches!(fs.node_type, NodeType::Directory | NodeType::HamtShard) => {
+            let mut entries = Vec::with_capacity(links.len());
+            if fs.node_type == NodeType::HamtShard {
+                hamt_entries(source, cid, links, &fs, depth, &mut entries)?;
+            } else {
+                entries.extend(links.into_iter().map(|l| (l.name.unwrap_or_default(), l.cid)));
+            }
+            // Every name is checked before anything is created, so a bad
+            // entry anywhere in this directory leaves no trace on disk.
             let mut names = std::collections::HashSet::new();
-            for link in &links {
-                let name = link.name.as_deref().unwrap_or("");
+            for (name, _) in &entries {
                 check_entry_name(cid, name)?;
-                if !names.insert(name) {
+                if !names.insert(name.as_str()) {
                     return Err(Error::UnsafeEntryName {
                         parent: Box::new(*cid),
-                        name: name.to_string(),
+                        name: name.clone(),
                         reason: "the name appears twice in the directory",
                     });
                 }
             }
             fs::create_dir(dest).map_err(|e| Error::io(dest, e))?;
-            for link in &links {
-                let name = link.name.as_deref().unwrap_or("");
-                export_node(source, &link.cid, &dest.join(name), depth + 1)?;
+            for (name, child) in &entries {
+                export_node(source, child, &dest.join(name), depth + 1)?;
             }
             Ok(())
         }
@@ -197,6 +205,50 @@ fn export_node(source: &dyn BlockSource, cid: &Cid, dest: &Path, depth: usize) -
             Ok(())
         }
     }
+}
+
+/// Collects the `(name, cid)` entries of a HAMT-sharded directory,
+/// following its sub-shards. Link names are the slot index in uppercase hex
+/// (as many digits as `fanout - 1` needs) followed by the entry name; a link
+/// that is only the index is a sub-shard.
+fn hamt_entries(
+    source: &dyn BlockSource,
+    cid: &Cid,
+    links: Vec<dagpb::PbLink>,
+    fs: &crate::unixfs::UnixFsData,
+    depth: usize,
+    out: &mut Vec<(String, Cid)>,
+) -> Result<()> {
+    if depth > MAX_DEPTH {
+        return Err(Error::TooDeep { cid: Box::new(*cid), limit: MAX_DEPTH });
+    }
+    let bad = |reason: String| Error::InvalidUnixFs { cid: Box::new(*cid), reason };
+    let fanout = fs.fanout.ok_or_else(|| bad("HAMT shard without a fanout".into()))?;
+    if !fanout.is_power_of_two() || !(8..=1 << 16).contains(&fanout) {
+        return Err(bad(format!("HAMT fanout {fanout} is not a power of two between 8 and 65536")));
+    }
+    let prefix_len = format!("{:X}", fanout - 1).len();
+    for link in links {
+        let name = link.name.unwrap_or_default();
+        let is_slot = |p: &str| p.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b));
+        if !name.get(..prefix_len).is_some_and(is_slot) {
+            return Err(bad(format!("HAMT link {name:?} does not start with a {prefix_len}-digit slot index")));
+        }
+        if name.len() == prefix_len {
+            if link.cid.codec() != DAG_PB {
+                return Err(bad(format!("HAMT sub-shard {} is not a dag-pb node", link.cid)));
+            }
+            let data = get_verified(source, &link.cid)?;
+            let (sub_links, sub_fs) = dagpb::decode_unixfs(&link.cid, &data)?;
+            if sub_fs.node_type != NodeType::HamtShard {
+                return Err(bad(format!("HAMT sub-shard {} is a {}", link.cid, sub_fs.node_type.name())));
+            }
+            hamt_entries(source, &link.cid, sub_links, &sub_fs, depth + 1, out)?;
+        } else {
+            out.push((name[prefix_len..].to_string(), link.cid));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

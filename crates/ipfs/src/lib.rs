@@ -7,7 +7,8 @@
 //!
 //! - [`importer`]: fixed-size chunks (256 KiB by default), a balanced DAG of
 //!   at most 174 links per node, raw leaves with CIDv1 by default or Kubo's
-//!   legacy CIDv0 DAG, directories as dag-pb UnixFS Directory nodes.
+//!   legacy CIDv0 DAG, directories as dag-pb UnixFS Directory nodes, HAMT
+//!   sharded (murmur3, fanout 256) above Kubo's 256 KiB threshold.
 //! - [`exporter`]: reads files and directory trees back from any
 //!   [`exporter::BlockSource`], checking every block's hash, and refuses
 //!   entry names that could escape the target directory.

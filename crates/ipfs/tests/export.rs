@@ -209,3 +209,59 @@ fn cat_of_a_directory_says_so() {
     let err = cat_to_vec(&store, &root).unwrap_err();
     assert!(matches!(err, Error::WrongNodeType { found: "directory", .. }), "{err}");
 }
+
+#[test]
+fn sharded_directories_round_trip_and_bad_shards_are_refused() {
+    use ipfs_accelerate_ipfs::unixfs::NodeType;
+    let src = tempfile::tempdir().unwrap();
+    let root_dir = src.path().join("big");
+    std::fs::create_dir_all(root_dir.join("sub")).unwrap();
+    std::fs::write(root_dir.join("sub/inner"), b"inner").unwrap();
+    // 1,300 entries of 200-byte names: well above Kubo's sharding threshold.
+    for i in 0..1300u64 {
+        std::fs::write(root_dir.join(format!("{:y<200}", i)), bytes(i as usize % 40, i)).unwrap();
+    }
+    let mut store = MemoryStore::new();
+    let root = import_path(&root_dir, &ImportOptions::default(), &mut store).unwrap();
+    let block = store.iter().find(|(c, _)| **c == root.cid).unwrap().1.clone();
+    let (_, fs) = dagpb::decode_unixfs(&root.cid, &block).unwrap();
+    assert_eq!(fs.node_type, NodeType::HamtShard);
+
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("big");
+    export_to(&store, &root.cid, &dest).unwrap();
+    assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 1301);
+    assert_eq!(std::fs::read(dest.join(format!("{:y<200}", 7))).unwrap(), bytes(7, 7));
+    assert_eq!(std::fs::read(dest.join("sub/inner")).unwrap(), b"inner");
+    assert_eq!(import_path(&dest, &ImportOptions::default(), &mut MemoryStore::new()).unwrap().cid, root.cid);
+
+    // Hand-made shards: a name without a slot prefix, an escaping name behind
+    // a valid prefix, and a "sub-shard" that is really a file.
+    let file = cid_for(CidVersion::V1, RAW, b"x");
+    let mut hostile = MemoryStore::new();
+    hostile.insert_unchecked(file, b"x".to_vec());
+    let shard = |links: Vec<dagpb::PbLink>| {
+        let data = UnixFsData {
+            node_type: NodeType::HamtShard,
+            data: Some(vec![0xff]),
+            filesize: None,
+            blocksizes: vec![],
+            hash_type: Some(0x22),
+            fanout: Some(256),
+        };
+        dagpb::encode(links, Some(data.encode()))
+    };
+    for (links, needle) in [
+        (vec![dagpb::link(file, "zz-name", 1)], "slot index"),
+        (vec![dagpb::link(file, "0A..", 1)], "refusing directory entry"),
+        (vec![dagpb::link(file, "0A", 1)], "sub-shard"),
+    ] {
+        let node = shard(links);
+        let cid = cid_for(CidVersion::V1, DAG_PB, &node);
+        hostile.insert_unchecked(cid, node);
+        let out = tempfile::tempdir().unwrap();
+        let err = export_to(&hostile, &cid, &out.path().join("d")).unwrap_err();
+        assert!(err.to_string().contains(needle), "{needle}: {err}");
+        assert!(!out.path().join("d").exists());
+    }
+}

@@ -94,3 +94,39 @@ fn nested_directory_matches_the_js_importer() {
         assert_eq!(got.cid.to_string(), want, "{mode}");
     }
 }
+
+/// 200-byte names, so a few more than 1,110 entries cross Kubo's 256 KiB
+/// sharding threshold (name bytes + CID bytes).
+fn write_big_dir(root: &std::path::Path, n: usize, with_sub: bool) {
+    std::fs::create_dir_all(root).unwrap();
+    for i in 0..n {
+        let name = format!("{:x<200}", format!("entry-{i}-"));
+        let content: Vec<u8> = (0..i % 50).map(|j| ((j * 31 + 7 + i) % 251) as u8).collect();
+        std::fs::write(root.join(name), content).unwrap();
+    }
+    if with_sub {
+        std::fs::create_dir(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/inner.txt"), pattern(5)).unwrap();
+    }
+}
+
+#[test]
+fn large_directories_shard_exactly_like_the_js_importer() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (1110, false, "v1", "bafybeiffljofxtrft4d6hq2gd5grlex5kyau4h55unhjtt7lhtzjh42ypi", 300059),
+        (1200, false, "v1", "bafybeigrsamav673cql2abfnttnhzwsc64a7gd3kmxi6bewuqizlwojq2y", 348207),
+        (1200, true, "v1", "bafybeiduo2lkqulpsojqu2b5znzg4te2gvfposhkany3wmplt4kga35bry", 348318),
+        (1110, false, "v0", "QmbgMT19mEVquCBRnFUzPpVFR8fz2wCLcLMuZtJp7CSxmk", 306673),
+        (1200, false, "v0", "QmemjFxJqpJF2rqkPmeZABXtWXtTrvG6nBCA4NAhcNeo7S", 354857),
+        (1200, true, "v0", "QmcGbuSk3Ms1RNj11Sk7QEFBgj6i4N4EcKVeoZeTbX1ChE", 354972),
+    ];
+    for (n, with_sub, mode, want, want_size) in cases {
+        let root = dir.path().join(format!("big-{n}-{with_sub}"));
+        if !root.exists() {
+            write_big_dir(&root, n, with_sub);
+        }
+        let got = import_path(&root, &opts(mode, C), &mut |_: &Cid, _: &[u8]| -> Result<()> { Ok(()) }).unwrap();
+        assert_eq!((got.cid.to_string().as_str(), got.tsize), (want, want_size), "{n} entries, sub={with_sub}, {mode}");
+    }
+}

@@ -1,5 +1,5 @@
 //! Directories as dag-pb UnixFS Directory nodes, as `ipfs add -r` builds
-//! them (without HAMT sharding, which Kubo switches to above 256 KiB).
+//! them, switching to a HAMT-sharded directory where Kubo does.
 
 use super::{import_file, BlockSink, ImportOptions, Imported};
 use crate::block::{cid_for, DAG_PB};
@@ -23,20 +23,17 @@ pub struct DirEntry {
     pub node: Imported,
 }
 
-/// Builds a directory node from already-imported entries, sends it to
-/// `sink` and returns it. Links are sorted by name bytes, as Kubo sorts them.
+/// Builds a directory node from already-imported entries, sends it (and,
+/// for a sharded directory, its sub-shards) to `sink` and returns the root.
+/// Links are sorted by name bytes, as Kubo sorts them.
 ///
-/// Fails with [`Error::NeedsSharding`] where Kubo would shard the directory
-/// (`path` is only used in that message).
-pub fn build_directory(
-    entries: Vec<DirEntry>,
-    opts: &ImportOptions,
-    path: &Path,
-    sink: &mut dyn BlockSink,
-) -> Result<Imported> {
+/// Like Kubo, a directory whose estimated size (sum of name length + CID
+/// byte length) is above [`HAMT_SHARDING_SIZE`] becomes a HAMT shard.
+/// Entry names must be unique.
+pub fn build_directory(entries: Vec<DirEntry>, opts: &ImportOptions, sink: &mut dyn BlockSink) -> Result<Imported> {
     let estimated: usize = entries.iter().map(|e| e.name.len() + e.node.cid.encoded_len()).sum();
     if estimated > HAMT_SHARDING_SIZE {
-        return Err(Error::NeedsSharding { path: path.to_path_buf(), estimated, limit: HAMT_SHARDING_SIZE });
+        return super::hamt::build_hamt(entries, opts, sink);
     }
     let children_tsize: u64 = entries.iter().map(|e| e.node.tsize).sum();
     let links = entries.iter().map(|e| dagpb::link(e.node.cid, &e.name, e.node.tsize)).collect();
@@ -119,7 +116,7 @@ fn import_rec(
         let node = import_rec(&path.join(&name), &rel.join(&name), opts, sink, report)?;
         entries.push(DirEntry { name, node });
     }
-    let node = build_directory(entries, opts, path, sink)?;
+    let node = build_directory(entries, opts, sink)?;
     report(rel, EntryKind::Directory, &node);
     Ok(node)
 }

@@ -4,6 +4,7 @@
 mod chunker;
 mod directory;
 mod file;
+pub mod hamt;
 mod options;
 
 pub use chunker::Chunker;
