@@ -8,7 +8,7 @@ pub mod hamt;
 mod options;
 
 pub use chunker::Chunker;
-pub use directory::{build_directory, import_path, import_path_reporting, DirEntry, EntryKind};
+pub use directory::{build_directory, import_path, import_path_reporting, DirEntry, EntryKind, HAMT_SHARDING_SIZE};
 pub use file::import_file;
 pub use options::ImportOptions;
 
