@@ -193,7 +193,7 @@ fn export_node(source: &dyn BlockSource, cid: &Cid, dest: &Path, depth: usize) -
         Some((_, fs)) if !matches!(fs.node_type, NodeType::File | NodeType::Raw) => Err(Error::WrongNodeType {
             cid: Box::new(*cid),
             found: fs.node_type.name(),
-            expected: "a file or directory",
+            expected: "a file or directory (symlinks are not written, so an export never points outside itself)",
         }),
         _ => {
             let file =

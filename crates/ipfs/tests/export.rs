@@ -265,3 +265,16 @@ fn sharded_directories_round_trip_and_bad_shards_are_refused() {
         assert!(!out.path().join("d").exists());
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn symlinks_import_but_are_never_exported() {
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("real"), b"data").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", src.path().join("link")).unwrap();
+    let mut store = MemoryStore::new();
+    let root = import_path(src.path(), &ImportOptions::default(), &mut store).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let err = export_to(&store, &root.cid, &out.path().join("d")).unwrap_err();
+    assert!(matches!(err, Error::WrongNodeType { found: "symlink", .. }), "{err}");
+}

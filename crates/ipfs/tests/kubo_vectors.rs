@@ -173,3 +173,24 @@ fn reporting_names_every_entry_relative_to_the_root() {
     assert_eq!(seen[1].1, EntryKind::Directory);
     assert_eq!(seen[2].2, "QmUJjVtnN8YEeYcS8VmUeWffTWhnMQAkk5DzZdKnPhqUdK");
 }
+
+// From Kubo's test/sharness/t0044-add-symlink.sh.
+#[cfg(unix)]
+#[test]
+fn kubo_sharness_symlinks_are_stored_not_followed() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("files");
+    write_tree(&files, &[("foo/baz", "some text\n")]);
+    std::fs::create_dir(files.join("bar")).unwrap();
+    symlink("files/foo/baz", files.join("bar/baz")).unwrap();
+    symlink("files/does/not/exist", files.join("bad")).unwrap();
+    let mut sink = |_: &Cid, _: &[u8]| -> Result<()> { Ok(()) };
+    let v0 = ImportOptions::v0();
+    let good = import_path(&files.join("bar/baz"), &v0, &mut sink).unwrap();
+    assert_eq!(good.cid.to_string(), "QmdocmZeF7qwPT9Z8SiVhMSyKA2KKoA2J7jToW6z6WBmxR");
+    let bad = import_path(&files.join("bad"), &v0, &mut sink).unwrap();
+    assert_eq!(bad.cid.to_string(), "QmWYN8SEXCgNT2PSjB6BnxAx6NJQtazWoBkTRH9GRfPFFQ");
+    let root = import_path(&files, &v0, &mut sink).unwrap();
+    assert_eq!(root.cid.to_string(), "QmWdiHKoeSW8G1u7ATCgpx4yMoUhYaJBQGkyPLkS9goYZ8");
+}

@@ -120,7 +120,7 @@ fn add(args: AddArgs) -> Result<()> {
     let root = import_path_reporting(&args.path, &opts, &mut sink, &mut |rel, kind, node| {
         let name = if rel.as_os_str().is_empty() { base.clone() } else { format!("{base}/{}", rel.display()) };
         match kind {
-            EntryKind::File => files.push((name, node.cid)),
+            EntryKind::File | EntryKind::Symlink => files.push((name, node.cid)),
             EntryKind::Directory => dirs.push((name, node.cid)),
         }
     })?;

@@ -46,8 +46,8 @@ pub fn build_directory(entries: Vec<DirEntry>, opts: &ImportOptions, sink: &mut 
 /// Imports a file or (recursively) a directory from disk.
 ///
 /// Names starting with `.` are skipped unless `opts.hidden`, as in Kubo.
-/// Symlinks and other special files are refused with an error rather than
-/// silently followed or dropped.
+/// Symlinks are stored as UnixFS Symlink nodes (not followed), as Kubo does;
+/// sockets, pipes and devices are refused with an error.
 pub fn import_path(path: &Path, opts: &ImportOptions, sink: &mut dyn BlockSink) -> Result<Imported> {
     import_path_reporting(path, opts, sink, &mut |_, _, _| {})
 }
@@ -59,6 +59,25 @@ pub enum EntryKind {
     File,
     /// A directory (reported after all of its entries).
     Directory,
+    /// A symbolic link, stored as a UnixFS Symlink node.
+    Symlink,
+}
+
+/// Stores a UnixFS Symlink node for `target` (Type 4, Data = target, no
+/// filesize: boxo's `SymlinkData`) and returns it.
+pub fn symlink_node(target: &str, opts: &ImportOptions, sink: &mut dyn BlockSink) -> Result<Imported> {
+    let data = UnixFsData {
+        node_type: crate::unixfs::NodeType::Symlink,
+        data: Some(target.as_bytes().to_vec()),
+        filesize: None,
+        blocksizes: Vec::new(),
+        hash_type: None,
+        fanout: None,
+    };
+    let bytes = dagpb::encode(Vec::new(), Some(data.encode()));
+    let cid = cid_for(opts.cid_version, DAG_PB, &bytes);
+    sink.put_block(&cid, &bytes)?;
+    Ok(Imported { cid, tsize: bytes.len() as u64, file_size: 0 })
 }
 
 /// Like [`import_path`], calling `report` with each imported entry's path
@@ -88,9 +107,23 @@ fn import_rec(
         report(rel, EntryKind::File, &node);
         return Ok(node);
     }
+    if meta.file_type().is_symlink() {
+        // Like Kubo, store the link itself (never follow it): a UnixFS
+        // Symlink node whose Data is the target path.
+        let target = fs::read_link(path).map_err(|e| Error::io(path, e))?;
+        let target = target.into_os_string().into_string().map_err(|raw| {
+            Error::InvalidOption(format!(
+                "symlink {} points to {raw:?}, which is not valid UTF-8; UnixFS targets must be UTF-8",
+                path.display()
+            ))
+        })?;
+        let node = symlink_node(&target, opts, sink)?;
+        report(rel, EntryKind::Symlink, &node);
+        return Ok(node);
+    }
     if !meta.is_dir() {
         return Err(Error::InvalidOption(format!(
-            "{} is neither a regular file nor a directory (symlinks are not imported yet)",
+            "{} is not a regular file, directory or symlink (sockets, pipes and devices cannot be added)",
             path.display()
         )));
     }

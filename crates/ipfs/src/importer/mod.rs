@@ -8,7 +8,9 @@ pub mod hamt;
 mod options;
 
 pub use chunker::Chunker;
-pub use directory::{build_directory, import_path, import_path_reporting, DirEntry, EntryKind, HAMT_SHARDING_SIZE};
+pub use directory::{
+    build_directory, import_path, import_path_reporting, symlink_node, DirEntry, EntryKind, HAMT_SHARDING_SIZE,
+};
 pub use file::import_file;
 pub use options::ImportOptions;
 
