@@ -44,7 +44,13 @@ pub struct GcReport {
     pub removed_bytes: u64,
     /// Blocks kept because a pin reaches them.
     pub kept_blocks: usize,
+    /// Temporary files left by interrupted writes that were removed.
+    pub removed_temp_files: usize,
 }
+
+/// Temporary files older than this are leftovers of a killed writer; younger
+/// ones may belong to a write in progress in another process.
+pub const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The file name a CID is stored under.
 fn key(cid: &Cid) -> String {
@@ -217,7 +223,7 @@ impl FsBlockstore {
         for pin in self.pins()? {
             self.reachable(&pin, &mut keep)?;
         }
-        let mut report = GcReport::default();
+        let mut report = GcReport { removed_temp_files: self.remove_stale_temp_files()?, ..GcReport::default() };
         for cid in self.list()? {
             if keep.contains(&key(&cid)) {
                 report.kept_blocks += 1;
@@ -231,6 +237,27 @@ impl FsBlockstore {
             }
         }
         Ok(report)
+    }
+}
+
+impl FsBlockstore {
+    /// Deletes `.tmp-*` files older than [`STALE_TEMP_AGE`] (left when a
+    /// process was killed mid-write; they never hold a block under its name).
+    fn remove_stale_temp_files(&self) -> Result<usize> {
+        let blocks = self.root.join("blocks");
+        let mut removed = 0;
+        for shard in fs::read_dir(&blocks).map_err(|e| Error::io(&blocks, e))? {
+            let shard = shard.map_err(|e| Error::io(&blocks, e))?.path();
+            let Ok(entries) = fs::read_dir(&shard) else { continue };
+            for entry in entries.flatten() {
+                let is_temp = entry.file_name().to_str().is_some_and(|n| n.starts_with(".tmp-"));
+                let age = entry.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok());
+                if is_temp && age.is_some_and(|a| a > STALE_TEMP_AGE) && fs::remove_file(entry.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
     }
 }
 

@@ -97,13 +97,21 @@ fn concurrent_writers_of_the_same_blocks_all_succeed() {
 }
 
 #[test]
-fn stray_temp_files_are_not_listed_as_blocks() {
+fn stray_temp_files_are_not_listed_and_old_ones_are_collected() {
     let (_d, bs) = store();
     let cid = cid_for(CidVersion::V1, RAW, b"x");
     bs.put(&cid, b"x").unwrap();
     let shard = all_files(&bs.root().join("blocks"))[0].parent().unwrap().to_path_buf();
     std::fs::write(shard.join(".tmp-crashed"), b"half").unwrap();
+    std::fs::write(shard.join(".tmp-in-progress"), b"half").unwrap();
     assert_eq!(bs.list().unwrap(), vec![cid]);
+    // GC removes only the old one: a young temp file may be a live write.
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
+    std::fs::File::options().write(true).open(shard.join(".tmp-crashed")).unwrap().set_modified(old).unwrap();
+    let report = bs.gc().unwrap();
+    assert_eq!(report.removed_temp_files, 1);
+    assert!(!shard.join(".tmp-crashed").exists());
+    assert!(shard.join(".tmp-in-progress").exists());
 }
 
 #[test]
