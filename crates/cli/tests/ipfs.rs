@@ -126,3 +126,40 @@ fn bad_input_gives_one_clear_error_line() {
     let root = stdout(&out);
     assert_clear_error(&run(&repo, &["ipfs", "cat", root.trim()]), "directory");
 }
+
+#[test]
+fn get_block_pin_and_gc_manage_the_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let planets = tmp.path().join("planets");
+    std::fs::create_dir(&planets).unwrap();
+    std::fs::write(planets.join("mars.txt"), "Hello Mars!\n").unwrap();
+    let other = tmp.path().join("other.txt");
+    std::fs::write(&other, "temporary\n").unwrap();
+    let dir_cid = stdout(&run(&repo, &["ipfs", "add", "-r", "-Q", planets.to_str().unwrap()])).trim().to_string();
+    let other_cid = stdout(&run(&repo, &["ipfs", "add", "-Q", other.to_str().unwrap()])).trim().to_string();
+
+    // get writes the tree; a second get onto the same path is refused.
+    let out = tmp.path().join("out");
+    let o = out.to_str().unwrap();
+    stdout(&run(&repo, &["ipfs", "get", &dir_cid, "-o", o]));
+    assert_eq!(std::fs::read_to_string(out.join("mars.txt")).unwrap(), "Hello Mars!\n");
+    assert_clear_error(&run(&repo, &["ipfs", "get", &dir_cid, "-o", o]), "out");
+
+    // block get returns the raw block (here a raw leaf: the file bytes).
+    assert_eq!(stdout(&run(&repo, &["ipfs", "block", "get", &other_cid])), "temporary\n");
+
+    // add pins; pin ls lists; pin rm + gc removes; the other root survives.
+    let ls = stdout(&run(&repo, &["ipfs", "pin", "ls"]));
+    assert!(ls.contains(&format!("{dir_cid} recursive")) && ls.contains(&format!("{other_cid} recursive")), "{ls}");
+    assert_eq!(stdout(&run(&repo, &["ipfs", "pin", "rm", &other_cid])), format!("unpinned {other_cid}\n"));
+    assert_clear_error(&run(&repo, &["ipfs", "pin", "rm", &other_cid]), "not pinned");
+    let gc = stdout(&run(&repo, &["ipfs", "gc"]));
+    assert!(gc.starts_with("removed 1 blocks"), "{gc}");
+    assert_clear_error(&run(&repo, &["ipfs", "cat", &other_cid]), "not found");
+    let mars = "bafkreibmlvvgdyihetgocpof6xk64kjjzdeq2e4c7hqs3krdheosk4tgj4";
+    assert_eq!(stdout(&run(&repo, &["ipfs", "cat", mars])), "Hello Mars!\n");
+    // Pinning a root whose blocks are gone is refused.
+    assert_clear_error(&run(&repo, &["ipfs", "pin", "add", &other_cid]), "not found");
+    assert_eq!(stdout(&run(&repo, &["ipfs", "pin", "add", &dir_cid])), format!("pinned {dir_cid} recursively\n"));
+}

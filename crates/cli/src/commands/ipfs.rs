@@ -1,11 +1,12 @@
-//! `ipfs-accelerate ipfs`: Kubo-compatible `add` and `cat` over the local
-//! block store, producing the same CIDs as `ipfs add`.
+//! `ipfs-accelerate ipfs`: Kubo-compatible `add`, `cat`, `get`, `block get`,
+//! `pin add|rm|ls` and `gc` over the local block store, producing the same
+//! CIDs as `ipfs add`.
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use ipfs_accelerate_ipfs::importer::{import_path_reporting, EntryKind};
-use ipfs_accelerate_ipfs::{cat, parse_cid, BlockSink, Cid, CidVersion, FsBlockstore, ImportOptions};
+use ipfs_accelerate_ipfs::{cat, export_to, parse_cid, BlockSink, Cid, CidVersion, FsBlockstore, ImportOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -14,6 +15,78 @@ use std::path::{Path, PathBuf};
 pub enum IpfsCommand {
     Add(AddArgs),
     Cat(CatArgs),
+    Get(GetArgs),
+    #[command(subcommand)]
+    Block(BlockCommand),
+    #[command(subcommand)]
+    Pin(PinCommand),
+    Gc(RepoArgs),
+}
+
+/// The block store directory option, shared by every subcommand.
+#[derive(Args)]
+pub struct RepoArgs {
+    /// Block store directory [default: $IPFS_ACCELERATE_REPO or ~/.local/share/ipfs-accelerate/repo].
+    #[arg(long)]
+    repo: Option<PathBuf>,
+}
+
+/// Write a file or directory tree from the local block store to disk.
+#[derive(Args)]
+#[command(after_help = "Examples:
+  ipfs-accelerate ipfs get bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354 -o ./model")]
+pub struct GetArgs {
+    /// CID of a file or directory (optionally written /ipfs/CID).
+    cid: String,
+    /// Where to write it; must not exist yet [default: the CID].
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    repo: RepoArgs,
+}
+
+/// Raw blocks.
+#[derive(Subcommand)]
+pub enum BlockCommand {
+    /// Write one block's raw bytes to stdout (hash-checked).
+    #[command(after_help = "Examples:
+  ipfs-accelerate ipfs block get QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn | xxd")]
+    Get {
+        /// The block's CID.
+        cid: String,
+        #[command(flatten)]
+        repo: RepoArgs,
+    },
+}
+
+/// Pins: roots whose whole DAG garbage collection keeps.
+#[derive(Subcommand)]
+pub enum PinCommand {
+    /// Pin a root recursively (every block under it must be stored).
+    #[command(after_help = "Examples:
+  ipfs-accelerate ipfs pin add bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354")]
+    Add {
+        /// The root CID.
+        cid: String,
+        #[command(flatten)]
+        repo: RepoArgs,
+    },
+    /// Remove a pin (blocks stay until `ipfs gc`).
+    #[command(after_help = "Examples:
+  ipfs-accelerate ipfs pin rm bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354")]
+    Rm {
+        /// The root CID.
+        cid: String,
+        #[command(flatten)]
+        repo: RepoArgs,
+    },
+    /// List pinned roots.
+    #[command(after_help = "Examples:
+  ipfs-accelerate ipfs pin ls")]
+    Ls {
+        #[command(flatten)]
+        repo: RepoArgs,
+    },
 }
 
 /// Add a file or directory to the local block store and print its CID
@@ -74,7 +147,62 @@ pub fn run(cmd: IpfsCommand) -> Result<()> {
     match cmd {
         IpfsCommand::Add(args) => add(args),
         IpfsCommand::Cat(args) => cat_cmd(args),
+        IpfsCommand::Get(args) => get_cmd(args),
+        IpfsCommand::Block(BlockCommand::Get { cid, repo }) => {
+            let store = open_store(repo)?;
+            let data = store.get(&parse_path_cid(&cid)?)?;
+            std::io::stdout().lock().write_all(&data)?;
+            Ok(())
+        }
+        IpfsCommand::Pin(PinCommand::Add { cid, repo }) => {
+            let cid = parse_path_cid(&cid)?;
+            open_store(repo)?.pin(&cid)?;
+            println!("pinned {cid} recursively");
+            Ok(())
+        }
+        IpfsCommand::Pin(PinCommand::Rm { cid, repo }) => {
+            let cid = parse_path_cid(&cid)?;
+            if !open_store(repo)?.unpin(&cid)? {
+                bail!("{cid} is not pinned (see `ipfs pin ls`)");
+            }
+            println!("unpinned {cid}");
+            Ok(())
+        }
+        IpfsCommand::Pin(PinCommand::Ls { repo }) => {
+            let mut pins = open_store(repo)?.pins()?;
+            pins.sort_by_key(|c| c.to_string());
+            for cid in pins {
+                println!("{cid} recursive");
+            }
+            Ok(())
+        }
+        IpfsCommand::Gc(repo) => {
+            let report = open_store(repo)?.gc()?;
+            println!(
+                "removed {} blocks ({} bytes), kept {} pinned blocks",
+                report.removed_blocks, report.removed_bytes, report.kept_blocks
+            );
+            Ok(())
+        }
     }
+}
+
+fn open_store(repo: RepoArgs) -> Result<FsBlockstore> {
+    Ok(FsBlockstore::open(repo_dir(repo.repo)?)?)
+}
+
+/// Parses `CID` or `/ipfs/CID`.
+fn parse_path_cid(text: &str) -> Result<Cid> {
+    Ok(parse_cid(text.strip_prefix("/ipfs/").unwrap_or(text))?)
+}
+
+fn get_cmd(args: GetArgs) -> Result<()> {
+    let cid = parse_path_cid(&args.cid)?;
+    let store = open_store(args.repo)?;
+    let dest = args.output.unwrap_or_else(|| PathBuf::from(cid.to_string()));
+    export_to(&store, &cid, &dest)?;
+    println!("Saving file(s) to {}", dest.display());
+    Ok(())
 }
 
 /// The block store directory: `--repo`, else `$IPFS_ACCELERATE_REPO`, else
@@ -179,8 +307,7 @@ impl BlockSink for ProgressSink<'_> {
 }
 
 fn cat_cmd(args: CatArgs) -> Result<()> {
-    let text = args.cid.strip_prefix("/ipfs/").unwrap_or(&args.cid);
-    let cid = parse_cid(text)?;
+    let cid = parse_path_cid(&args.cid)?;
     let store = FsBlockstore::open(repo_dir(args.repo)?)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
