@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The project's test command: fetches the test models (once, into a cache
-# outside the repo), then runs every test of the workspace in release mode
-# (the tests run real models; unoptimized builds are far too slow for that).
+# outside the repo) and installs Helia for the IPFS interop tests (once, into
+# scripts/helia/node_modules), then runs every test of the workspace in
+# release mode (the tests run real models; unoptimized builds are far too
+# slow for that).
 # Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/fetch-test-models.sh
+scripts/install-helia.sh
 cargo test --workspace --release "$@"
