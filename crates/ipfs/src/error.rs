@@ -152,6 +152,47 @@ pub enum Error {
         /// What disagrees.
         reason: String,
     },
+
+    /// No configured gateway could deliver a verified block.
+    #[error("could not fetch {cid} from any gateway: {} (check the gateway URLs, that they are reachable, and that one of them has this CID)", list_failures(.failures))]
+    GatewayFetch {
+        /// The CID that was requested.
+        cid: Box<Cid>,
+        /// What went wrong at each gateway, in the order they were tried.
+        failures: Vec<GatewayFailure>,
+    },
+
+    /// A block is missing locally and there is no gateway to fetch it from.
+    #[error("block {cid} is not in the local store and no gateways are configured (offline); configure a trustless gateway URL to fetch it")]
+    NoGateways {
+        /// The missing block.
+        cid: Box<Cid>,
+    },
+
+    /// A configured gateway URL cannot be used.
+    #[error("invalid gateway URL {url:?}: {reason} (expected an http:// or https:// base URL such as http://127.0.0.1:8080)")]
+    InvalidGatewayUrl {
+        /// The URL as configured.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// One gateway's failure to deliver a block or DAG.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayFailure {
+    /// The gateway's base URL.
+    pub gateway: String,
+    /// What went wrong there.
+    pub reason: String,
+}
+
+fn list_failures(failures: &[GatewayFailure]) -> String {
+    if failures.is_empty() {
+        return "no gateway was tried".into();
+    }
+    failures.iter().map(|f| format!("{}: {}", f.gateway, f.reason)).collect::<Vec<_>>().join("; ")
 }
 
 impl Error {

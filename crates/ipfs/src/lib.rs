@@ -15,6 +15,9 @@
 //! - [`blockstore`]: one file per block on disk, atomic writes, hashes
 //!   verified on read, pins and garbage collection.
 //! - [`car`]: CAR v1 archives, every block verified on read.
+//! - [`gateway`]: the IPFS Trustless Gateway over HTTP — an axum router
+//!   serving raw blocks and CARs, and a client that fetches from several
+//!   gateways in order, verifying every block and resuming broken transfers.
 //!
 //! Blocks flow through two small traits — [`importer::BlockSink`] and
 //! [`exporter::BlockSource`] — so the same importer feeds a blockstore, a
@@ -27,6 +30,7 @@ pub mod car;
 pub mod dagpb;
 pub mod error;
 pub mod exporter;
+pub mod gateway;
 pub mod importer;
 pub mod memory;
 pub mod unixfs;

@@ -1,0 +1,209 @@
+//! `fetch_dag`: one CAR request when nothing is local, then a walk of the
+//! DAG in the store that fetches each still-missing block on its own.
+//!
+//! The CAR pass is an optimisation; the walk is what guarantees a complete,
+//! verified DAG. That split is what makes fetching resumable: whatever a
+//! broken CAR (or an earlier run) left in the store is kept and skipped.
+
+use super::client::{describe, FetchReport, GatewayClient};
+use super::format::CAR_MEDIA_TYPE;
+use super::stream_io::{ChannelReader, Chunk};
+use super::GatewayStore;
+use crate::block::DAG_PB;
+use crate::car::CarReader;
+use crate::dagpb;
+use crate::error::{Error, Result};
+use cid::Cid;
+use std::collections::HashSet;
+use std::io::Read;
+use tokio::sync::mpsc;
+
+/// The CAR flavour asked for: version 1, depth-first, so every block can be
+/// checked to be a child of one already received.
+const CAR_ACCEPT: &str = "application/vnd.ipld.car; version=1; order=dfs; dups=n";
+
+/// What one CAR transfer stored before it ended.
+#[derive(Debug, Default)]
+struct CarProgress {
+    stored: usize,
+    bytes: u64,
+    /// Why the stream was abandoned, if it was.
+    failure: Option<String>,
+}
+
+pub(super) async fn fetch_dag<S>(client: &GatewayClient, root: &Cid, store: &S) -> Result<FetchReport>
+where
+    S: GatewayStore + Clone + 'static,
+{
+    let mut report = FetchReport::default();
+    if !store.contains(root) && !client.gateways.is_empty() {
+        for gateway in &client.gateways {
+            let progress = fetch_car(client, gateway, root, store).await;
+            report.blocks_fetched += progress.stored;
+            report.bytes_fetched += progress.bytes;
+            match progress.failure {
+                None => break,
+                Some(reason) => {
+                    tracing::info!(%root, gateway, reason, stored = progress.stored, "CAR transfer failed");
+                    // Once a CAR has delivered blocks, asking another gateway
+                    // for the whole CAR would resend them: go block by block.
+                    if progress.stored > 0 {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    walk_and_fill(client, root, store, &mut report).await?;
+    Ok(report)
+}
+
+/// Visits every block of the DAG depth-first, reading present blocks from
+/// the store (verified) and fetching missing or corrupt ones.
+async fn walk_and_fill<S>(client: &GatewayClient, root: &Cid, store: &S, report: &mut FetchReport) -> Result<()>
+where
+    S: GatewayStore + Clone + 'static,
+{
+    let mut seen = HashSet::new();
+    let mut stack = vec![*root];
+    while let Some(cid) = stack.pop() {
+        if !seen.insert(cid) {
+            continue;
+        }
+        let local = {
+            let store = store.clone();
+            blocking(move || if store.contains(&cid) { store.get_block(&cid).map(Some) } else { Ok(None) }).await
+        };
+        let data = match local {
+            Ok(Some(data)) => {
+                report.blocks_present += 1;
+                data
+            }
+            // Missing, or stored but corrupt: fetch it (a put over a corrupt
+            // copy replaces it).
+            Ok(None) | Err(Error::CorruptBlock { .. }) => {
+                let data = client.fetch_block(&cid).await?;
+                report.raw_requests += 1;
+                let store = store.clone();
+                let put = data.clone();
+                blocking(move || store.store(&cid, &put)).await?;
+                report.blocks_fetched += 1;
+                report.bytes_fetched += data.len() as u64;
+                data
+            }
+            Err(e) => return Err(e),
+        };
+        if cid.codec() == DAG_PB {
+            let node = dagpb::decode(&cid, &data)?;
+            stack.extend(node.links.iter().rev().map(|l| l.cid));
+        }
+    }
+    Ok(())
+}
+
+/// Streams `?format=car` from one gateway into the store. Never fails as a
+/// whole: it reports how far it got, so the walk can finish the job.
+async fn fetch_car<S>(client: &GatewayClient, gateway: &str, root: &Cid, store: &S) -> CarProgress
+where
+    S: GatewayStore + Clone + 'static,
+{
+    let response = client
+        .http
+        .get(format!("{gateway}/ipfs/{root}?format=car&dag-scope=all"))
+        .header(reqwest::header::ACCEPT, CAR_ACCEPT)
+        .send();
+    let mut response = match tokio::time::timeout(client.timeout, response).await {
+        Err(_) => return failed(format!("timed out after {:?}", client.timeout)),
+        Ok(Err(e)) => return failed(describe(&e)),
+        Ok(Ok(r)) => r,
+    };
+    if !response.status().is_success() {
+        return failed(format!("HTTP {}", response.status()));
+    }
+    let content_type = response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    if !content_type.is_some_and(|t| t.trim().to_ascii_lowercase().starts_with(CAR_MEDIA_TYPE)) {
+        return failed(format!("answered with Content-Type {content_type:?}, not a CAR"));
+    }
+
+    let (tx, rx) = mpsc::channel::<Chunk>(8);
+    let worker = {
+        let store = store.clone();
+        let root = *root;
+        tokio::task::spawn_blocking(move || import_dag_car(ChannelReader::new(rx), &root, &store))
+    };
+    // Pump the body into the reader thread; stop when it stops listening
+    // (it found a bad block) or the body ends, breaks or stalls.
+    loop {
+        let item = match tokio::time::timeout(client.timeout, response.chunk()).await {
+            Ok(Ok(Some(chunk))) => Ok(chunk),
+            Ok(Ok(None)) => break,
+            Ok(Err(e)) => Err(std::io::Error::other(describe(&e))),
+            Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "CAR stream stalled")),
+        };
+        let last = item.is_err();
+        if tx.send(item).await.is_err() || last {
+            break;
+        }
+    }
+    drop(tx);
+    match worker.await {
+        Ok(progress) => progress,
+        Err(e) => failed(format!("CAR import task failed: {e}")),
+    }
+}
+
+fn failed(reason: String) -> CarProgress {
+    CarProgress { failure: Some(reason), ..CarProgress::default() }
+}
+
+/// Reads a CAR that must hold the DAG under `root` in depth-first order:
+/// each block is verified by the CAR reader and must be the root or a child
+/// of a block already received, so a gateway cannot fill the store with
+/// blocks nobody asked for.
+fn import_dag_car<R: Read, S: GatewayStore>(input: R, root: &Cid, store: &S) -> CarProgress {
+    let mut progress = CarProgress::default();
+    if let Err(reason) = import_dag_car_inner(input, root, store, &mut progress) {
+        progress.failure = Some(reason);
+    }
+    progress
+}
+
+fn import_dag_car_inner<R: Read, S: GatewayStore>(
+    input: R,
+    root: &Cid,
+    store: &S,
+    progress: &mut CarProgress,
+) -> Result<(), String> {
+    let mut car = CarReader::new(input).map_err(|e| e.to_string())?;
+    if !car.roots().contains(root) {
+        return Err(format!("CAR names roots {:?}, not the requested {root}", car.roots()));
+    }
+    let mut expected = HashSet::from([*root]);
+    let mut received = HashSet::new();
+    while let Some((cid, data)) = car.next_block().map_err(|e| e.to_string())? {
+        if !received.insert(cid) {
+            continue; // a duplicate is harmless: it was verified and stored already
+        }
+        if !expected.remove(&cid) {
+            return Err(format!("CAR sent block {cid}, which is not part of the DAG under {root} (rejected)"));
+        }
+        if cid.codec() == DAG_PB {
+            let node = dagpb::decode(&cid, &data).map_err(|e| e.to_string())?;
+            expected.extend(node.links.iter().map(|l| l.cid).filter(|c| !received.contains(c)));
+        }
+        if !store.contains(&cid) {
+            store.store(&cid, &data).map_err(|e| e.to_string())?;
+            progress.stored += 1;
+            progress.bytes += data.len() as u64;
+        }
+    }
+    if !expected.is_empty() {
+        return Err(format!("CAR ended with {} blocks of the DAG missing", expected.len()));
+    }
+    Ok(())
+}
+
+/// Runs blocking store I/O off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::InvalidOption(format!("a block store task failed: {e}")))?
+}
