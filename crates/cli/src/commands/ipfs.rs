@@ -1,6 +1,6 @@
 //! `ipfs-accelerate ipfs`: Kubo-compatible `add`, `cat`, `get`, `block get`,
 //! `pin add|rm|ls` and `gc` over the local block store, producing the same
-//! CIDs as `ipfs add`.
+//! CIDs as `ipfs add`, and `serve-gateway`, a trustless HTTP gateway over it.
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -21,6 +21,23 @@ pub enum IpfsCommand {
     #[command(subcommand)]
     Pin(PinCommand),
     Gc(RepoArgs),
+    ServeGateway(ServeGatewayArgs),
+}
+
+/// Serve the local block store as an IPFS trustless gateway: `GET
+/// /ipfs/CID?format=raw` (one block) and `?format=car` (the whole DAG).
+#[derive(Args)]
+#[command(after_help = "Examples:
+  ipfs-accelerate ipfs serve-gateway                       # http://127.0.0.1:8080
+  ipfs-accelerate ipfs serve-gateway --addr 127.0.0.1:0    # any free port; the address is printed
+  curl -H 'Accept: application/vnd.ipld.car' http://127.0.0.1:8080/ipfs/CID > dag.car")]
+pub struct ServeGatewayArgs {
+    /// Address to listen on. The default serves this machine only; an
+    /// address such as 0.0.0.0:8080 shares the store with the network.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
+    #[command(flatten)]
+    repo: RepoArgs,
 }
 
 /// The block store directory option, shared by every subcommand.
@@ -176,6 +193,7 @@ pub fn run(cmd: IpfsCommand) -> Result<()> {
             }
             Ok(())
         }
+        IpfsCommand::ServeGateway(args) => serve_gateway(args),
         IpfsCommand::Gc(repo) => {
             let report = open_store(repo)?.gc()?;
             println!(
@@ -314,4 +332,27 @@ fn cat_cmd(args: CatArgs) -> Result<()> {
     cat(&store, &cid, &mut out)?;
     out.flush()?;
     Ok(())
+}
+
+fn serve_gateway(args: ServeGatewayArgs) -> Result<()> {
+    let store = open_store(args.repo)?;
+    // One thread for the event loop is plenty: block reads run on tokio's
+    // blocking pool, and a gateway is I/O bound.
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.addr)
+            .await
+            .with_context(|| format!("cannot listen on {} (is the port in use? try --addr 127.0.0.1:0)", args.addr))?;
+        let addr = listener.local_addr()?;
+        if !addr.ip().is_loopback() {
+            eprintln!("warning: serving the block store to the network on {addr}");
+        }
+        // The first stdout line is the bound address, so scripts using
+        // port 0 can find the server.
+        println!("gateway listening on http://{addr}");
+        std::io::stdout().flush()?;
+        let app = ipfs_accelerate_ipfs::gateway::router(std::sync::Arc::new(store));
+        axum::serve(listener, app).await.context("the gateway server stopped")
+    })
 }
