@@ -481,3 +481,30 @@ async fn a_cut_car_resumes_block_by_block_fetching_only_what_is_missing() {
     resetter.stop().await;
     honest.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_aborts_a_car_when_a_block_deep_in_the_dag_is_missing() {
+    let (_a, full) = store();
+    let (root, _) = import_many_chunks(&full, 20_000, 44);
+    // Only the root: the CAR starts (200), then the first child is missing.
+    let mut partial = MemoryStore::new();
+    partial.insert_unchecked(root, full.get(&root).unwrap());
+    let server = TestServer::start(router(Arc::new(partial))).await;
+    // The status is already sent when the missing block is found, so the
+    // body must end in a transport error (whether hyper had flushed the
+    // headers by then is timing), never in a clean end.
+    let outcome = match http().get(format!("{}/ipfs/{root}?format=car", server.url())).send().await {
+        Ok(r) => {
+            assert_eq!(r.status(), StatusCode::OK);
+            r.bytes().await.map(|b| b.len())
+        }
+        Err(e) => Err(e),
+    };
+    assert!(outcome.is_err(), "an incomplete CAR ended cleanly: {outcome:?}");
+
+    let (_b, local) = store();
+    let err = client(&[server.url()]).fetch_dag(&root, &local).await.unwrap_err().to_string();
+    assert!(err.contains("404"), "{err}");
+    assert!(local.contains(&root), "the verified root is kept for a later resume");
+    server.stop().await;
+}
