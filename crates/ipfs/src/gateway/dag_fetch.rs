@@ -1,5 +1,6 @@
 //! `fetch_dag`: one CAR request when nothing is local, then a walk of the
-//! DAG in the store that fetches each still-missing block on its own.
+//! DAG in the store that fetches each still-missing block on its own
+//! (several at a time).
 //!
 //! The CAR pass is an optimisation; the walk is what guarantees a complete,
 //! verified DAG. That split is what makes fetching resumable: whatever a
@@ -14,6 +15,7 @@ use crate::car::CarReader;
 use crate::dagpb;
 use crate::error::{Error, Result};
 use cid::Cid;
+use futures_util::{StreamExt, TryStreamExt};
 use std::collections::HashSet;
 use std::io::Read;
 use tokio::sync::mpsc;
@@ -58,47 +60,69 @@ where
     Ok(report)
 }
 
-/// Visits every block of the DAG depth-first, reading present blocks from
-/// the store (verified) and fetching missing or corrupt ones.
+/// How many single-block requests run at once while filling gaps: enough to
+/// hide a public gateway's latency, few enough not to be throttled.
+const PARALLEL_FETCHES: usize = 8;
+
+/// Visits every block of the DAG level by level, reading present blocks
+/// from the store (verified) and fetching missing or corrupt ones, several
+/// at a time. Only links are kept between levels, never block bytes.
 async fn walk_and_fill<S>(client: &GatewayClient, root: &Cid, store: &S, report: &mut FetchReport) -> Result<()>
 where
     S: GatewayStore + Clone + 'static,
 {
-    let mut seen = HashSet::new();
-    let mut stack = vec![*root];
-    while let Some(cid) = stack.pop() {
-        if !seen.insert(cid) {
-            continue;
-        }
-        let local = {
-            let store = store.clone();
-            blocking(move || if store.contains(&cid) { store.get_block(&cid).map(Some) } else { Ok(None) }).await
-        };
-        let data = match local {
-            Ok(Some(data)) => {
-                report.blocks_present += 1;
-                data
-            }
-            // Missing, or stored but corrupt: fetch it (a put over a corrupt
-            // copy replaces it).
-            Ok(None) | Err(Error::CorruptBlock { .. }) => {
-                let data = client.fetch_block(&cid).await?;
-                report.raw_requests += 1;
+    let mut seen = HashSet::from([*root]);
+    let mut level = vec![*root];
+    while !level.is_empty() {
+        let mut next = Vec::new();
+        let mut missing = Vec::new();
+        for cid in level {
+            let local = {
                 let store = store.clone();
-                let put = data.clone();
-                blocking(move || store.store(&cid, &put)).await?;
-                report.blocks_fetched += 1;
-                report.bytes_fetched += data.len() as u64;
-                data
+                blocking(move || if store.contains(&cid) { store.get_block(&cid).map(Some) } else { Ok(None) }).await
+            };
+            match local {
+                Ok(Some(data)) => {
+                    report.blocks_present += 1;
+                    next.extend(links(&cid, &data)?);
+                }
+                // Missing, or stored but corrupt: fetch it (a put over a
+                // corrupt copy replaces it).
+                Ok(None) | Err(Error::CorruptBlock { .. }) => missing.push(cid),
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
-        };
-        if cid.codec() == DAG_PB {
-            let node = dagpb::decode(&cid, &data)?;
-            stack.extend(node.links.iter().rev().map(|l| l.cid));
         }
+        let fetched: Vec<(Vec<Cid>, u64)> = futures_util::stream::iter(missing)
+            .map(|cid| async move {
+                let data = client.fetch_block(&cid).await?;
+                let child_links = links(&cid, &data)?;
+                let len = data.len() as u64;
+                let store = store.clone();
+                blocking(move || store.store(&cid, &data)).await?;
+                Ok::<_, Error>((child_links, len))
+            })
+            .buffer_unordered(PARALLEL_FETCHES)
+            .try_collect()
+            .await?;
+        for (child_links, len) in fetched {
+            report.raw_requests += 1;
+            report.blocks_fetched += 1;
+            report.bytes_fetched += len;
+            next.extend(child_links);
+        }
+        next.retain(|c| seen.insert(*c));
+        level = next;
     }
     Ok(())
+}
+
+/// The children of a block (dag-pb links; other codecs are leaves here).
+fn links(cid: &Cid, data: &[u8]) -> Result<Vec<Cid>> {
+    if cid.codec() == DAG_PB {
+        Ok(dagpb::decode(cid, data)?.links.into_iter().map(|l| l.cid).collect())
+    } else {
+        Ok(Vec::new())
+    }
 }
 
 /// Streams `?format=car` from one gateway into the store. Never fails as a
