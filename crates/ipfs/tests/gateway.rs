@@ -174,6 +174,15 @@ async fn server_serves_the_whole_dag_as_a_depth_first_car() {
         assert_eq!(cat_to_vec(&mem, &root).unwrap(), data);
     }
 
+    // dag-scope=block: a CAR of the root block alone.
+    let r = http().get(format!("{}/ipfs/{root}?format=car&dag-scope=block", server.url())).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut mem = MemoryStore::new();
+    import_car(&r.bytes().await.unwrap()[..], &mut mem).unwrap();
+    assert_eq!(mem.iter().map(|(c, _)| *c).collect::<Vec<_>>(), vec![root]);
+    let r = http().get(format!("{}/ipfs/{root}?format=car&dag-scope=entity", server.url())).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
     let r = http().head(format!("{}/ipfs/{root}?format=car", server.url())).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("application/vnd.ipld.car"));
