@@ -3,6 +3,9 @@
 
 #[path = "../../models/tests/common/mod.rs"]
 mod common;
+mod support;
+
+use support::assert_clear_error;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,17 +25,6 @@ fn run(args: &[&str], stdin: &str) -> Output {
         .expect("the binary starts");
     child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
     child.wait_with_output().unwrap()
-}
-
-/// Asserts a failed run printed exactly one `error:` line containing `needle`.
-fn assert_clear_error(out: &Output, needle: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure, stderr: {stderr}");
-    assert!(!stderr.contains("panicked"), "panicked: {stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line, got: {stderr}");
-    assert!(lines[0].starts_with("error: "), "{stderr}");
-    assert!(lines[0].contains(needle), "expected {needle:?} in: {stderr}");
 }
 
 /// A copy of the test model in a temp dir (weights linked, not copied),

@@ -2,8 +2,11 @@
 //! the vectors in Kubo's own tests, round trips, and one clear error line for
 //! bad input.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output};
+use support::assert_clear_error;
 
 fn run(repo: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ipfs-accelerate"))
@@ -16,15 +19,6 @@ fn run(repo: &Path, args: &[&str]) -> Output {
 fn stdout(out: &Output) -> String {
     assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-fn assert_clear_error(out: &Output, needle: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure, stderr: {stderr}");
-    assert!(!stderr.contains("panicked"), "panicked: {stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line, got: {stderr}");
-    assert!(lines[0].starts_with("error: ") && lines[0].contains(needle), "expected {needle:?} in: {stderr}");
 }
 
 #[test]

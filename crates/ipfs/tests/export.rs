@@ -1,22 +1,12 @@
 //! Import → export round trips, tree layout, and refusal of bad DAGs.
 
+mod common;
+
+use common::bytes;
 use ipfs_accelerate_ipfs::block::{cid_for, CidVersion, DAG_PB, RAW};
 use ipfs_accelerate_ipfs::exporter::cat_to_vec;
 use ipfs_accelerate_ipfs::unixfs::UnixFsData;
 use ipfs_accelerate_ipfs::{dagpb, export_to, import_file, import_path, Cid, Error, ImportOptions, MemoryStore};
-
-/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
-fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 fn modes() -> Vec<ImportOptions> {
     vec![

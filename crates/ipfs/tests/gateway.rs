@@ -2,12 +2,15 @@
 //! our client against our server, and the client against gateways that lie,
 //! break off or are down.
 
+mod common;
+
 use axum::body::Body;
 use axum::extract::{Query, Request};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::IntoResponse;
 use axum::Router;
+use common::bytes;
 use ipfs_accelerate_ipfs::car::{export_car, import_car};
 use ipfs_accelerate_ipfs::exporter::cat_to_vec;
 use ipfs_accelerate_ipfs::gateway::{router, GatewayClient, GatewayConfig, GatewayStore};
@@ -22,19 +25,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-
-/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
-fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 /// A server on an ephemeral loopback port, stopped by [`TestServer::stop`].
 struct TestServer {
