@@ -4,6 +4,7 @@
 //! logging and turns any error into one clear line on stderr and exit code 1.
 
 mod commands;
+mod model_ref;
 mod texts;
 
 use clap::{Parser, Subcommand};

@@ -242,3 +242,37 @@ fn similarity_needs_two_texts() {
     let out = run(&["similarity", "--model", "/nonexistent", "only one"], "");
     assert_clear_error(&out, "at least two texts");
 }
+
+#[test]
+fn embed_by_cid_matches_embed_by_directory() {
+    let Some(m) = model() else { return };
+    let repo = tempfile::tempdir().unwrap();
+    let with_repo = |args: &[&str]| {
+        bin().args(args).env("IPFS_ACCELERATE_REPO", repo.path()).stdin(Stdio::null()).output().unwrap()
+    };
+    let added = with_repo(&["ipfs", "add", "-r", "-Q", m.to_str().unwrap()]);
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let cid = String::from_utf8(added.stdout).unwrap().trim().to_string();
+    let by_dir = with_repo(&["embed", "--model", m.to_str().unwrap(), "--json", "content addressed"]);
+    let parse = |o: &Output| -> serde_json::Value { serde_json::from_slice(&o.stdout).unwrap() };
+    // First load exports the verified copy; the second reuses it.
+    for _ in 0..2 {
+        let by_cid = with_repo(&["embed", "--model", &cid, "--json", "content addressed"]);
+        assert!(by_cid.status.success(), "{}", String::from_utf8_lossy(&by_cid.stderr));
+        assert_eq!(parse(&by_cid)["embeddings"], parse(&by_dir)["embeddings"]);
+        assert_eq!(parse(&by_cid)["model"], cid.as_str());
+    }
+    assert!(repo.path().join("models").join(&cid).join(".complete").exists());
+}
+
+#[test]
+fn model_cid_not_in_the_store() {
+    let repo = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["embed", "--model", "bafkreieyfpmvuxeupeprndlgh5m2hrztl2gjko5l4l4olzolfpux2anyoa", "hi"])
+        .env("IPFS_ACCELERATE_REPO", repo.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_clear_error(&out, "is not in the local block store");
+}

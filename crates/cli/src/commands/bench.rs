@@ -22,7 +22,8 @@ pub enum BenchCommand {
 /// Options of `bench embed`.
 #[derive(Args)]
 pub struct BenchEmbedArgs {
-    /// Model directory.
+    /// Model directory (config.json, tokenizer.json, model.safetensors, sentence-transformers files),
+    /// or the CID of one added with `ipfs-accelerate ipfs add -r` (exported once, verified, from the local block store).
     #[arg(long)]
     model: PathBuf,
     /// Backend: cpu, or auto for the best one available.

@@ -11,7 +11,8 @@ use std::time::Instant;
   ipfs-accelerate embed --model ~/.cache/ipfs-accelerate/test-models/all-MiniLM-L6-v2 \"Hello, world\"
   cat sentences.txt | ipfs-accelerate embed --model ./all-MiniLM-L6-v2 --json -")]
 pub struct EmbedArgs {
-    /// Model directory (config.json, tokenizer.json, model.safetensors, sentence-transformers files).
+    /// Model directory (config.json, tokenizer.json, model.safetensors, sentence-transformers files),
+    /// or the CID of one added with `ipfs-accelerate ipfs add -r` (exported once, verified, from the local block store).
     #[arg(long)]
     model: PathBuf,
     /// Backend: cpu, or auto for the best one available.

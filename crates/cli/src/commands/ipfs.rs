@@ -225,7 +225,7 @@ fn get_cmd(args: GetArgs) -> Result<()> {
 
 /// The block store directory: `--repo`, else `$IPFS_ACCELERATE_REPO`, else
 /// `~/.local/share/ipfs-accelerate/repo`.
-fn repo_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
+pub fn repo_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
     if let Some(dir) = flag.or_else(|| std::env::var_os("IPFS_ACCELERATE_REPO").map(PathBuf::from)) {
         return Ok(dir);
     }

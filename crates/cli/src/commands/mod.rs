@@ -10,8 +10,9 @@ use anyhow::Result;
 use ipfs_accelerate_models::{BackendChoice, TextEmbedder};
 use std::path::Path;
 
-/// Loads a text-embedding model, with the path in the error when it fails.
+/// Loads a text-embedding model from a directory or a CID (see [`crate::model_ref`]).
 pub fn load_embedder(model: &Path, backend: &str) -> Result<TextEmbedder> {
     let choice = BackendChoice::parse(backend)?;
-    Ok(TextEmbedder::load(model, choice)?)
+    let dir = crate::model_ref::resolve(model)?;
+    Ok(TextEmbedder::load(&dir, choice)?)
 }

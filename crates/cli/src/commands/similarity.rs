@@ -11,7 +11,8 @@ use std::path::PathBuf;
   ipfs-accelerate similarity --model ~/.cache/ipfs-accelerate/test-models/all-MiniLM-L6-v2 \\
       \"A cat sits on the mat\" \"A kitten rests on a rug\" \"Stock prices fell today\"")]
 pub struct SimilarityArgs {
-    /// Model directory.
+    /// Model directory (config.json, tokenizer.json, model.safetensors, sentence-transformers files),
+    /// or the CID of one added with `ipfs-accelerate ipfs add -r` (exported once, verified, from the local block store).
     #[arg(long)]
     model: PathBuf,
     /// Backend: cpu, or auto for the best one available.
