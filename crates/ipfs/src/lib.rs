@@ -15,6 +15,7 @@
 //! - [`blockstore`]: one file per block on disk, atomic writes, hashes
 //!   verified on read, pins and garbage collection.
 //! - [`car`]: CAR v1 archives, every block verified on read.
+//! - [`registry`]: human-readable model names for root CIDs, in `registry.json`.
 //! - [`gateway`]: the IPFS Trustless Gateway over HTTP — an axum router
 //!   serving raw blocks and CARs, and a client that fetches from several
 //!   gateways in order, verifying every block and resuming broken transfers.
@@ -33,6 +34,7 @@ pub mod exporter;
 pub mod gateway;
 pub mod importer;
 pub mod memory;
+pub mod registry;
 pub mod unixfs;
 pub mod varint;
 
