@@ -26,6 +26,8 @@ enum Command {
     Bench(commands::bench::BenchCommand),
     #[command(subcommand)]
     Ipfs(commands::ipfs::IpfsCommand),
+    #[command(subcommand)]
+    Models(commands::models::ModelsCommand),
 }
 
 fn main() {
@@ -43,6 +45,7 @@ fn main() {
         Command::Devices(args) => commands::devices::run(args),
         Command::Bench(cmd) => commands::bench::run(cmd),
         Command::Ipfs(cmd) => commands::ipfs::run(cmd),
+        Command::Models(cmd) => commands::models::run(cmd),
     };
     if let Err(err) = result {
         // One line: the error and its causes, never a backtrace.

@@ -1,14 +1,16 @@
-//! What `--model` may name: a model directory, or the CID of one in the local
-//! block store.
+//! What `--model` may name: a model directory, a name recorded by `models
+//! add|import`, or the CID of a model directory in the local block store.
 
 use crate::commands::ipfs::repo_dir;
 use anyhow::{Context, Result};
+use ipfs_accelerate_ipfs::registry::{validate_name, Registry};
 use ipfs_accelerate_ipfs::{export_to, parse_cid, FsBlockstore};
 use std::path::{Path, PathBuf};
 
 /// The directory to load for `--model`.
 ///
-/// An existing directory is used as is. A CID is exported once from the local
+/// An existing directory is used as is; a registry name (`models ls`) stands
+/// for its root CID. A CID is exported once from the local
 /// block store (`$IPFS_ACCELERATE_REPO`; every block's hash is checked on the
 /// way out) into `<repo>/models/<cid>`, and later loads memory-map that
 /// verified copy instead of re-hashing the blocks. Anything else is returned
@@ -17,10 +19,14 @@ pub fn resolve(model: &Path) -> Result<PathBuf> {
     if model.is_dir() {
         return Ok(model.to_path_buf());
     }
-    let Some(cid) = model.to_str().and_then(|s| parse_cid(s).ok()) else {
+    let repo = repo_dir(None)?;
+    let named = match model.to_str() {
+        Some(name) if validate_name(name).is_ok() => Registry::open(&repo)?.resolve(name),
+        _ => None,
+    };
+    let Some(cid) = named.or_else(|| model.to_str().and_then(|s| parse_cid(s).ok())) else {
         return Ok(model.to_path_buf());
     };
-    let repo = repo_dir(None)?;
     let cache = repo.join("models");
     let target = cache.join(cid.to_string());
     if target.join(".complete").exists() {

@@ -19,7 +19,7 @@ pub const REGISTRY_FILE: &str = "registry.json";
 pub struct Entry {
     /// Root CID of the model directory (or file), as text.
     pub cid: String,
-    /// Bytes of file content under the root.
+    /// Bytes of the distinct blocks of the DAG under (and including) the root.
     pub size: u64,
     /// When the name was recorded, in seconds since the Unix epoch.
     pub added_at: u64,

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod devices;
 pub mod embed;
 pub mod ipfs;
+pub mod models;
 pub mod similarity;
 
 use anyhow::Result;
