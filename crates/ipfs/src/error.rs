@@ -177,6 +177,25 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+
+    /// Nothing answers at the configured Kubo RPC API address.
+    #[error("cannot reach the Kubo RPC API at {api}: {reason} (is `ipfs daemon` running? set IPFS_ACCELERATE_KUBO_API to its RPC address)")]
+    KuboUnreachable {
+        /// The API base URL that was tried.
+        api: String,
+        /// The transport error.
+        reason: String,
+    },
+
+    /// Kubo answered an RPC call with an error, timed out, or sent a
+    /// response that cannot be understood.
+    #[error("Kubo RPC {endpoint} failed: {message}")]
+    KuboRpc {
+        /// The endpoint, e.g. `/api/v0/add`.
+        endpoint: String,
+        /// Kubo's own error message, or what was wrong with its answer.
+        message: String,
+    },
 }
 
 /// One gateway's failure to deliver a block or DAG.
