@@ -193,8 +193,21 @@ impl KuboRpc {
     ///
     /// Kubo assembles the file, so these bytes are not checked against the
     /// CID here; fetch blocks with [`KuboRpc::block_get`] where that matters.
+    ///
+    /// A file whose stream breaks off part-way is refused: Kubo announces the
+    /// size in `X-Content-Length` and reports late failures only in an HTTP
+    /// trailer, which would otherwise pass for a shorter file.
     pub async fn cat(&self, cid: &Cid) -> Result<Vec<u8>> {
-        self.send("cat", self.post("cat").query(&[("arg", cid.to_string())])).await
+        let (headers, data) =
+            self.send_with_headers("cat", self.post("cat").query(&[("arg", cid.to_string())])).await?;
+        let announced = headers.get("x-content-length").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        match announced {
+            Some(n) if n != data.len() as u64 => Err(rpc_err(
+                "cat",
+                format!("sent {} of the {n} bytes of {cid} (the stream broke off; check the daemon's log)", data.len()),
+            )),
+            _ => Ok(data),
+        }
     }
 
     /// Reads one raw block (`POST /api/v0/block/get?arg=<cid>`) and returns
@@ -232,11 +245,21 @@ impl KuboRpc {
     /// Sends a request and returns the body of a 2xx answer; anything else
     /// becomes an error naming the endpoint.
     async fn send(&self, endpoint: &str, request: reqwest::RequestBuilder) -> Result<Vec<u8>> {
+        Ok(self.send_with_headers(endpoint, request).await?.1)
+    }
+
+    /// [`Self::send`], also returning the answer's headers.
+    async fn send_with_headers(
+        &self,
+        endpoint: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(reqwest::header::HeaderMap, Vec<u8>)> {
         let response = request.send().await.map_err(|e| self.transport_err(endpoint, &e))?;
         let status = response.status();
+        let headers = response.headers().clone();
         let body = response.bytes().await.map_err(|e| self.transport_err(endpoint, &e))?;
         if status.is_success() {
-            return Ok(body.to_vec());
+            return Ok((headers, body.to_vec()));
         }
         let message = match serde_json::from_slice::<KuboError>(&body) {
             Ok(e) => e.message,

@@ -33,6 +33,8 @@ struct Node {
     pins: Mutex<HashSet<Cid>>,
     /// Makes the next `block/get` answer with wrong bytes, like a faulty node.
     corrupt_next_block: AtomicBool,
+    /// Makes the next `cat` stop short of the size it announced.
+    truncate_next_cat: AtomicBool,
 }
 
 type Args = Query<HashMap<String, String>>;
@@ -97,7 +99,14 @@ async fn cat(State(node): State<Arc<Node>>, Query(args): Args) -> Response {
         Err(message) => return kubo_error(message),
     };
     match cat_to_vec(&*node.store.lock().unwrap(), &cid) {
-        Ok(data) => data.into_response(),
+        Ok(mut data) => {
+            // Kubo announces the file size before streaming it.
+            let size = data.len().to_string();
+            if node.truncate_next_cat.swap(false, Ordering::SeqCst) {
+                data.truncate(data.len() / 2);
+            }
+            ([("X-Content-Length", size)], data).into_response()
+        }
         Err(_) => kubo_error(format!("block was not found locally (offline): ipld: could not find {cid}")),
     }
 }
@@ -189,6 +198,9 @@ async fn cat_round_trips_and_pin_add_pins() {
     let data = bytes(600_000, 3);
     let cid = kubo.add(data.clone(), &AddOptions { pin: false, ..AddOptions::default() }).await.unwrap();
     assert_eq!(kubo.cat(&cid).await.unwrap(), data);
+    node.truncate_next_cat.store(true, Ordering::SeqCst);
+    let err = kubo.cat(&cid).await.unwrap_err();
+    assert!(err.to_string().contains("broke off") && err.to_string().contains(&cid.to_string()), "{err}");
     assert!(!node.pins.lock().unwrap().contains(&cid));
     kubo.pin_add(&cid).await.unwrap();
     assert!(node.pins.lock().unwrap().contains(&cid));
@@ -251,6 +263,16 @@ async fn a_silent_api_times_out() {
     let kubo = KuboRpc::with_timeout(&format!("http://{addr}"), Duration::from_millis(300)).unwrap();
     let err = kubo.cat(&local_cid(b"x", &ImportOptions::default())).await.unwrap_err();
     assert!(matches!(&err, Error::KuboRpc { message, .. } if message.contains("timed out")), "{err:?}");
+}
+
+#[test]
+fn the_api_address_comes_from_the_environment() {
+    // The only test that touches this variable, so no other test races it.
+    std::env::remove_var("IPFS_ACCELERATE_KUBO_API");
+    assert_eq!(KuboRpc::from_env().unwrap().base_url(), "http://127.0.0.1:5001");
+    std::env::set_var("IPFS_ACCELERATE_KUBO_API", "http://127.0.0.1:15001/");
+    assert_eq!(KuboRpc::from_env().unwrap().base_url(), "http://127.0.0.1:15001");
+    std::env::remove_var("IPFS_ACCELERATE_KUBO_API");
 }
 
 #[test]
