@@ -36,7 +36,7 @@ fn sample_dir(root: &Path) -> std::path::PathBuf {
 #[test]
 fn every_models_command_has_help_with_an_example() {
     let tmp = tempfile::tempdir().unwrap();
-    for cmd in ["add", "ls", "rm", "export", "import", "get"] {
+    for cmd in ["add", "ls", "rm", "export", "import", "get", "pull"] {
         let out = run(tmp.path(), &["models", cmd, "--help"]);
         let text = stdout(&out);
         assert!(text.contains("Example"), "{cmd}: {text}");

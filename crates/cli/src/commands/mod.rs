@@ -5,6 +5,7 @@ pub mod devices;
 pub mod embed;
 pub mod ipfs;
 pub mod models;
+pub mod pull;
 pub mod similarity;
 
 use anyhow::Result;

@@ -1,5 +1,6 @@
 //! `ipfs-accelerate models`: named models in the local block store — add a
-//! directory, list, remove, export/import CARs and write copies to disk.
+//! directory or pull one from the Hugging Face Hub, list, remove,
+//! export/import CARs and write copies to disk.
 //!
 //! Names live in `<repo>/registry.json` (see
 //! [`ipfs_accelerate_ipfs::registry`]); every named root is pinned, so
@@ -25,6 +26,7 @@ pub enum ModelsCommand {
     Export(ExportArgs),
     Import(ImportArgs),
     Get(GetArgs),
+    Pull(PullArgs),
 }
 
 /// The block store directory option.
@@ -117,6 +119,27 @@ pub struct GetArgs {
     repo: RepoArgs,
 }
 
+/// Download a model from the Hugging Face Hub (config.json, tokenizer.json,
+/// model.safetensors and the sentence-transformers files when present), add
+/// it like `models add`, and print its root CID. Honors HF_ENDPOINT (a
+/// mirror), HF_HOME (the download cache) and HF_TOKEN.
+#[derive(Args)]
+#[command(after_help = "Examples:
+  ipfs-accelerate models pull sentence-transformers/all-MiniLM-L6-v2     # named all-MiniLM-L6-v2
+  HF_ENDPOINT=https://hf-mirror.example ipfs-accelerate models pull org/model --revision v1.0 --name m")]
+pub struct PullArgs {
+    /// Hugging Face model id, such as sentence-transformers/all-MiniLM-L6-v2.
+    hf_id: String,
+    /// Branch, tag or commit to download.
+    #[arg(long, default_value = "main")]
+    revision: String,
+    /// Name to record [default: the part of the id after the last `/`].
+    #[arg(long)]
+    name: Option<String>,
+    #[command(flatten)]
+    repo: RepoArgs,
+}
+
 /// Runs one `models` subcommand.
 pub fn run(cmd: ModelsCommand) -> Result<()> {
     match cmd {
@@ -136,6 +159,7 @@ pub fn run(cmd: ModelsCommand) -> Result<()> {
             Ok(())
         }
         ModelsCommand::Import(args) => import(args),
+        ModelsCommand::Pull(args) => pull(args),
         ModelsCommand::Get(args) => {
             let repo = repo_dir(args.repo.repo)?;
             let cid = resolve_key(&repo, &args.key)?;
@@ -205,6 +229,27 @@ fn record(repo: &Path, store: &FsBlockstore, root: &Cid, name: Option<&str>) -> 
         let size = dag_size(store, root)?;
         Registry::open(repo)?.insert(name, root, size)?;
     }
+    Ok(())
+}
+
+fn pull(args: PullArgs) -> Result<()> {
+    let name = args.name.unwrap_or_else(|| args.hf_id.rsplit('/').next().unwrap_or_default().to_string());
+    validate_name(&name)?;
+    let repo = repo_dir(args.repo.repo)?;
+    std::fs::create_dir_all(&repo).with_context(|| format!("cannot create {}", repo.display()))?;
+    // Gather the files in a scratch directory inside the repository (same
+    // file system as a typical HF cache, so hard links usually work).
+    let scratch = tempfile::Builder::new()
+        .prefix(".pull-")
+        .tempdir_in(&repo)
+        .with_context(|| format!("cannot create a scratch directory in {}", repo.display()))?;
+    let staging = scratch.path().join("model");
+    super::pull::download(&args.hf_id, &args.revision, &staging)?;
+    let mut store = FsBlockstore::open(&repo)?;
+    let root = import_path(&staging, &ImportOptions::default(), &mut store)
+        .with_context(|| format!("cannot add the files of {}", args.hf_id))?;
+    record(&repo, &store, &root.cid, Some(&name))?;
+    println!("{}", root.cid);
     Ok(())
 }
 
