@@ -4,22 +4,7 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::{Command, Output};
-use support::assert_clear_error;
-
-fn run(repo: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ipfs-accelerate"))
-        .args(args)
-        .env("IPFS_ACCELERATE_REPO", repo)
-        .output()
-        .expect("the binary starts")
-}
-
-fn stdout(out: &Output) -> String {
-    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
+use support::{assert_clear_error, run, stdout};
 
 #[test]
 fn add_prints_kubo_cids_and_cat_returns_the_bytes() {

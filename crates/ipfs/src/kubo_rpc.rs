@@ -270,30 +270,17 @@ impl KuboRpc {
 
     fn transport_err(&self, endpoint: &str, e: &reqwest::Error) -> Error {
         if e.is_connect() {
-            Error::KuboUnreachable { api: self.base.clone(), reason: describe(e) }
+            Error::KuboUnreachable { api: self.base.clone(), reason: crate::gateway::client::describe(e) }
         } else if e.is_timeout() {
             rpc_err(endpoint, format!("timed out after {:?}", self.timeout))
         } else {
-            rpc_err(endpoint, describe(e))
+            rpc_err(endpoint, crate::gateway::client::describe(e))
         }
     }
 }
 
 fn rpc_err(endpoint: &str, message: impl Into<String>) -> Error {
     Error::KuboRpc { endpoint: format!("/api/v0/{endpoint}"), message: message.into() }
-}
-
-/// A transport error with its cause chain (reqwest's own message alone is
-/// often just "error sending request").
-fn describe(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// One file as the only part of a `multipart/form-data` body.

@@ -181,7 +181,7 @@ fn check_hash_supported(cid: &Cid) -> Result<()> {
 
 /// A short reason for a transport error, with its cause chain (reqwest's
 /// own message alone often just says "error sending request").
-pub(super) fn describe(e: &reqwest::Error) -> String {
+pub(crate) fn describe(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
