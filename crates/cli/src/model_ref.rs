@@ -21,14 +21,15 @@ pub fn resolve(model: &Path) -> Result<PathBuf> {
     }
     // A registry name is looked up only when a block store can be found, so
     // a mistyped path still reports the missing directory.
-    let named = match (model.to_str(), repo_dir(None)) {
-        (Some(name), Ok(repo)) if validate_name(name).is_ok() => Registry::open(&repo)?.resolve(name),
+    let repo = repo_dir(None);
+    let named = match (model.to_str(), repo.as_ref()) {
+        (Some(name), Ok(repo)) if validate_name(name).is_ok() => Registry::open(repo)?.resolve(name),
         _ => None,
     };
     let Some(cid) = named.or_else(|| model.to_str().and_then(|s| parse_cid(s).ok())) else {
         return Ok(model.to_path_buf());
     };
-    let repo = repo_dir(None)?;
+    let repo = repo?;
     let cache = repo.join("models");
     let target = cache.join(cid.to_string());
     if target.join(".complete").exists() {

@@ -48,6 +48,13 @@ pub struct RepoArgs {
     repo: Option<PathBuf>,
 }
 
+impl RepoArgs {
+    /// The block store directory this option names (see [`repo_dir`]).
+    pub fn dir(self) -> Result<PathBuf> {
+        repo_dir(self.repo)
+    }
+}
+
 /// Write a file or directory tree from the local block store to disk.
 #[derive(Args)]
 #[command(after_help = "Examples:
@@ -206,7 +213,7 @@ pub fn run(cmd: IpfsCommand) -> Result<()> {
 }
 
 fn open_store(repo: RepoArgs) -> Result<FsBlockstore> {
-    Ok(FsBlockstore::open(repo_dir(repo.repo)?)?)
+    Ok(FsBlockstore::open(repo.dir()?)?)
 }
 
 /// Parses `CID` or `/ipfs/CID`.

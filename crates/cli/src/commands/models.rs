@@ -6,7 +6,7 @@
 //! [`ipfs_accelerate_ipfs::registry`]); every named root is pinned, so
 //! `ipfs gc` keeps its blocks until `models rm`.
 
-use crate::commands::ipfs::repo_dir;
+use crate::commands::ipfs::RepoArgs;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use ipfs_accelerate_ipfs::block::DAG_PB;
@@ -27,14 +27,6 @@ pub enum ModelsCommand {
     Import(ImportArgs),
     Get(GetArgs),
     Pull(PullArgs),
-}
-
-/// The block store directory option.
-#[derive(Args)]
-pub struct RepoArgs {
-    /// Block store directory [default: $IPFS_ACCELERATE_REPO or ~/.local/share/ipfs-accelerate/repo].
-    #[arg(long)]
-    repo: Option<PathBuf>,
 }
 
 /// Add a model directory (or file) to the block store, pin it and name it;
@@ -147,7 +139,7 @@ pub fn run(cmd: ModelsCommand) -> Result<()> {
         ModelsCommand::Ls(args) => ls(args),
         ModelsCommand::Rm(args) => rm(args),
         ModelsCommand::Export(args) => {
-            let repo = repo_dir(args.repo.repo)?;
+            let repo = args.repo.dir()?;
             let cid = resolve_key(&repo, &args.key)?;
             let store = FsBlockstore::open(&repo)?;
             let file = std::fs::File::create(&args.out)
@@ -161,7 +153,7 @@ pub fn run(cmd: ModelsCommand) -> Result<()> {
         ModelsCommand::Import(args) => import(args),
         ModelsCommand::Pull(args) => pull(args),
         ModelsCommand::Get(args) => {
-            let repo = repo_dir(args.repo.repo)?;
+            let repo = args.repo.dir()?;
             let cid = resolve_key(&repo, &args.key)?;
             export_to(&FsBlockstore::open(&repo)?, &cid, &args.dir)?;
             println!("saved {cid} to {}", args.dir.display());
@@ -204,7 +196,7 @@ fn add(args: AddArgs) -> Result<()> {
     };
     validate_name(&name)?;
     std::fs::metadata(&args.path).with_context(|| format!("cannot read {}", args.path.display()))?;
-    let repo = repo_dir(args.repo.repo)?;
+    let repo = args.repo.dir()?;
     let mut store = FsBlockstore::open(&repo)?;
     let root = import_path(&args.path, &ImportOptions::default(), &mut store)
         .with_context(|| format!("cannot add {}", args.path.display()))?;
@@ -235,7 +227,7 @@ fn record(repo: &Path, store: &FsBlockstore, root: &Cid, name: Option<&str>) -> 
 fn pull(args: PullArgs) -> Result<()> {
     let name = args.name.unwrap_or_else(|| args.hf_id.rsplit('/').next().unwrap_or_default().to_string());
     validate_name(&name)?;
-    let repo = repo_dir(args.repo.repo)?;
+    let repo = args.repo.dir()?;
     std::fs::create_dir_all(&repo).with_context(|| format!("cannot create {}", repo.display()))?;
     // Gather the files in a scratch directory inside the repository (same
     // file system as a typical HF cache, so hard links usually work).
@@ -257,7 +249,7 @@ fn import(args: ImportArgs) -> Result<()> {
     if let Some(name) = &args.name {
         validate_name(name)?;
     }
-    let repo = repo_dir(args.repo.repo)?;
+    let repo = args.repo.dir()?;
     let mut store = FsBlockstore::open(&repo)?;
     let file = std::fs::File::open(&args.car).with_context(|| format!("cannot open {}", args.car.display()))?;
     let roots = import_car(std::io::BufReader::new(file), &mut store)
@@ -272,7 +264,7 @@ fn import(args: ImportArgs) -> Result<()> {
 }
 
 fn ls(args: LsArgs) -> Result<()> {
-    let repo = repo_dir(args.repo.repo)?;
+    let repo = args.repo.dir()?;
     let registry = Registry::open(&repo)?;
     let store = FsBlockstore::open(&repo)?;
     let pinned = |cid: &str| cid.parse::<Cid>().map(|c| store.is_pinned(&c)).unwrap_or(false);
@@ -295,7 +287,7 @@ fn ls(args: LsArgs) -> Result<()> {
 }
 
 fn rm(args: KeyArgs) -> Result<()> {
-    let repo = repo_dir(args.repo.repo)?;
+    let repo = args.repo.dir()?;
     let mut registry = Registry::open(&repo)?;
     let store = FsBlockstore::open(&repo)?;
     let removed = registry.remove(&args.key)?;
