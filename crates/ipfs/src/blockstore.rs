@@ -128,12 +128,7 @@ impl FsBlockstore {
 
     /// Deletes a block; returns whether it was present.
     pub fn delete(&self, cid: &Cid) -> Result<bool> {
-        let path = self.block_path(cid);
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(Error::io(&path, e)),
-        }
+        remove_if_present(&self.block_path(cid))
     }
 
     /// Every stored block's CID (as CIDv1), in no particular order.
@@ -145,13 +140,7 @@ impl FsBlockstore {
             if !shard.is_dir() {
                 continue;
             }
-            for entry in fs::read_dir(&shard).map_err(|e| Error::io(&shard, e))? {
-                let entry = entry.map_err(|e| Error::io(&shard, e))?;
-                // Temporary files and strays do not parse as CIDs.
-                if let Some(cid) = entry.file_name().to_str().and_then(|n| n.parse::<Cid>().ok()) {
-                    out.push(cid);
-                }
-            }
+            out.extend(cids_in(&shard)?);
         }
         Ok(out)
     }
@@ -168,25 +157,12 @@ impl FsBlockstore {
 
     /// Removes a pin; returns whether it existed. Blocks stay until [`gc`](Self::gc).
     pub fn unpin(&self, root: &Cid) -> Result<bool> {
-        let path = self.pin_path(root);
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(Error::io(&path, e)),
-        }
+        remove_if_present(&self.pin_path(root))
     }
 
     /// The pinned roots.
     pub fn pins(&self) -> Result<Vec<Cid>> {
-        let dir = self.root.join("pins");
-        let mut out = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
-            let entry = entry.map_err(|e| Error::io(&dir, e))?;
-            if let Some(cid) = entry.file_name().to_str().and_then(|n| n.parse::<Cid>().ok()) {
-                out.push(cid);
-            }
-        }
-        Ok(out)
+        cids_in(&self.root.join("pins"))
     }
 
     /// True when `root` is pinned.
@@ -288,4 +264,26 @@ impl BlockSource for FsBlockstore {
     fn get_block(&self, cid: &Cid) -> Result<Vec<u8>> {
         self.get(cid)
     }
+}
+
+/// Removes `path`; whether it was there.
+fn remove_if_present(path: &Path) -> Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// The CIDs named by the files in `dir` (block files, pin files). Temporary
+/// files and strays do not parse as CIDs and are left out.
+fn cids_in(dir: &Path) -> Result<Vec<Cid>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        if let Some(cid) = entry.file_name().to_str().and_then(|n| n.parse::<Cid>().ok()) {
+            out.push(cid);
+        }
+    }
+    Ok(out)
 }
