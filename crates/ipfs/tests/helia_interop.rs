@@ -1,19 +1,32 @@
 //! Interop with Helia, a second and independent IPFS implementation
 //! (JavaScript), run live: the same bytes must give the same root CIDs here
 //! and in Helia configured like Kubo, our CARs must import into Helia, and
-//! Helia's into ours, with the same bytes read back on both sides.
+//! Helia's into ours, with the same bytes read back on both sides. Over the
+//! Trustless Gateway protocol, our client fetches from a Helia-backed gateway
+//! and Helia fetches (verifying every block) from our gateway server.
 //!
 //! Helia runs from `scripts/helia` (`interop.mjs` and the Node 22 that
 //! `scripts/install-helia.sh` installs from npm); `IPFS_ACCELERATE_HELIA`
 //! names another such directory. When it is missing the tests are skipped
 //! with a note, except under CI (`CI=true`), where that is a failure.
 
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 
+use axum::extract::Request;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Router;
 use ipfs_accelerate_ipfs::car::{export_car, import_car};
 use ipfs_accelerate_ipfs::exporter::cat_to_vec;
-use ipfs_accelerate_ipfs::{export_to, import_file, import_path, Cid, ImportOptions, MemoryStore};
+use ipfs_accelerate_ipfs::gateway::{router, GatewayClient, GatewayConfig};
+use ipfs_accelerate_ipfs::{
+    cid_for, export_to, import_file, import_path, BlockSource, Cid, CidVersion, FsBlockstore, ImportOptions,
+    MemoryStore,
+};
 
 /// Chunk size of Kubo's `ipfs add`: the sizes below sit on its edges.
 const CHUNK: usize = 256 * 1024;
@@ -59,6 +72,46 @@ impl Helia {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect()
+    }
+
+    /// Starts `interop.mjs serve-gateway PATHS`: a Helia node serving the
+    /// paths' DAGs as a trustless gateway on a loopback port.
+    fn serve_gateway(&self, paths: &[&Path]) -> HeliaGateway {
+        let mut child = Command::new(&self.node)
+            .arg(&self.script)
+            .arg("serve-gateway")
+            .args(paths)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.node.display()));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        // From here on the guard owns the child: a failed assertion kills it.
+        let mut gateway = HeliaGateway { child, url: String::new(), roots: vec![] };
+        let mut words = line.split_whitespace();
+        let Some(url) = words.next() else {
+            panic!("helia serve-gateway printed nothing ({:?})", gateway.child.wait());
+        };
+        gateway.url = url.to_owned();
+        gateway.roots = words.map(|w| w.parse().unwrap()).collect();
+        assert_eq!(gateway.roots.len(), paths.len(), "one root per path from helia serve-gateway: {line}");
+        gateway
+    }
+}
+
+/// A running `interop.mjs serve-gateway`; dropping it stops the process.
+struct HeliaGateway {
+    child: Child,
+    url: String,
+    roots: Vec<Cid>,
+}
+
+impl Drop for HeliaGateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -275,4 +328,144 @@ fn helia_rejects_a_corrupted_block_in_our_car() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "helia accepted a corrupted CAR");
     assert!(stderr.contains("did not match"), "unexpected error from helia: {stderr}");
+}
+
+/// The 10 MB file and the nested tree the gateway tests exchange, written
+/// under `dir`, with their roots and blocks as our importer makes them
+/// (Kubo's defaults: CIDv1, raw leaves).
+fn gateway_inputs(dir: &Path) -> (PathBuf, Vec<u8>, PathBuf, FsBlockstore, Cid, Cid) {
+    let data = pseudo_random(10_000_000, 21);
+    let file = dir.join("file");
+    std::fs::write(&file, &data).unwrap();
+    let tree = dir.join("tree");
+    write_tree(&tree);
+    let store = FsBlockstore::open(dir.join("served")).unwrap();
+    let opts = ImportOptions::default();
+    let file_root = import_path(&file, &opts, &mut &store).unwrap().cid;
+    let tree_root = import_path(&tree, &opts, &mut &store).unwrap().cid;
+    (file, data, tree, store, file_root, tree_root)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+fn client(url: &str) -> GatewayClient {
+    GatewayClient::new(GatewayConfig { gateways: vec![url.to_owned()], ..GatewayConfig::default() }).unwrap()
+}
+
+#[test]
+fn our_client_fetches_from_a_helia_gateway() {
+    let Some(helia) = Helia::find() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (file, data, tree, ours, file_root, tree_root) = gateway_inputs(dir.path());
+    let gateway = helia.serve_gateway(&[&file, &tree]);
+    assert_eq!(gateway.roots, [file_root, tree_root], "helia's roots differ from ours");
+    let client = client(&gateway.url);
+    let rt = runtime();
+
+    // Whole DAGs, as one CAR each from Helia (@helia/car), into empty stores.
+    let store = FsBlockstore::open(dir.path().join("fetched-file")).unwrap();
+    let report = rt.block_on(client.fetch_dag(&file_root, &store)).unwrap();
+    assert_eq!(report.raw_requests, 0, "helia's CAR did not carry the whole DAG: {report:?}");
+    assert!(report.blocks_fetched > 38, "a 10 MB file is more than 38 chunks: {report:?}");
+    assert!(cat_to_vec(&store, &file_root).unwrap() == data, "the file fetched from helia differs");
+
+    let store = FsBlockstore::open(dir.path().join("fetched-tree")).unwrap();
+    let report = rt.block_on(client.fetch_dag(&tree_root, &store)).unwrap();
+    assert_eq!(report.raw_requests, 0, "helia's CAR did not carry the whole DAG: {report:?}");
+    let out = dir.path().join("tree.out");
+    export_to(&store, &tree_root, &out).unwrap();
+    assert!(read_tree(&out) == read_tree(&tree), "the tree fetched from helia differs");
+
+    // Block by block: with the root already stored, fetch_dag asks Helia for
+    // each missing block with ?format=raw.
+    let store = FsBlockstore::open(dir.path().join("fetched-raw")).unwrap();
+    store.put(&file_root, &ours.get_block(&file_root).unwrap()).unwrap();
+    let report = rt.block_on(client.fetch_dag(&file_root, &store)).unwrap();
+    assert!(report.raw_requests > 38 && report.blocks_fetched == report.raw_requests, "{report:?}");
+    assert!(cat_to_vec(&store, &file_root).unwrap() == data, "the file fetched block by block differs");
+
+    // Single blocks: the roots, a leaf, and a block Helia does not have.
+    for root in [file_root, tree_root] {
+        assert_eq!(rt.block_on(client.fetch_block(&root)).unwrap(), ours.get_block(&root).unwrap());
+    }
+    let leaf = cid_for(CidVersion::V1, 0x55, &data[CHUNK..2 * CHUNK]);
+    assert!(rt.block_on(client.fetch_block(&leaf)).unwrap() == data[CHUNK..2 * CHUNK]);
+    let absent = cid_for(CidVersion::V1, 0x55, b"not served by helia");
+    let err = rt.block_on(client.fetch_block(&absent)).unwrap_err();
+    assert!(err.to_string().contains("404"), "unexpected error for a missing block: {err}");
+}
+
+/// Serves `app` on a loopback port from `rt` until the runtime is dropped.
+fn serve(rt: &tokio::runtime::Runtime, app: Router) -> String {
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[test]
+fn helia_fetches_from_our_gateway() {
+    let Some(helia) = Helia::find() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (_, data, tree, store, file_root, tree_root) = gateway_inputs(dir.path());
+    let rt = runtime();
+    let url = serve(&rt, router(Arc::new(store)));
+
+    // Helia's only block source is our server; it hashes every block.
+    let out = dir.path().join("file.out");
+    let printed = helia.run(&["fetch", &url, &file_root.to_string(), out.to_str().unwrap()]);
+    assert_eq!(printed, [file_root.to_string()]);
+    assert!(std::fs::read(&out).unwrap() == data, "helia read different bytes from our gateway");
+
+    let out = dir.path().join("tree.out");
+    let printed = helia.run(&["fetch", &url, &tree_root.to_string(), out.to_str().unwrap()]);
+    assert_eq!(printed, [tree_root.to_string()]);
+    assert!(read_tree(&out) == read_tree(&tree), "helia exported a different tree from our gateway");
+}
+
+#[test]
+fn helia_rejects_a_corrupted_block_from_a_gateway() {
+    // A gateway that lies about one leaf: Helia must fail, not write the
+    // wrong bytes, which shows the test above verifies what it fetches.
+    let Some(helia) = Helia::find() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let data = pseudo_random(3 * CHUNK, 5);
+    let (root, store) = ours_file(&data, &ImportOptions::default());
+    let bad = cid_for(CidVersion::V1, 0x55, &data[CHUNK..2 * CHUNK]);
+    let store = Arc::new(store);
+    let app = Router::new().fallback(move |req: Request| {
+        let store = store.clone();
+        async move {
+            let cid = req.uri().path().strip_prefix("/ipfs/").and_then(|c| c.parse::<Cid>().ok());
+            match cid.and_then(|c| store.get_block(&c).ok().map(|b| (c, b))) {
+                Some((cid, mut block)) => {
+                    if cid == bad {
+                        block[0] ^= 1;
+                    }
+                    ([(header::CONTENT_TYPE, "application/vnd.ipld.raw")], block).into_response()
+                }
+                None => StatusCode::NOT_FOUND.into_response(),
+            }
+        }
+    });
+    let rt = runtime();
+    let url = serve(&rt, app);
+    let out = dir.path().join("out");
+    // The broker logs why it dropped a block, then reports only that no
+    // gateway had it: its debug log is the evidence the hash check refused it.
+    let result = Command::new(&helia.node)
+        .arg(&helia.script)
+        .args(["fetch", &url, &root.to_string(), out.to_str().unwrap()])
+        .env("DEBUG", "helia:trustless-gateway-block-broker*")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success(), "helia accepted a corrupted block from a gateway");
+    assert!(
+        stderr.contains(&format!("failed to validate block for {bad}")) && stderr.contains("did not match"),
+        "helia failed for another reason than the corrupted block: {stderr}"
+    );
+    assert!(std::fs::read(&out).map_or(true, |got| got != data), "helia wrote the file anyway");
 }
