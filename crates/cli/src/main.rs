@@ -4,7 +4,9 @@
 //! logging and turns any error into one clear line on stderr and exit code 1.
 
 mod commands;
+mod config;
 mod model_ref;
+mod progress;
 mod texts;
 
 use clap::{Parser, Subcommand};

@@ -161,3 +161,28 @@ fn pull_of_the_real_model_matches_add_and_embeds_by_name() {
     assert_eq!(v["dim"], 384);
     assert_eq!(v["embeddings"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn model_flag_takes_a_hub_id_downloads_once_then_works_offline() {
+    let Some(model) = common::test_model("all-MiniLM-L6-v2") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let endpoint = serve_hub(model.clone());
+    let (repo, hf_home) = (tmp.path().join("repo"), tmp.path().join("hf"));
+    let id = "sentence-transformers/all-MiniLM-L6-v2";
+    let first = stdout(&run(&repo, &hf_home, &endpoint, &["embed", "--model", id, "--json", "hello"]));
+    // Later runs use the stored copy: no hub (nothing listens on port 9), no download.
+    let dead = "http://127.0.0.1:9";
+    let again = stdout(&run(&repo, &hf_home, dead, &["embed", "--model", id, "--offline", "--json", "hello"]));
+    let local = stdout(&run(&repo, &hf_home, dead, &["embed", "--model", model.to_str().unwrap(), "--json", "hello"]));
+    let embedding = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap()["embeddings"].clone();
+    assert_eq!(embedding(&first), embedding(&local));
+    assert_eq!(embedding(&again), embedding(&local));
+    // Named like `models pull` would name it, and pinned.
+    let ls = stdout(&run(&repo, &hf_home, dead, &["models", "ls", "--json"]));
+    let rows: serde_json::Value = serde_json::from_str(&ls).unwrap();
+    assert_eq!(rows[0]["name"], "all-MiniLM-L6-v2");
+    assert_eq!(rows[0]["pinned"], true);
+    // Offline, an id that was never downloaded is a clear error.
+    let out = run(&tmp.path().join("other"), &hf_home, dead, &["embed", "--model", "org/never", "--offline", "x"]);
+    assert_clear_error(&out, "--offline forbids downloading");
+}

@@ -17,6 +17,13 @@
 //! writer of a given name writes the same verified bytes, so two processes
 //! storing the same block at once both succeed and a crash never leaves a
 //! half-written block under a real name.
+//!
+//! Writers and garbage collection exclude each other through `<root>/lock`:
+//! a store takes a shared lock on its first write and keeps it while it (or
+//! a clone) lives, so an import can write all its blocks and then pin the
+//! root; [`FsBlockstore::gc`] takes the lock exclusively, so it never deletes
+//! the blocks of an import that has not pinned them yet. Readers take no
+//! lock. The operating system drops the locks of a killed process.
 
 use crate::block::{verify, DAG_PB};
 use crate::dagpb;
@@ -28,12 +35,23 @@ use std::collections::HashSet;
 use std::fs;
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// A directory of blocks; cheap to clone and share between threads.
 #[derive(Debug, Clone)]
 pub struct FsBlockstore {
     root: PathBuf,
+    /// The shared writer lock on `<root>/lock`, taken on the first write
+    /// and shared by clones (see the module docs).
+    write_lock: Arc<Mutex<Option<fs::File>>>,
 }
+
+/// File whose lock keeps garbage collection and writers apart.
+const LOCK_FILE: &str = "lock";
+
+/// How long [`FsBlockstore::gc`] waits for writers in other processes.
+pub const GC_WAIT: Duration = Duration::from_secs(30);
 
 /// What [`FsBlockstore::gc`] removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -65,7 +83,24 @@ impl FsBlockstore {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         }
-        Ok(FsBlockstore { root })
+        Ok(FsBlockstore { root, write_lock: Arc::default() })
+    }
+
+    fn open_lock_file(&self) -> Result<fs::File> {
+        let path = self.root.join(LOCK_FILE);
+        fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| Error::io(&path, e))
+    }
+
+    /// Takes the shared writer lock once; later writes find it held.
+    fn hold_write_lock(&self) -> Result<()> {
+        let mut held = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if held.is_none() {
+            let file = self.open_lock_file()?;
+            // Blocks only while a garbage collection runs.
+            file.lock_shared().map_err(|e| Error::io(self.root.join(LOCK_FILE), e))?;
+            *held = Some(file);
+        }
+        Ok(())
     }
 
     /// The directory this store lives in.
@@ -89,6 +124,7 @@ impl FsBlockstore {
     pub fn put(&self, cid: &Cid, data: &[u8]) -> Result<()> {
         // Never store bytes under a CID they do not hash to.
         verify(cid, data)?;
+        self.hold_write_lock()?;
         let path = self.block_path(cid);
         // Already stored and intact: nothing to do. Reading it back costs less
         // than a write + fsync, and lets a re-put repair a corrupted file.
@@ -187,14 +223,40 @@ impl FsBlockstore {
         Ok(())
     }
 
-    /// Deletes every block no pin reaches.
+    /// Deletes every block no pin reaches, waiting up to [`GC_WAIT`] for
+    /// writers in other processes to finish.
     ///
     /// If any pinned DAG cannot be read completely (a block missing or
     /// corrupt), nothing is deleted: its unreadable links might protect
-    /// blocks we would otherwise remove. Not safe to run while another
-    /// process imports into the same store without pinning yet (blocks it
-    /// just wrote are unpinned until it pins them).
+    /// blocks we would otherwise remove.
     pub fn gc(&self) -> Result<GcReport> {
+        self.gc_waiting(GC_WAIT)
+    }
+
+    /// [`gc`](Self::gc), waiting at most `wait` for other writers (this
+    /// store's own writer lock is given up first); fails with
+    /// [`Error::StoreBusy`] when they have not finished by then.
+    pub fn gc_waiting(&self, wait: Duration) -> Result<GcReport> {
+        self.write_lock.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let lock = self.open_lock_file()?;
+        let start = Instant::now();
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) if start.elapsed() < wait => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(Error::StoreBusy { path: self.root.clone(), waited: start.elapsed() });
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(Error::io(self.root.join(LOCK_FILE), e)),
+            }
+        }
+        // The exclusive lock is released when `lock` is dropped.
+        self.collect_garbage()
+    }
+
+    fn collect_garbage(&self) -> Result<GcReport> {
         let mut keep = HashSet::new();
         for pin in self.pins()? {
             self.reachable(&pin, &mut keep)?;

@@ -169,6 +169,16 @@ pub enum Error {
         cid: Box<Cid>,
     },
 
+    /// Garbage collection could not get the store to itself: another
+    /// process is adding or fetching blocks it has not pinned yet.
+    #[error("the block store {path} is being written by another process (an add, import or fetch in progress) and garbage collection would delete its blocks before it pins them; waited {waited:?}, try again when it has finished")]
+    StoreBusy {
+        /// The store's directory.
+        path: PathBuf,
+        /// How long garbage collection waited.
+        waited: std::time::Duration,
+    },
+
     /// A configured gateway URL cannot be used.
     #[error("invalid gateway URL {url:?}: {reason} (expected an http:// or https:// base URL such as http://127.0.0.1:8080)")]
     InvalidGatewayUrl {

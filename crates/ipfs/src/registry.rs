@@ -23,6 +23,11 @@ pub struct Entry {
     pub size: u64,
     /// When the name was recorded, in seconds since the Unix epoch.
     pub added_at: u64,
+    /// Where the model came from, when it was downloaded: such as
+    /// `hf:sentence-transformers/all-MiniLM-L6-v2@main`. Lets a later
+    /// `--model` with the same origin reuse the stored copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// Errors from reading, changing or writing the registry.
@@ -118,12 +123,27 @@ impl Registry {
         self.get(name).and_then(|e| e.cid.parse().ok())
     }
 
+    /// The root CID most recently recorded with this `source` (see [`Entry::source`]).
+    pub fn find_source(&self, source: &str) -> Option<Cid> {
+        self.entries
+            .values()
+            .filter(|e| e.source.as_deref() == Some(source))
+            .max_by_key(|e| e.added_at)
+            .and_then(|e| e.cid.parse().ok())
+    }
+
     /// Records (or replaces) `name` → `cid` with the current time, and saves.
     pub fn insert(&mut self, name: &str, cid: &Cid, size: u64) -> Result<()> {
+        self.insert_from(name, cid, size, None)
+    }
+
+    /// [`insert`](Self::insert), also recording where the model came from.
+    pub fn insert_from(&mut self, name: &str, cid: &Cid, size: u64, source: Option<&str>) -> Result<()> {
         validate_name(name)?;
         let added_at =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        self.entries.insert(name.to_string(), Entry { cid: cid.to_string(), size, added_at });
+        let source = source.map(str::to_string);
+        self.entries.insert(name.to_string(), Entry { cid: cid.to_string(), size, added_at, source });
         self.save()
     }
 

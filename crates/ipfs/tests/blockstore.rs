@@ -163,3 +163,32 @@ fn pin_needs_the_complete_dag_and_gc_refuses_broken_pins() {
     assert!(matches!(bs.pin(&root.cid), Err(Error::BlockNotFound { .. })));
     assert!(!bs.is_pinned(&root.cid));
 }
+
+#[test]
+fn gc_waits_for_a_writer_that_has_not_pinned_yet() {
+    let (_d, writer) = store();
+    // A second handle on the same directory stands for another process: its
+    // lock file descriptor is separate, so the locks conflict as they would.
+    let collector = FsBlockstore::open(writer.root()).unwrap();
+    let cid = cid_for(CidVersion::V1, RAW, b"written, not pinned yet");
+    writer.put(&cid, b"written, not pinned yet").unwrap();
+    let busy = collector.gc_waiting(std::time::Duration::from_millis(200));
+    assert!(matches!(busy, Err(Error::StoreBusy { .. })), "{busy:?}");
+    assert!(busy.unwrap_err().to_string().contains("try again"));
+    assert!(writer.has(&cid), "gc deleted a block of an unfinished import");
+    // Once the writer is gone (its import finished without a pin), gc runs.
+    drop(writer);
+    assert_eq!(collector.gc().unwrap().removed_blocks, 1);
+    assert!(!collector.has(&cid));
+}
+
+#[test]
+fn gc_on_the_writing_handle_itself_does_not_deadlock() {
+    let (_d, bs) = store();
+    let cid = cid_for(CidVersion::V1, RAW, b"mine");
+    bs.put(&cid, b"mine").unwrap();
+    assert_eq!(bs.gc_waiting(std::time::Duration::from_secs(5)).unwrap().removed_blocks, 1);
+    // And it can write again afterwards.
+    bs.put(&cid, b"mine").unwrap();
+    assert!(bs.has(&cid));
+}

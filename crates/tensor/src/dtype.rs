@@ -73,7 +73,7 @@ impl DType {
     /// element count is not a whole number of blocks.
     pub fn storage_bytes(self, elements: usize) -> Option<usize> {
         let block = self.block_len();
-        (elements % block == 0).then(|| elements / block * self.block_bytes())
+        elements.is_multiple_of(block).then(|| elements / block * self.block_bytes())
     }
 
     /// True for `float32` and `float16`.

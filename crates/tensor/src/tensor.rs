@@ -50,7 +50,7 @@ impl Tensor {
         if data.len() != expected {
             return Err(Error::DataSize { dtype, shape: shape.to_string(), expected, got: data.len() });
         }
-        let data = if (data.as_ptr() as usize) % dtype.alignment() != 0 { aligned_copy(&data) } else { data };
+        let data = if !(data.as_ptr() as usize).is_multiple_of(dtype.alignment()) { aligned_copy(&data) } else { data };
         Ok(Tensor { dtype, shape, data })
     }
 

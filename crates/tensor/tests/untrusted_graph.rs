@@ -67,7 +67,7 @@ fn mutated_graphs_never_panic() {
         let mut bytes = json.clone().into_bytes();
         for _ in 0..1 + rng.next() % 3 {
             // Mostly change numbers (shapes, axes, operand ids), sometimes any byte.
-            let at = if rng.next() % 4 == 0 {
+            let at = if rng.next().is_multiple_of(4) {
                 rng.next() as usize % bytes.len()
             } else {
                 digits[rng.next() as usize % digits.len()]

@@ -22,10 +22,8 @@ pub enum BenchCommand {
 /// Options of `bench embed`.
 #[derive(Args)]
 pub struct BenchEmbedArgs {
-    /// Model directory (config.json, tokenizer.json, model.safetensors, sentence-transformers files),
-    /// or the CID of one added with `ipfs-accelerate ipfs add -r` (exported once, verified, from the local block store).
-    #[arg(long)]
-    model: PathBuf,
+    #[command(flatten)]
+    model: crate::model_ref::ModelArgs,
     /// Backend: cpu, or auto for the best one available.
     #[arg(long, default_value = "auto")]
     backend: String,
@@ -93,7 +91,7 @@ fn embed(args: BenchEmbedArgs) -> Result<()> {
         println!(
             "{}",
             serde_json::json!({
-                "model": args.model.display().to_string(),
+                "model": args.model.model.clone(),
                 "backend": model.backend().as_str(),
                 "threads": rayon::current_num_threads(),
                 "results": results,
@@ -103,7 +101,7 @@ fn embed(args: BenchEmbedArgs) -> Result<()> {
     }
     println!(
         "model {}  backend {}  threads {}",
-        args.model.display(),
+        args.model.model,
         model.backend().as_str(),
         rayon::current_num_threads()
     );

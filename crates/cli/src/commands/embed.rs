@@ -2,7 +2,6 @@
 
 use anyhow::Result;
 use clap::Args;
-use std::path::PathBuf;
 use std::time::Instant;
 
 /// Embed texts with a sentence-embedding model.
@@ -11,10 +10,8 @@ use std::time::Instant;
   ipfs-accelerate embed --model ~/.cache/ipfs-accelerate/test-models/all-MiniLM-L6-v2 \"Hello, world\"
   cat sentences.txt | ipfs-accelerate embed --model ./all-MiniLM-L6-v2 --json -")]
 pub struct EmbedArgs {
-    /// Model directory (config.json, tokenizer.json, model.safetensors, sentence-transformers files),
-    /// or the CID of one added with `ipfs-accelerate ipfs add -r` (exported once, verified, from the local block store).
-    #[arg(long)]
-    model: PathBuf,
+    #[command(flatten)]
+    model: crate::model_ref::ModelArgs,
     /// Backend: cpu, or auto for the best one available.
     #[arg(long, default_value = "auto")]
     backend: String,
@@ -38,7 +35,7 @@ pub fn run(args: EmbedArgs) -> Result<()> {
     let latency_ms = start.elapsed().as_secs_f64() * 1e3;
     if args.json {
         let out = serde_json::json!({
-            "model": args.model.display().to_string(),
+            "model": args.model.model.clone(),
             "model_type": model.model_type().as_str(),
             "backend": model.backend().as_str(),
             "dim": model.dim(),

@@ -2,11 +2,11 @@
 //! `pin add|rm|ls` and `gc` over the local block store, producing the same
 //! CIDs as `ipfs add`, and `serve-gateway`, a trustless HTTP gateway over it.
 
+use crate::progress::{bytes_bar, ProgressSink};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 use ipfs_accelerate_ipfs::importer::{import_path_reporting, EntryKind};
-use ipfs_accelerate_ipfs::{cat, export_to, parse_cid, BlockSink, Cid, CidVersion, FsBlockstore, ImportOptions};
+use ipfs_accelerate_ipfs::{cat, export_to, parse_cid, Cid, CidVersion, FsBlockstore, ImportOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -41,7 +41,7 @@ pub struct ServeGatewayArgs {
 }
 
 /// The block store directory option, shared by every subcommand.
-#[derive(Args)]
+#[derive(Args, Clone, Default)]
 pub struct RepoArgs {
     /// Block store directory [default: $IPFS_ACCELERATE_REPO or ~/.local/share/ipfs-accelerate/repo].
     #[arg(long)]
@@ -50,15 +50,17 @@ pub struct RepoArgs {
 
 impl RepoArgs {
     /// The block store directory this option names (see [`repo_dir`]).
-    pub fn dir(self) -> Result<PathBuf> {
-        repo_dir(self.repo)
+    pub fn dir(&self) -> Result<PathBuf> {
+        repo_dir(self.repo.clone())
     }
 }
 
-/// Write a file or directory tree from the local block store to disk.
+/// Write a file or directory tree from the local block store to disk; a CID
+/// that is not stored is first fetched from the gateways (not pinned).
 #[derive(Args)]
 #[command(after_help = "Examples:
-  ipfs-accelerate ipfs get bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354 -o ./model")]
+  ipfs-accelerate ipfs get bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354 -o ./model
+  ipfs-accelerate ipfs get bafybei... -o ./model --gateway https://trustless-gateway.link")]
 pub struct GetArgs {
     /// CID of a file or directory (optionally written /ipfs/CID).
     cid: String,
@@ -66,7 +68,7 @@ pub struct GetArgs {
     #[arg(short, long)]
     output: Option<PathBuf>,
     #[command(flatten)]
-    repo: RepoArgs,
+    fetch: crate::config::FetchArgs,
 }
 
 /// Raw blocks.
@@ -223,7 +225,9 @@ fn parse_path_cid(text: &str) -> Result<Cid> {
 
 fn get_cmd(args: GetArgs) -> Result<()> {
     let cid = parse_path_cid(&args.cid)?;
-    let store = open_store(args.repo)?;
+    let repo = args.fetch.repo.dir()?;
+    let store = FsBlockstore::open(&repo)?;
+    crate::model_ref::ensure_stored(&cid, &store, &args.fetch, &repo)?;
     let dest = args.output.unwrap_or_else(|| PathBuf::from(cid.to_string()));
     export_to(&store, &cid, &dest)?;
     println!("Saving file(s) to {}", dest.display());
@@ -261,11 +265,7 @@ fn add(args: AddArgs) -> Result<()> {
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| args.path.display().to_string());
 
-    let bar = ProgressBar::new(total_bytes(&args.path));
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} adding {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
-            .expect("valid progress template"),
-    );
+    let bar = bytes_bar(total_bytes(&args.path), "adding");
     let mut store = if args.only_hash { None } else { Some(FsBlockstore::open(repo_dir(args.repo)?)?) };
     let mut sink = ProgressSink { store: store.as_mut(), bar: &bar };
     let mut files = Vec::new();
@@ -303,31 +303,13 @@ fn add(args: AddArgs) -> Result<()> {
 }
 
 /// Bytes of regular files under `path` (for the progress bar only).
-fn total_bytes(path: &Path) -> u64 {
+pub fn total_bytes(path: &Path) -> u64 {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.is_file() => m.len(),
         Ok(m) if m.is_dir() => {
             std::fs::read_dir(path).map(|entries| entries.flatten().map(|e| total_bytes(&e.path())).sum()).unwrap_or(0)
         }
         _ => 0,
-    }
-}
-
-/// Stores blocks (unless hashing only) and advances the progress bar.
-struct ProgressSink<'a> {
-    store: Option<&'a mut FsBlockstore>,
-    bar: &'a ProgressBar,
-}
-
-impl BlockSink for ProgressSink<'_> {
-    fn put_block(&mut self, cid: &Cid, data: &[u8]) -> ipfs_accelerate_ipfs::Result<()> {
-        if let Some(store) = self.store.as_mut() {
-            store.put(cid, data)?;
-        }
-        // Block bytes slightly exceed file bytes (node headers); clamp.
-        let len = self.bar.length().unwrap_or(0);
-        self.bar.set_position((self.bar.position() + data.len() as u64).min(len));
-        Ok(())
     }
 }
 

@@ -6,13 +6,15 @@
 //! [`ipfs_accelerate_ipfs::registry`]); every named root is pinned, so
 //! `ipfs gc` keeps its blocks until `models rm`.
 
-use crate::commands::ipfs::RepoArgs;
+use crate::commands::ipfs::{total_bytes, RepoArgs};
+use crate::config::FetchArgs;
+use crate::progress::{bytes_bar, ProgressSink};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use ipfs_accelerate_ipfs::block::DAG_PB;
 use ipfs_accelerate_ipfs::car::{export_car, import_car};
 use ipfs_accelerate_ipfs::registry::{validate_name, Registry};
-use ipfs_accelerate_ipfs::{dagpb, export_to, import_path, parse_cid, Cid, FsBlockstore, ImportOptions};
+use ipfs_accelerate_ipfs::{dagpb, export_to, import_path, parse_cid, Cid, FsBlockstore, ImportOptions, Imported};
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -98,17 +100,19 @@ pub struct ImportArgs {
     repo: RepoArgs,
 }
 
-/// Write a model's files to a new directory, verifying every block.
+/// Write a model's files to a new directory, verifying every block; a CID
+/// that is not stored is first fetched from the gateways and pinned.
 #[derive(Args)]
 #[command(after_help = "Examples:
-  ipfs-accelerate models get minilm ./minilm-copy")]
+  ipfs-accelerate models get minilm ./minilm-copy
+  ipfs-accelerate models get bafybei... ./model --gateway http://127.0.0.1:8080")]
 pub struct GetArgs {
     /// Model name or root CID.
     key: String,
     /// Directory to create; must not exist yet.
     dir: PathBuf,
     #[command(flatten)]
-    repo: RepoArgs,
+    fetch: FetchArgs,
 }
 
 /// Download a model from the Hugging Face Hub (config.json, tokenizer.json,
@@ -153,9 +157,13 @@ pub fn run(cmd: ModelsCommand) -> Result<()> {
         ModelsCommand::Import(args) => import(args),
         ModelsCommand::Pull(args) => pull(args),
         ModelsCommand::Get(args) => {
-            let repo = args.repo.dir()?;
+            let repo = args.fetch.repo.dir()?;
             let cid = resolve_key(&repo, &args.key)?;
-            export_to(&FsBlockstore::open(&repo)?, &cid, &args.dir)?;
+            let store = FsBlockstore::open(&repo)?;
+            if crate::model_ref::ensure_stored(&cid, &store, &args.fetch, &repo)? {
+                store.pin(&cid).with_context(|| format!("cannot pin {cid}"))?;
+            }
+            export_to(&store, &cid, &args.dir)?;
             println!("saved {cid} to {}", args.dir.display());
             Ok(())
         }
@@ -198,11 +206,20 @@ fn add(args: AddArgs) -> Result<()> {
     std::fs::metadata(&args.path).with_context(|| format!("cannot read {}", args.path.display()))?;
     let repo = args.repo.dir()?;
     let mut store = FsBlockstore::open(&repo)?;
-    let root = import_path(&args.path, &ImportOptions::default(), &mut store)
-        .with_context(|| format!("cannot add {}", args.path.display()))?;
-    record(&repo, &store, &root.cid, Some(&name))?;
+    let root =
+        add_with_progress(&args.path, &mut store).with_context(|| format!("cannot add {}", args.path.display()))?;
+    record(&repo, &store, &root.cid, Some(&name), None)?;
     println!("{}", root.cid);
     Ok(())
+}
+
+/// Imports `path` with the default options, drawing a progress bar.
+fn add_with_progress(path: &Path, store: &mut FsBlockstore) -> Result<Imported> {
+    let bar = bytes_bar(total_bytes(path), "adding");
+    let mut sink = ProgressSink { store: Some(store), bar: &bar };
+    let root = import_path(path, &ImportOptions::default(), &mut sink);
+    bar.finish_and_clear();
+    Ok(root?)
 }
 
 /// The default name: the path's last component (after resolving `.`).
@@ -214,35 +231,46 @@ fn default_name(path: &Path) -> Result<String> {
         .with_context(|| format!("cannot derive a name from {}: pass --name NAME", path.display()))
 }
 
-/// Pins `root` (which checks the whole DAG is stored) and records `name`.
-fn record(repo: &Path, store: &FsBlockstore, root: &Cid, name: Option<&str>) -> Result<()> {
+/// Pins `root` (which checks the whole DAG is stored) and records `name`,
+/// with where the model came from when it was downloaded.
+fn record(repo: &Path, store: &FsBlockstore, root: &Cid, name: Option<&str>, source: Option<&str>) -> Result<()> {
     store.pin(root).with_context(|| format!("cannot pin {root}"))?;
     if let Some(name) = name {
         let size = dag_size(store, root)?;
-        Registry::open(repo)?.insert(name, root, size)?;
+        Registry::open(repo)?.insert_from(name, root, size, source)?;
     }
     Ok(())
 }
 
+/// How the registry records a model downloaded from the Hub.
+pub fn hf_source(hf_id: &str, revision: &str) -> String {
+    format!("hf:{hf_id}@{revision}")
+}
+
 fn pull(args: PullArgs) -> Result<()> {
     let name = args.name.unwrap_or_else(|| args.hf_id.rsplit('/').next().unwrap_or_default().to_string());
-    validate_name(&name)?;
     let repo = args.repo.dir()?;
-    std::fs::create_dir_all(&repo).with_context(|| format!("cannot create {}", repo.display()))?;
+    println!("{}", pull_model(&repo, &args.hf_id, &args.revision, &name)?);
+    Ok(())
+}
+
+/// Downloads `hf_id` at `revision`, adds it, pins it, names it `name`, and
+/// returns its root CID.
+pub fn pull_model(repo: &Path, hf_id: &str, revision: &str, name: &str) -> Result<Cid> {
+    validate_name(name)?;
+    std::fs::create_dir_all(repo).with_context(|| format!("cannot create {}", repo.display()))?;
     // Gather the files in a scratch directory inside the repository (same
     // file system as a typical HF cache, so hard links usually work).
     let scratch = tempfile::Builder::new()
         .prefix(".pull-")
-        .tempdir_in(&repo)
+        .tempdir_in(repo)
         .with_context(|| format!("cannot create a scratch directory in {}", repo.display()))?;
     let staging = scratch.path().join("model");
-    super::pull::download(&args.hf_id, &args.revision, &staging)?;
-    let mut store = FsBlockstore::open(&repo)?;
-    let root = import_path(&staging, &ImportOptions::default(), &mut store)
-        .with_context(|| format!("cannot add the files of {}", args.hf_id))?;
-    record(&repo, &store, &root.cid, Some(&name))?;
-    println!("{}", root.cid);
-    Ok(())
+    super::pull::download(hf_id, revision, &staging)?;
+    let mut store = FsBlockstore::open(repo)?;
+    let root = add_with_progress(&staging, &mut store).with_context(|| format!("cannot add the files of {hf_id}"))?;
+    record(repo, &store, &root.cid, Some(name), Some(&hf_source(hf_id, revision)))?;
+    Ok(root.cid)
 }
 
 fn import(args: ImportArgs) -> Result<()> {
@@ -257,7 +285,7 @@ fn import(args: ImportArgs) -> Result<()> {
     let [root] = roots[..] else {
         bail!("{} has {} roots; models import needs exactly one", args.car.display(), roots.len());
     };
-    record(&repo, &store, &root, args.name.as_deref())
+    record(&repo, &store, &root, args.name.as_deref(), None)
         .with_context(|| format!("{} is incomplete (nothing was pinned)", args.car.display()))?;
     println!("{root}");
     Ok(())

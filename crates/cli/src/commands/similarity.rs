@@ -3,7 +3,6 @@
 use super::embed::shorten;
 use anyhow::{bail, Result};
 use clap::Args;
-use std::path::PathBuf;
 
 /// Print the cosine-similarity matrix of texts.
 #[derive(Args)]
@@ -11,10 +10,8 @@ use std::path::PathBuf;
   ipfs-accelerate similarity --model ~/.cache/ipfs-accelerate/test-models/all-MiniLM-L6-v2 \\
       \"A cat sits on the mat\" \"A kitten rests on a rug\" \"Stock prices fell today\"")]
 pub struct SimilarityArgs {
-    /// Model directory (config.json, tokenizer.json, model.safetensors, sentence-transformers files),
-    /// or the CID of one added with `ipfs-accelerate ipfs add -r` (exported once, verified, from the local block store).
-    #[arg(long)]
-    model: PathBuf,
+    #[command(flatten)]
+    model: crate::model_ref::ModelArgs,
     /// Backend: cpu, or auto for the best one available.
     #[arg(long, default_value = "auto")]
     backend: String,

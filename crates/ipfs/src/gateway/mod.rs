@@ -37,7 +37,7 @@ pub mod format;
 pub mod server;
 mod stream_io;
 
-pub use client::{FetchReport, GatewayClient, GatewayConfig, PUBLIC_GATEWAYS};
+pub use client::{FetchReport, GatewayClient, GatewayConfig, DEFAULT_TIMEOUT, PUBLIC_GATEWAYS};
 pub use server::{router, routes, SharedSource};
 
 use crate::blockstore::FsBlockstore;

@@ -275,7 +275,7 @@ fn reduce(op: &str, x: &OperandDesc, o: &ReduceOptions) -> Result<OperandDesc> {
 fn attention(o: &AttentionOptions, q: &OperandDesc, k: &OperandDesc, v: &OperandDesc) -> Result<OperandDesc> {
     let name = "attention";
     require_float(name, q)?;
-    if o.num_heads == 0 || o.num_kv_heads == 0 || o.head_dim == 0 || o.num_heads % o.num_kv_heads != 0 {
+    if o.num_heads == 0 || o.num_kv_heads == 0 || o.head_dim == 0 || !o.num_heads.is_multiple_of(o.num_kv_heads) {
         return Err(Error::invalid(
             name,
             format!(
