@@ -1,0 +1,46 @@
+// Kernel id: "gather" — WebNN gather of a contiguous f32 tensor along one axis with
+// int32 indices (embedding lookup is axis 0 of a [vocab, hidden] table).
+//
+// The input is viewed as [outer, axis_size, inner]; the output is
+// [outer, num_indices, inner]:
+//
+//   y[o, i, n] = x[o, clamp(idx[i]), n]
+//
+// Negative indices count from the end (idx + axis_size); indices still out of range
+// are clamped to [0, axis_size - 1], as WebNN specifies, so a bad index never reads
+// outside the buffer.
+//
+// Dispatch: linear over outer*num_indices*inner with WG invocations per workgroup;
+// more than 65535 workgroups spill into y.
+
+struct Params {
+    outer: u32,
+    axis_size: u32,
+    inner: u32,
+    num_indices: u32,
+}
+
+override WG: u32 = 256u;
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> indices: array<i32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let e = gid.x + gid.y * nwg.x * WG;
+    if (e >= params.outer * params.num_indices * params.inner) {
+        return;
+    }
+    let n = e % params.inner;
+    let t = e / params.inner;
+    let i = t % params.num_indices;
+    let o = t / params.num_indices;
+    var idx = indices[i];
+    if (idx < 0) {
+        idx += i32(params.axis_size);
+    }
+    let row = u32(clamp(idx, 0, i32(params.axis_size) - 1));
+    y[e] = x[(o * params.axis_size + row) * params.inner + n];
+}

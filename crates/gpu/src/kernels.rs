@@ -1,0 +1,590 @@
+//! The WGSL kernel library and a small runner that compiles and dispatches kernels.
+//!
+//! # Kernel interface (shared with the browser executor)
+//!
+//! Every kernel is one WGSL file in `crates/gpu/kernels/`, with one entry point `main`
+//! and all resources in `@group(0)`:
+//!
+//! * `@binding(0)` is a `var<uniform> params: Params` — shapes, strides, offsets,
+//!   epsilon. Its Rust twin lives in [`crate::params`] and is written with
+//!   `bytemuck::bytes_of`.
+//! * then the inputs, `var<storage, read>`, in the order [`KernelSpec::bindings`] lists;
+//! * last the output, `var<storage, read_write>`.
+//!
+//! Variants are chosen with pipeline-overridable constants (`override` in WGSL,
+//! [`wgpu::PipelineCompilationOptions::constants`] here, `constants` in the browser's
+//! `createComputePipeline`) — never by editing the source. A pipeline is therefore
+//! identified by `(kernel id, constants)`. Optional inputs (a matmul without bias, a
+//! layerNorm without scale) still need *some* buffer bound: bind any buffer of ≥ 4
+//! bytes; the kernel does not read it.
+//!
+//! Sizes are `u32` element counts; f32 only for now.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use wgpu::util::DeviceExt;
+
+use crate::context::GpuContext;
+use crate::error::{GpuError, Result};
+
+/// How a kernel uses one binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BindingKind {
+    /// `var<uniform>`: the kernel's `Params`.
+    Uniform,
+    /// `var<storage, read>`: an input.
+    ReadStorage,
+    /// `var<storage, read_write>`: the output.
+    ReadWriteStorage,
+}
+
+/// One binding of a kernel (all in group 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BindingSpec {
+    /// `@binding(n)`.
+    pub binding: u32,
+    /// The WGSL variable name.
+    pub name: &'static str,
+    /// How it is used.
+    pub kind: BindingKind,
+    /// Element type of a storage binding (`f32`, `i32`), empty for the uniform.
+    pub element: &'static str,
+}
+
+/// A kernel of the library: stable id, source, entry point and binding layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct KernelSpec {
+    /// Stable id; plans name kernels by it.
+    pub id: &'static str,
+    /// The WGSL source (the file `kernels/<id>.wgsl`).
+    pub source: &'static str,
+    /// Entry point.
+    pub entry_point: &'static str,
+    /// Bindings in order: uniform, inputs, output.
+    pub bindings: &'static [BindingSpec],
+    /// Names of the `override` constants, each with its default in the source.
+    pub overrides: &'static [&'static str],
+    /// Size of the `Params` uniform, bytes.
+    pub uniform_size: u64,
+}
+
+impl KernelSpec {
+    /// The read-only storage bindings (the inputs), in order.
+    pub fn inputs(&self) -> impl Iterator<Item = &BindingSpec> {
+        self.bindings.iter().filter(|b| b.kind == BindingKind::ReadStorage)
+    }
+
+    /// The read-write storage binding (the output).
+    pub fn output(&self) -> Option<&BindingSpec> {
+        self.bindings.iter().find(|b| b.kind == BindingKind::ReadWriteStorage)
+    }
+}
+
+const fn uniform() -> BindingSpec {
+    BindingSpec { binding: 0, name: "params", kind: BindingKind::Uniform, element: "" }
+}
+const fn input(binding: u32, name: &'static str) -> BindingSpec {
+    BindingSpec { binding, name, kind: BindingKind::ReadStorage, element: "f32" }
+}
+const fn output(binding: u32, name: &'static str) -> BindingSpec {
+    BindingSpec { binding, name, kind: BindingKind::ReadWriteStorage, element: "f32" }
+}
+
+/// Every kernel of the library.
+pub static KERNELS: &[KernelSpec] = &[
+    KernelSpec {
+        id: "matmul",
+        source: include_str!("../kernels/matmul.wgsl"),
+        entry_point: "main",
+        bindings: &[uniform(), input(1, "a"), input(2, "b"), input(3, "bias"), output(4, "c")],
+        overrides: &["TRANSPOSE_B", "HAS_BIAS", "ACTIVATION"],
+        uniform_size: 48,
+    },
+    KernelSpec {
+        id: "unary",
+        source: include_str!("../kernels/unary.wgsl"),
+        entry_point: "main",
+        bindings: &[uniform(), input(1, "x"), output(2, "y")],
+        overrides: &["OP", "WG"],
+        uniform_size: 16,
+    },
+    KernelSpec {
+        id: "binary",
+        source: include_str!("../kernels/binary.wgsl"),
+        entry_point: "main",
+        bindings: &[uniform(), input(1, "a"), input(2, "b"), output(3, "c")],
+        overrides: &["OP", "WG"],
+        uniform_size: 112,
+    },
+    KernelSpec {
+        id: "copy",
+        source: include_str!("../kernels/copy.wgsl"),
+        entry_point: "main",
+        bindings: &[uniform(), input(1, "x"), output(2, "y")],
+        overrides: &["WG"],
+        uniform_size: 80,
+    },
+    KernelSpec {
+        id: "gather",
+        source: include_str!("../kernels/gather.wgsl"),
+        entry_point: "main",
+        bindings: &[
+            uniform(),
+            input(1, "x"),
+            BindingSpec { binding: 2, name: "indices", kind: BindingKind::ReadStorage, element: "i32" },
+            output(3, "y"),
+        ],
+        overrides: &["WG"],
+        uniform_size: 16,
+    },
+    KernelSpec {
+        id: "softmax",
+        source: include_str!("../kernels/softmax.wgsl"),
+        entry_point: "main",
+        bindings: &[uniform(), input(1, "x"), output(2, "y")],
+        overrides: &["WG"],
+        uniform_size: 16,
+    },
+    KernelSpec {
+        id: "layernorm",
+        source: include_str!("../kernels/layernorm.wgsl"),
+        entry_point: "main",
+        bindings: &[uniform(), input(1, "x"), input(2, "scale"), input(3, "bias"), output(4, "y")],
+        overrides: &["HAS_SCALE", "HAS_BIAS", "WG"],
+        uniform_size: 16,
+    },
+    KernelSpec {
+        id: "reduce",
+        source: include_str!("../kernels/reduce.wgsl"),
+        entry_point: "main",
+        bindings: &[uniform(), input(1, "x"), output(2, "y")],
+        overrides: &["OP", "WG"],
+        uniform_size: 16,
+    },
+];
+
+/// The kernel with this id.
+pub fn kernel(id: &str) -> Result<&'static KernelSpec> {
+    KERNELS.iter().find(|k| k.id == id).ok_or_else(|| GpuError::UnknownKernel(id.to_string()))
+}
+
+/// A compiled pipeline with its bind group layout.
+#[derive(Debug)]
+pub struct CompiledKernel {
+    /// The kernel.
+    pub spec: &'static KernelSpec,
+    /// The constants it was compiled with (sorted by name).
+    pub constants: Vec<(String, f64)>,
+    /// The pipeline.
+    pub pipeline: wgpu::ComputePipeline,
+    /// Layout of its group 0.
+    pub layout: wgpu::BindGroupLayout,
+}
+
+type PipelineKey = (&'static str, Vec<(String, u64)>);
+
+/// One kernel dispatch with host data, for tests and one-off runs: uploads the inputs,
+/// runs, and reads the output back.
+#[derive(Debug, Clone, Copy)]
+pub struct Launch<'a> {
+    /// Kernel id.
+    pub kernel: &'a str,
+    /// `override` constants; unnamed ones keep the source's default.
+    pub constants: &'a [(&'a str, f64)],
+    /// The `Params` bytes (`bytemuck::bytes_of(&params)`).
+    pub uniform: &'a [u8],
+    /// One entry per input binding, in order; `None` binds a placeholder (optional inputs).
+    pub inputs: &'a [Option<&'a [u8]>],
+    /// Size of the output, bytes.
+    pub output_bytes: u64,
+    /// Workgroups to dispatch (see the helpers in [`crate::params`]).
+    pub workgroups: [u32; 3],
+}
+
+/// Compiles kernels (cached per id + constants), creates buffers, dispatches and reads
+/// back. The plan executor reuses [`KernelRunner::pipeline`], the buffer helpers,
+/// [`KernelRunner::bind_group`], [`KernelRunner::encode`] and [`KernelRunner::read_buffer`].
+#[derive(Debug)]
+pub struct KernelRunner {
+    ctx: GpuContext,
+    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    pipelines: Mutex<HashMap<PipelineKey, Arc<CompiledKernel>>>,
+    placeholder: wgpu::Buffer,
+    timeout: Duration,
+}
+
+/// Runs `f` inside validation and out-of-memory error scopes, turning a captured wgpu
+/// error into a [`GpuError`].
+fn scoped<T>(device: &wgpu::Device, context: &str, f: impl FnOnce() -> T) -> Result<T> {
+    let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let value = f();
+    let validation = pollster::block_on(validation.pop());
+    let oom = pollster::block_on(oom.pop());
+    match validation.or(oom) {
+        Some(e) => Err(GpuError::from_wgpu(context, e)),
+        None => Ok(value),
+    }
+}
+
+fn padded_len(bytes: u64) -> u64 {
+    bytes.max(4).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT)
+}
+
+impl KernelRunner {
+    /// A runner on `ctx`'s device.
+    pub fn new(ctx: &GpuContext) -> Self {
+        let placeholder = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some("placeholder"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        KernelRunner {
+            ctx: ctx.clone(),
+            modules: Mutex::default(),
+            pipelines: Mutex::default(),
+            placeholder,
+            timeout: Duration::from_secs(600),
+        }
+    }
+
+    /// The context.
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    /// A 16-byte storage buffer to bind where a kernel's optional input is absent.
+    pub fn placeholder(&self) -> &wgpu::Buffer {
+        &self.placeholder
+    }
+
+    /// The pipeline for `id` with these `override` constants, compiled on first use.
+    /// Shader and pipeline errors (e.g. a driver that rejects the kernel) are returned as
+    /// [`GpuError::ShaderCompile`].
+    pub fn pipeline(&self, id: &str, constants: &[(&str, f64)]) -> Result<Arc<CompiledKernel>> {
+        let spec = kernel(id)?;
+        let mut sorted: Vec<(String, f64)> = constants.iter().map(|(k, v)| ((*k).to_string(), *v)).collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, _) in &sorted {
+            if !spec.overrides.contains(&name.as_str()) {
+                return Err(GpuError::BadLaunch {
+                    kernel: id.into(),
+                    message: format!("no override constant {name:?} (it has {:?})", spec.overrides),
+                });
+            }
+        }
+        let key: PipelineKey = (spec.id, sorted.iter().map(|(k, v)| (k.clone(), v.to_bits())).collect());
+        if let Some(hit) = self.lock_pipelines().get(&key) {
+            return Ok(hit.clone());
+        }
+        let compiled = Arc::new(self.compile(spec, sorted)?);
+        self.lock_pipelines().insert(key, compiled.clone());
+        Ok(compiled)
+    }
+
+    fn lock_pipelines(&self) -> std::sync::MutexGuard<'_, HashMap<PipelineKey, Arc<CompiledKernel>>> {
+        self.pipelines.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn compile(&self, spec: &'static KernelSpec, constants: Vec<(String, f64)>) -> Result<CompiledKernel> {
+        let device = self.ctx.device();
+        let compile_error = |e: GpuError| GpuError::ShaderCompile {
+            kernel: spec.id.into(),
+            message: match e {
+                GpuError::Validation { message, .. } => message,
+                other => other.to_string(),
+            },
+        };
+        let module = {
+            let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+            match modules.get(spec.id) {
+                Some(m) => m.clone(),
+                None => {
+                    let m = scoped(device, spec.id, || {
+                        device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                            label: Some(spec.id),
+                            source: wgpu::ShaderSource::Wgsl(spec.source.into()),
+                        })
+                    })
+                    .map_err(compile_error)?;
+                    modules.insert(spec.id, m.clone());
+                    m
+                }
+            }
+        };
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = spec
+            .bindings
+            .iter()
+            .map(|b| wgpu::BindGroupLayoutEntry {
+                binding: b.binding,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: match b.kind {
+                        BindingKind::Uniform => wgpu::BufferBindingType::Uniform,
+                        BindingKind::ReadStorage => wgpu::BufferBindingType::Storage { read_only: true },
+                        BindingKind::ReadWriteStorage => wgpu::BufferBindingType::Storage { read_only: false },
+                    },
+                    has_dynamic_offset: false,
+                    min_binding_size: match b.kind {
+                        BindingKind::Uniform => wgpu::BufferSize::new(spec.uniform_size),
+                        _ => None,
+                    },
+                },
+                count: None,
+            })
+            .collect();
+        let constant_refs: Vec<(&str, f64)> = constants.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let (layout, pipeline) = scoped(device, spec.id, || {
+            let layout = device
+                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(spec.id), entries: &entries });
+            let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(spec.id),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+            let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(spec.id),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some(spec.entry_point),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &constant_refs,
+                    // Every kernel initializes the workgroup memory it reads.
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
+            (layout, pipeline)
+        })
+        .map_err(compile_error)?;
+        tracing::debug!(kernel = spec.id, ?constants, "compiled GPU kernel");
+        Ok(CompiledKernel { spec, constants, pipeline, layout })
+    }
+
+    fn check_size(&self, bytes: u64, storage: bool) -> Result<()> {
+        let limits = self.ctx.limits();
+        if bytes > limits.max_buffer_size {
+            return Err(GpuError::BufferTooLarge { bytes, limit: limits.max_buffer_size, which: "max_buffer_size" });
+        }
+        if storage && bytes > limits.max_storage_buffer_binding_size {
+            return Err(GpuError::BufferTooLarge {
+                bytes,
+                limit: limits.max_storage_buffer_binding_size,
+                which: "max_storage_buffer_binding_size",
+            });
+        }
+        Ok(())
+    }
+
+    /// A storage buffer holding `contents` (padded to 4 bytes, at least 4), usable as
+    /// a kernel input or output and as a copy source/destination.
+    pub fn storage_buffer(&self, label: &str, contents: &[u8]) -> Result<wgpu::Buffer> {
+        let size = padded_len(contents.len() as u64);
+        self.check_size(size, true)?;
+        let device = self.ctx.device();
+        scoped(device, label, || {
+            let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: true,
+            });
+            buffer
+                .slice(..)
+                .get_mapped_range_mut()
+                .map(|mut view| view.slice(..contents.len()).copy_from_slice(contents))
+                .map_err(|e| e.to_string())
+                .map(|()| {
+                    buffer.unmap();
+                    buffer
+                })
+        })?
+        .map_err(|message| GpuError::Validation { context: label.into(), message })
+    }
+
+    /// An uninitialized (zeroed) storage buffer of `bytes` (padded to 4, at least 4).
+    pub fn empty_storage_buffer(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
+        let size = padded_len(bytes);
+        self.check_size(size, true)?;
+        let device = self.ctx.device();
+        scoped(device, label, || {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })
+    }
+
+    /// A uniform buffer holding `contents` (a `Params` struct).
+    pub fn uniform_buffer(&self, label: &str, contents: &[u8]) -> Result<wgpu::Buffer> {
+        let device = self.ctx.device();
+        scoped(device, label, || {
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            })
+        })
+    }
+
+    /// A bind group for `kernel` with `buffers` bound whole, in binding order (uniform,
+    /// inputs, output).
+    pub fn bind_group(&self, kernel: &CompiledKernel, buffers: &[&wgpu::Buffer]) -> Result<wgpu::BindGroup> {
+        if buffers.len() != kernel.spec.bindings.len() {
+            return Err(GpuError::BadLaunch {
+                kernel: kernel.spec.id.into(),
+                message: format!(
+                    "{} buffers given, the kernel has {} bindings",
+                    buffers.len(),
+                    kernel.spec.bindings.len()
+                ),
+            });
+        }
+        let entries: Vec<wgpu::BindGroupEntry> = kernel
+            .spec
+            .bindings
+            .iter()
+            .zip(buffers)
+            .map(|(b, buf)| wgpu::BindGroupEntry { binding: b.binding, resource: buf.as_entire_binding() })
+            .collect();
+        let device = self.ctx.device();
+        scoped(device, kernel.spec.id, || {
+            device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(kernel.spec.id),
+                layout: &kernel.layout,
+                entries: &entries,
+            })
+        })
+    }
+
+    /// Records one dispatch of `kernel` into `encoder` (one compute pass).
+    pub fn encode(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        kernel: &CompiledKernel,
+        bind_group: &wgpu::BindGroup,
+        workgroups: [u32; 3],
+    ) -> Result<()> {
+        let max = self.ctx.limits().max_compute_workgroups_per_dimension;
+        if workgroups.iter().any(|&w| w > max) {
+            return Err(GpuError::BadLaunch {
+                kernel: kernel.spec.id.into(),
+                message: format!("{workgroups:?} workgroups exceed the limit of {max} per dimension"),
+            });
+        }
+        let mut pass = encoder
+            .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(kernel.spec.id), timestamp_writes: None });
+        pass.set_pipeline(&kernel.pipeline);
+        pass.set_bind_group(0, bind_group, &[]);
+        pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+        Ok(())
+    }
+
+    /// Copies the first `bytes` of `buffer` (which needs `COPY_SRC`) to the host,
+    /// waiting for all submitted work.
+    pub fn read_buffer(&self, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+        let device = self.ctx.device();
+        let size = padded_len(bytes);
+        let staging = scoped(device, "readback", || {
+            let staging = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let mut encoder = device.create_command_encoder(&Default::default());
+            encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+            self.ctx.queue().submit([encoder.finish()]);
+            staging
+        })?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait("readback")?;
+        match rx.try_recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(GpuError::Device { context: "readback".into(), message: e.to_string() }),
+            Err(_) => {
+                return Err(GpuError::Device {
+                    context: "readback".into(),
+                    message: "the buffer was not mapped after the queue finished".into(),
+                })
+            }
+        }
+        let data = {
+            let view = staging
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| GpuError::Device { context: "readback".into(), message: e.to_string() })?;
+            view[..bytes as usize].to_vec()
+        };
+        staging.unmap();
+        Ok(data)
+    }
+
+    /// Blocks until the queue is idle (or the runner's timeout passes).
+    pub fn wait(&self, context: &str) -> Result<()> {
+        self.ctx
+            .device()
+            .poll(wgpu::PollType::Wait { submission_index: None, timeout: Some(self.timeout) })
+            .map(|_| ())
+            .map_err(|e| GpuError::Device { context: context.into(), message: e.to_string() })
+    }
+
+    /// Uploads the inputs, dispatches once, and returns the output bytes.
+    pub fn run(&self, launch: &Launch<'_>) -> Result<Vec<u8>> {
+        let kernel = self.pipeline(launch.kernel, launch.constants)?;
+        let spec = kernel.spec;
+        let n_inputs = spec.inputs().count();
+        if launch.inputs.len() != n_inputs {
+            return Err(GpuError::BadLaunch {
+                kernel: spec.id.into(),
+                message: format!("{} inputs given, the kernel takes {n_inputs}", launch.inputs.len()),
+            });
+        }
+        if launch.uniform.len() as u64 != spec.uniform_size {
+            return Err(GpuError::BadLaunch {
+                kernel: spec.id.into(),
+                message: format!(
+                    "uniform of {} bytes, the kernel's Params is {}",
+                    launch.uniform.len(),
+                    spec.uniform_size
+                ),
+            });
+        }
+        let uniform = self.uniform_buffer(spec.id, launch.uniform)?;
+        let mut inputs = Vec::with_capacity(n_inputs);
+        for (binding, data) in spec.inputs().zip(launch.inputs) {
+            inputs.push(match data {
+                Some(bytes) => Some(self.storage_buffer(binding.name, bytes)?),
+                None => None,
+            });
+        }
+        let output = self.empty_storage_buffer("output", launch.output_bytes)?;
+        let mut buffers: Vec<&wgpu::Buffer> = vec![&uniform];
+        buffers.extend(inputs.iter().map(|b| b.as_ref().unwrap_or(&self.placeholder)));
+        buffers.push(&output);
+        let bind_group = self.bind_group(&kernel, &buffers)?;
+        let device = self.ctx.device();
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(spec.id) });
+        self.encode(&mut encoder, &kernel, &bind_group, launch.workgroups)?;
+        scoped(device, spec.id, || {
+            self.ctx.queue().submit([encoder.finish()]);
+        })?;
+        self.read_buffer(&output, launch.output_bytes)
+    }
+
+    /// [`KernelRunner::run`] with f32 output.
+    pub fn run_f32(&self, launch: &Launch<'_>) -> Result<Vec<f32>> {
+        let bytes = self.run(launch)?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+}
