@@ -165,6 +165,14 @@ pub static KERNELS: &[KernelSpec] = &[
         overrides: &["OP", "WG"],
         uniform_size: 16,
     },
+    KernelSpec {
+        id: "attention",
+        source: include_str!("../kernels/attention.wgsl"),
+        entry_point: "main",
+        bindings: &[uniform(), input(1, "q"), input(2, "k"), input(3, "v"), input(4, "mask"), output(5, "out")],
+        overrides: &["HAS_MASK", "CAUSAL", "WG"],
+        uniform_size: 144,
+    },
 ];
 
 /// The kernel with this id.

@@ -457,6 +457,123 @@ impl LayerNormParams {
     }
 }
 
+/// `attention` kernel uniform (fused scaled-dot-product attention, strided operands).
+/// See `kernels/attention.wgsl`. Strides are `[batch, head, row, unused]` in elements;
+/// the head dimension is contiguous.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+pub struct AttentionParams {
+    /// Batch size.
+    pub batch: u32,
+    /// Query heads.
+    pub heads: u32,
+    /// Query rows per sequence.
+    pub q_len: u32,
+    /// Key/value rows per sequence.
+    pub kv_len: u32,
+    /// Head dimension (≤ [`AttentionParams::MAX_HEAD_DIM`]).
+    pub head_dim: u32,
+    /// Query heads per key/value head (1 = multi-head, >1 = grouped-query).
+    pub kv_group: u32,
+    /// Score scale, usually `1 / sqrt(head_dim)`.
+    pub scale: f32,
+    /// Padding.
+    pub _pad0: u32,
+    /// Query strides.
+    pub q_strides: [u32; 4],
+    /// Key strides (the head index is the key/value head).
+    pub k_strides: [u32; 4],
+    /// Value strides.
+    pub v_strides: [u32; 4],
+    /// Output strides.
+    pub o_strides: [u32; 4],
+    /// Additive-mask strides (`[batch, head, query row]`, key index contiguous; 0 broadcasts).
+    pub m_strides: [u32; 4],
+    /// First query element.
+    pub q_offset: u32,
+    /// First key element.
+    pub k_offset: u32,
+    /// First value element.
+    pub v_offset: u32,
+    /// First output element.
+    pub o_offset: u32,
+    /// First mask element.
+    pub m_offset: u32,
+    /// Padding.
+    pub _pad: [u32; 3],
+}
+
+impl AttentionParams {
+    /// Kernel id.
+    pub const KERNEL: &'static str = "attention";
+    /// Longest key/value sequence the fused kernel takes.
+    pub const MAX_KV_LEN: u32 = 2048;
+    /// Largest head dimension the fused kernel takes.
+    pub const MAX_HEAD_DIM: u32 = 256;
+
+    /// Separate contiguous `[batch, heads, len, head_dim]` Q, K, V and output tensors,
+    /// no mask, scale `1/sqrt(head_dim)`.
+    pub fn contiguous(batch: u32, heads: u32, q_len: u32, kv_len: u32, head_dim: u32) -> Self {
+        let strides = |len: u32| [heads * len * head_dim, len * head_dim, head_dim, 0];
+        AttentionParams {
+            batch,
+            heads,
+            q_len,
+            kv_len,
+            head_dim,
+            kv_group: 1,
+            scale: 1.0 / (head_dim as f32).sqrt(),
+            _pad0: 0,
+            q_strides: strides(q_len),
+            k_strides: strides(kv_len),
+            v_strides: strides(kv_len),
+            o_strides: strides(q_len),
+            m_strides: [0; 4],
+            q_offset: 0,
+            k_offset: 0,
+            v_offset: 0,
+            o_offset: 0,
+            m_offset: 0,
+            _pad: [0; 3],
+        }
+    }
+
+    /// Self-attention reading Q, K and V from one fused projection `[batch, seq,
+    /// 3 * heads * head_dim]` (Q, then K, then V along the last axis, as a fused QKV
+    /// matmul writes them) and writing `[batch, seq, heads * head_dim]` — no transposes.
+    pub fn fused_qkv(batch: u32, heads: u32, seq: u32, head_dim: u32) -> Self {
+        let hidden = heads * head_dim;
+        let qkv = [seq * 3 * hidden, head_dim, 3 * hidden, 0];
+        AttentionParams {
+            q_strides: qkv,
+            k_strides: qkv,
+            v_strides: qkv,
+            o_strides: [seq * hidden, head_dim, hidden, 0],
+            q_offset: 0,
+            k_offset: hidden,
+            v_offset: 2 * hidden,
+            ..Self::contiguous(batch, heads, seq, seq, head_dim)
+        }
+    }
+
+    /// Uses an additive key-padding mask `[batch, kv_len]` (broadcast over heads and
+    /// query rows); set `HAS_MASK` when dispatching.
+    pub fn with_key_padding_mask(mut self) -> Self {
+        self.m_strides = [self.kv_len, 0, 0, 0];
+        self
+    }
+
+    /// Whether the fused kernel can run these sizes.
+    pub fn fits(&self) -> bool {
+        self.kv_len <= Self::MAX_KV_LEN && self.head_dim <= Self::MAX_HEAD_DIM
+    }
+
+    /// Workgroups to dispatch: one per (query row, head, batch).
+    pub fn workgroups(&self) -> [u32; 3] {
+        [self.q_len.max(1), self.heads.max(1), self.batch.max(1)]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -470,6 +587,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<GatherParams>(), 16);
         assert_eq!(std::mem::size_of::<RowParams>(), 16);
         assert_eq!(std::mem::size_of::<LayerNormParams>(), 16);
+        assert_eq!(std::mem::size_of::<AttentionParams>(), 144);
     }
 
     #[test]

@@ -7,8 +7,8 @@
 use std::sync::OnceLock;
 
 use ipfs_accelerate_gpu::params::{
-    linear_workgroups, row_workgroups, Activation, BinaryOp, BinaryParams, CopyParams, GatherParams, LayerNormParams,
-    MatmulParams, ReduceOp, RowParams, UnaryOp, UnaryParams,
+    linear_workgroups, row_workgroups, Activation, AttentionParams, BinaryOp, BinaryParams, CopyParams, GatherParams,
+    LayerNormParams, MatmulParams, ReduceOp, RowParams, UnaryOp, UnaryParams,
 };
 use ipfs_accelerate_gpu::{AdapterSelector, GpuContext, GpuError, KernelRunner, Launch, KERNELS};
 
@@ -621,4 +621,137 @@ fn reductions_last_axis() {
             assert_close(&format!("reduce {op:?} {rows}x{cols}"), &got, &want, 1e-5, 1e-5);
         }
     }
+}
+
+// ---------------------------------------------------------------- attention
+
+/// Reference attention reading every operand through the params' strides; returns the
+/// output buffer (`out_len` elements, untouched elements 0).
+fn attention_ref(
+    p: &AttentionParams,
+    [q, k, v, mask]: [&[f32]; 4],
+    has_mask: bool,
+    causal: bool,
+    out_len: usize,
+) -> Vec<f64> {
+    let at = |off: u32, st: [u32; 4], b: u32, h: u32, r: u32| (off + b * st[0] + h * st[1] + r * st[2]) as usize;
+    let mut out = vec![0f64; out_len];
+    for b in 0..p.batch {
+        for h in 0..p.heads {
+            let g = h / p.kv_group;
+            for s in 0..p.q_len {
+                let qi = at(p.q_offset, p.q_strides, b, h, s);
+                let mut scores: Vec<f64> = (0..p.kv_len)
+                    .map(|t| {
+                        if causal && t > s + p.kv_len - p.q_len {
+                            return f64::NEG_INFINITY;
+                        }
+                        let ki = at(p.k_offset, p.k_strides, b, g, t);
+                        let dot: f64 = (0..p.head_dim as usize).map(|d| q[qi + d] as f64 * k[ki + d] as f64).sum();
+                        let m =
+                            if has_mask { mask[at(p.m_offset, p.m_strides, b, h, s) + t as usize] as f64 } else { 0.0 };
+                        dot * p.scale as f64 + m
+                    })
+                    .collect();
+                let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                if max == f64::NEG_INFINITY {
+                    scores.iter_mut().for_each(|x| *x = 0.0);
+                } else {
+                    scores.iter_mut().for_each(|x| *x = (*x - max).exp());
+                    let sum: f64 = scores.iter().sum();
+                    scores.iter_mut().for_each(|x| *x /= sum);
+                }
+                let oi = at(p.o_offset, p.o_strides, b, h, s);
+                for d in 0..p.head_dim as usize {
+                    out[oi + d] = (0..p.kv_len)
+                        .map(|t| scores[t as usize] * v[at(p.v_offset, p.v_strides, b, g, t) + d] as f64)
+                        .sum();
+                }
+            }
+        }
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_attention(
+    r: &KernelRunner,
+    what: &str,
+    p: &AttentionParams,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    mask: Option<&[f32]>,
+    causal: bool,
+    out_len: usize,
+) {
+    assert!(p.fits());
+    let want = attention_ref(p, [q, k, v, mask.unwrap_or(&[])], mask.is_some(), causal, out_len);
+    let got = r
+        .run_f32(&Launch {
+            kernel: AttentionParams::KERNEL,
+            constants: &[("HAS_MASK", mask.is_some() as u32 as f64), ("CAUSAL", causal as u32 as f64)],
+            uniform: bytemuck::bytes_of(p),
+            inputs: &[Some(bytes(q)), Some(bytes(k)), Some(bytes(v)), mask.map(bytes)],
+            output_bytes: out_len as u64 * 4,
+            workgroups: p.workgroups(),
+        })
+        .unwrap();
+    assert_close(what, &got, &want, 1e-4, 1e-5);
+}
+
+#[test]
+fn attention_contiguous_and_causal() {
+    let r = gpu!();
+    for (b, h, s, t, d, causal) in [
+        (2u32, 3u32, 5u32, 5u32, 16u32, false),
+        (1, 2, 6, 6, 8, true),
+        (1, 2, 2, 9, 8, true),
+        (1, 1, 3, 300, 64, false),
+        (1, 1, 1, 1, 1, false),
+    ] {
+        let p = AttentionParams::contiguous(b, h, s, t, d);
+        let mut rng = Rng::new((b * 100 + s * 10 + t) as u64);
+        let q = rng.vec((b * h * s * d) as usize, -1.0, 1.0);
+        let k = rng.vec((b * h * t * d) as usize, -1.0, 1.0);
+        let v = rng.vec((b * h * t * d) as usize, -1.0, 1.0);
+        let what = format!("attention b{b} h{h} s{s} t{t} d{d} causal={causal}");
+        check_attention(r, &what, &p, &q, &k, &v, None, causal, (b * h * s * d) as usize);
+    }
+}
+
+#[test]
+fn attention_fused_qkv_with_padding_mask() {
+    let r = gpu!();
+    let (b, h, s, d) = (2u32, 4u32, 11u32, 24u32);
+    let p = AttentionParams::fused_qkv(b, h, s, d).with_key_padding_mask();
+    let mut rng = Rng::new(7);
+    let qkv = rng.vec((b * s * 3 * h * d) as usize, -1.0, 1.0);
+    // batch 0: one key pushed far down, one biased; batch 1: a bias, last three keys padded out.
+    let mut mask = vec![0f32; (b * s) as usize];
+    mask[4] = -10_000.0;
+    mask[2] = -1.5;
+    mask[(s + 1) as usize] = 0.7;
+    for t in 8..11 {
+        mask[(s + t) as usize] = f32::NEG_INFINITY;
+    }
+    check_attention(r, "attention fused qkv", &p, &qkv, &qkv, &qkv, Some(&mask), false, (b * s * h * d) as usize);
+    // Every key masked: zeros, not NaN.
+    let all = vec![f32::NEG_INFINITY; (b * s) as usize];
+    check_attention(r, "attention all masked", &p, &qkv, &qkv, &qkv, Some(&all), false, (b * s * h * d) as usize);
+}
+
+#[test]
+fn attention_grouped_query() {
+    let r = gpu!();
+    let (b, h, kvh, s, d) = (1u32, 4u32, 2u32, 5u32, 8u32);
+    let mut p = AttentionParams::contiguous(b, h, s, s, d);
+    p.kv_group = h / kvh;
+    p.k_strides = [kvh * s * d, s * d, d, 0];
+    p.v_strides = p.k_strides;
+    let mut rng = Rng::new(11);
+    let q = rng.vec((b * h * s * d) as usize, -1.0, 1.0);
+    let k = rng.vec((b * kvh * s * d) as usize, -1.0, 1.0);
+    let v = rng.vec((b * kvh * s * d) as usize, -1.0, 1.0);
+    check_attention(r, "attention gqa", &p, &q, &k, &v, None, true, (b * h * s * d) as usize);
 }
