@@ -91,7 +91,28 @@ impl GpuError {
         let context = context.into();
         match error {
             wgpu::Error::OutOfMemory { .. } => GpuError::OutOfMemory { context },
-            other => GpuError::Validation { context, message: other.to_string() },
+            other => GpuError::Validation { context, message: with_sources(&other) },
         }
     }
+}
+
+/// One line, `error: cause: cause…`. wgpu's description is multi-line
+/// ("Validation Error\n\nCaused by:\n  In a CommandEncoder\n    …"); its source chain
+/// is appended where the description lacks it.
+pub(crate) fn with_sources(error: &dyn std::error::Error) -> String {
+    let mut message = one_line(&error.to_string());
+    let mut source = error.source();
+    while let Some(e) = source {
+        let text = one_line(&e.to_string());
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = e.source();
+    }
+    message
+}
+
+fn one_line(text: &str) -> String {
+    text.lines().map(str::trim).filter(|l| !l.is_empty() && *l != "Caused by:").collect::<Vec<_>>().join(": ")
 }

@@ -261,6 +261,13 @@ impl KernelRunner {
         }
     }
 
+    /// How long [`KernelRunner::wait`] (and so every readback) waits for the GPU before
+    /// giving up with [`GpuError::Device`]; 10 minutes by default (software adapters
+    /// are slow).
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
     /// The context.
     pub fn context(&self) -> &GpuContext {
         &self.ctx
@@ -445,12 +452,25 @@ impl KernelRunner {
     /// A bind group for `kernel` with `buffers` bound whole, in binding order (uniform,
     /// inputs, output).
     pub fn bind_group(&self, kernel: &CompiledKernel, buffers: &[&wgpu::Buffer]) -> Result<wgpu::BindGroup> {
-        if buffers.len() != kernel.spec.bindings.len() {
+        let resources: Vec<wgpu::BindingResource<'_>> = buffers.iter().map(|b| b.as_entire_binding()).collect();
+        self.bind_group_resources(kernel, &resources)
+    }
+
+    /// A bind group for `kernel` from arbitrary resources in binding order — e.g.
+    /// `wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer, offset, size })` to
+    /// bind a range of an arena or of a tensor larger than one binding may be (offsets
+    /// must be multiples of `min_storage_buffer_offset_alignment`).
+    pub fn bind_group_resources(
+        &self,
+        kernel: &CompiledKernel,
+        resources: &[wgpu::BindingResource<'_>],
+    ) -> Result<wgpu::BindGroup> {
+        if resources.len() != kernel.spec.bindings.len() {
             return Err(GpuError::BadLaunch {
                 kernel: kernel.spec.id.into(),
                 message: format!(
                     "{} buffers given, the kernel has {} bindings",
-                    buffers.len(),
+                    resources.len(),
                     kernel.spec.bindings.len()
                 ),
             });
@@ -459,8 +479,8 @@ impl KernelRunner {
             .spec
             .bindings
             .iter()
-            .zip(buffers)
-            .map(|(b, buf)| wgpu::BindGroupEntry { binding: b.binding, resource: buf.as_entire_binding() })
+            .zip(resources)
+            .map(|(b, resource)| wgpu::BindGroupEntry { binding: b.binding, resource: resource.clone() })
             .collect();
         let device = self.ctx.device();
         scoped(device, kernel.spec.id, || {
@@ -493,6 +513,14 @@ impl KernelRunner {
         pass.set_bind_group(0, bind_group, &[]);
         pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
         Ok(())
+    }
+
+    /// Submits `encoder`, turning validation and out-of-memory errors into [`GpuError`]
+    /// (e.g. a buffer bound both as an input and as the output of one dispatch, which
+    /// WebGPU forbids: writable storage usage is exclusive per buffer, not per range).
+    pub fn submit(&self, encoder: wgpu::CommandEncoder) -> Result<wgpu::SubmissionIndex> {
+        let device = self.ctx.device();
+        scoped(device, "submit", || self.ctx.queue().submit([encoder.finish()]))
     }
 
     /// Copies the first `bytes` of `buffer` (which needs `COPY_SRC`) to the host,
@@ -584,9 +612,7 @@ impl KernelRunner {
         let device = self.ctx.device();
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(spec.id) });
         self.encode(&mut encoder, &kernel, &bind_group, launch.workgroups)?;
-        scoped(device, spec.id, || {
-            self.ctx.queue().submit([encoder.finish()]);
-        })?;
+        self.submit(encoder)?;
         self.read_buffer(&output, launch.output_bytes)
     }
 

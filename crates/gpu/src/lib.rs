@@ -38,6 +38,9 @@ mod error;
 pub mod kernels;
 pub mod params;
 
+/// The wgpu this crate is built on, so dependents use the same version.
+pub use wgpu;
+
 pub use context::{AdapterReport, AdapterSelector, GpuContext, KeyLimits, ADAPTER_ENV};
 pub use error::{GpuError, Result};
 pub use kernels::{kernel, BindingKind, BindingSpec, CompiledKernel, KernelRunner, KernelSpec, Launch, KERNELS};

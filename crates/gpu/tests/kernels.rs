@@ -755,3 +755,72 @@ fn attention_grouped_query() {
     let v = rng.vec((b * kvh * s * d) as usize, -1.0, 1.0);
     check_attention(r, "attention gqa", &p, &q, &k, &v, None, true, (b * h * s * d) as usize);
 }
+
+// ---------------------------------------------------------------- executor-style use
+
+/// What the plan executor does: tensors bound as ranges of larger buffers, pipelines
+/// and bind groups made once, several dispatches in one encoder, one readback per run.
+/// A dispatch may not write a buffer it also reads (WebGPU usage scopes are per buffer,
+/// not per range), so the output lives in a different buffer than the inputs.
+#[test]
+fn buffer_ranges_and_one_encoder() {
+    let r = gpu!();
+    let ctx = r.context();
+    let align = ctx.limits().min_storage_buffer_offset_alignment as u64;
+    let n = 300usize;
+    let bytes_n = (n * 4) as u64;
+    let slot = bytes_n.next_multiple_of(align);
+    let x: Vec<f32> = (0..n).map(|i| i as f32 - 150.0).collect();
+    let y: Vec<f32> = (0..n).map(|i| (i % 7) as f32 - 3.0).collect();
+    // inputs = [x | y]; tmp = relu(x); outputs = [unused | relu(x) * y]
+    let mut init = vec![0u8; (2 * slot) as usize];
+    init[..bytes_n as usize].copy_from_slice(bytes(&x));
+    init[slot as usize..(slot + bytes_n) as usize].copy_from_slice(bytes(&y));
+    let inputs = r.storage_buffer("inputs", &init).unwrap();
+    let tmp = r.empty_storage_buffer("tmp", bytes_n).unwrap();
+    let outputs = r.empty_storage_buffer("outputs", 2 * slot).unwrap();
+    fn slot_range(buffer: &wgpu::Buffer, offset: u64, size: u64) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer, offset, size: wgpu::BufferSize::new(size) })
+    }
+    let range = |buffer, i: u64| slot_range(buffer, i * slot, bytes_n);
+    let (inputs, outputs) = (&inputs, &outputs);
+
+    let relu = r.pipeline("unary", &[("OP", UnaryOp::Relu as u32 as f64)]).unwrap();
+    let mul = r.pipeline("binary", &[("OP", BinaryOp::Mul as u32 as f64)]).unwrap();
+    let u_relu = r.uniform_buffer("relu", bytemuck::bytes_of(&UnaryParams::new(n as u32))).unwrap();
+    let (bp, _) = BinaryParams::broadcast(&[n as u32], &[n as u32]).unwrap();
+    let u_mul = r.uniform_buffer("mul", bytemuck::bytes_of(&bp)).unwrap();
+    let bg_relu = r
+        .bind_group_resources(&relu, &[u_relu.as_entire_binding(), range(inputs, 0), tmp.as_entire_binding()])
+        .unwrap();
+    let bg_mul = r
+        .bind_group_resources(
+            &mul,
+            &[u_mul.as_entire_binding(), tmp.as_entire_binding(), range(inputs, 1), range(outputs, 1)],
+        )
+        .unwrap();
+    let want: Vec<f64> = x.iter().zip(&y).map(|(&a, &b)| (a.max(0.0) * b) as f64).collect();
+    for _run in 0..2 {
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        let wg = linear_workgroups(n as u32, 256);
+        r.encode(&mut encoder, &relu, &bg_relu, wg).unwrap();
+        r.encode(&mut encoder, &mul, &bg_mul, wg).unwrap();
+        r.submit(encoder).unwrap();
+        let all = r.read_buffer(outputs, 2 * slot).unwrap();
+        let z: Vec<f32> = bytemuck::pod_collect_to_vec(&all[slot as usize..(slot + bytes_n) as usize]);
+        assert_close("relu(x) * y from ranges", &z, &want, 0.0, 0.0);
+    }
+
+    // Reading and writing one buffer in one dispatch is a clear error, not a panic.
+    let bg_bad = r
+        .bind_group_resources(
+            &mul,
+            &[u_mul.as_entire_binding(), tmp.as_entire_binding(), range(inputs, 1), range(inputs, 0)],
+        )
+        .unwrap();
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    r.encode(&mut encoder, &mul, &bg_bad, linear_workgroups(n as u32, 256)).unwrap();
+    let err = r.submit(encoder).unwrap_err();
+    eprintln!("expected error: {err}");
+    assert!(matches!(err, GpuError::Validation { .. }), "{err}");
+}
