@@ -49,6 +49,9 @@ override CAUSAL: bool = false;
 override WG: u32 = 64u;
 
 const MAX_KV: u32 = 2048u;
+// Score of a causally removed key. (A constant -inf would be a shader-creation error in
+// browsers: WGSL forbids const expressions that evaluate to inf or NaN.)
+const NEG_BIG: f32 = -3.402823e38;
 const MAX_HEAD_DIM: u32 = 256u;
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -109,18 +112,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let k_base = params.k_offset + b * params.k_strides.x + g * params.k_strides.y;
     let m_base = params.m_offset + b * params.m_strides.x + h * params.m_strides.y + s * params.m_strides.z;
     let causal_limit = s + params.kv_len - min(params.q_len, params.kv_len);
-    let neg_inf = bitcast<f32>(0xff800000u);
 
-    var local_max = neg_inf;
+    var local_max = NEG_BIG;
     for (var t = lane; t < kv_len; t += WG) {
-        var score = neg_inf;
+        var score = NEG_BIG;
         if (!CAUSAL || t <= causal_limit) {
             let kt = k_base + t * params.k_strides.z;
-            var dot = 0.0;
+            var qk = 0.0;
             for (var d = 0u; d < dim; d++) {
-                dot = fma(q_row[d], k[kt + d], dot);
+                qk = fma(q_row[d], k[kt + d], qk);
             }
-            score = dot * params.scale;
+            score = qk * params.scale;
             if (HAS_MASK) {
                 score += mask[m_base + t];
             }
@@ -133,7 +135,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     var local_sum = 0.0;
     for (var t = lane; t < kv_len; t += WG) {
         var p = 0.0;
-        if (row_max > neg_inf) {
+        if (row_max > NEG_BIG) {
             p = exp(scores[t] - row_max);
         }
         scores[t] = p;

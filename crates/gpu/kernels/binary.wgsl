@@ -32,7 +32,9 @@ fn pow_signed(x: f32, e: f32) -> f32 {
         return pow(x, e);
     }
     if (e != floor(e)) {
-        return bitcast<f32>(0x7fc00000u); // NaN
+        // Undefined (NaN in C); WGSL's pow of a negative base is indeterminate too,
+        // and NaN on common hardware.
+        return pow(x, e);
     }
     let mag = pow(-x, e);
     let odd = (abs(e) % 2.0) == 1.0;

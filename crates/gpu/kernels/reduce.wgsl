@@ -1,6 +1,7 @@
 // Kernel id: "reduce" — reduction over the last axis of a contiguous [rows, cols] f32
-// tensor: y[r] = op_j x[r, j]. An empty row gives 0 for sum and mean, -inf for max and
-// +inf for min (WebNN's identity values).
+// tensor: y[r] = op_j x[r, j]. An empty row gives 0 for sum and mean, and -FLT_MAX for
+// max / +FLT_MAX for min (not ∓inf: WGSL forbids const expressions that evaluate to inf,
+// and browsers enforce it).
 //
 // Dispatch: one workgroup of WG invocations per row (WG a power of two <= 256); more than
 // 65535 rows spill into y (row = wid.x + wid.y * num_workgroups.x).
@@ -24,8 +25,8 @@ var<workgroup> scratch: array<f32, 256>;
 
 fn identity() -> f32 {
     switch OP {
-        case 2u: { return bitcast<f32>(0xff800000u); }
-        case 3u: { return bitcast<f32>(0x7f800000u); }
+        case 2u: { return -3.402823e38; }
+        case 3u: { return 3.402823e38; }
         default: { return 0.0; }
     }
 }
