@@ -25,15 +25,15 @@ pub fn bytes_spinner(verb: &str) -> ProgressBar {
 /// Stores imported blocks (unless hashing only) and advances a bar.
 pub struct ProgressSink<'a> {
     /// Where blocks go; `None` computes CIDs only.
-    pub store: Option<&'a mut FsBlockstore>,
-    /// The bar to advance by each block's size.
-    pub bar: &'a ProgressBar,
+    pub store: Option<&'a mut dyn BlockSink>,
+    /// The bar to advance by each block's size (a handle; clones share it).
+    pub bar: ProgressBar,
 }
 
 impl BlockSink for ProgressSink<'_> {
     fn put_block(&mut self, cid: &Cid, data: &[u8]) -> ipfs_accelerate_ipfs::Result<()> {
         if let Some(store) = self.store.as_mut() {
-            store.put(cid, data)?;
+            store.put_block(cid, data)?;
         }
         // Block bytes slightly exceed file bytes (node headers); clamp.
         let len = self.bar.length().unwrap_or(0);

@@ -63,7 +63,7 @@ fn import(file: &Path, mode: &str) -> Result<()> {
         "fs" => {
             let store = FsBlockstore::open(tmp.path().join("blocks"))?;
             let t = Instant::now();
-            let cid = import_path(file, &opts, &mut &store)?.cid;
+            let cid = store.write_parallel(|sink| import_path(file, &opts, sink))?.cid;
             (cid, t.elapsed().as_secs_f64())
         }
         _ => return Err(usage()),

@@ -310,6 +310,73 @@ fn sync_dir(dir: &Path) {
     let _ = dir;
 }
 
+/// Block writes in flight at once in [`FsBlockstore::write_parallel`]: each
+/// durable write mostly waits on two fsyncs, so a few overlap well.
+pub const PARALLEL_WRITES: usize = 4;
+
+impl FsBlockstore {
+    /// Runs `f` with a sink that stores blocks on [`PARALLEL_WRITES`]
+    /// threads, so the fsyncs of consecutive blocks overlap instead of
+    /// queueing behind each other. Returns once every block is durable;
+    /// the first write error is returned (and makes later puts fail fast).
+    ///
+    /// ```
+    /// # use ipfs_accelerate_ipfs::{import_file, FsBlockstore, ImportOptions};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = FsBlockstore::open(dir.path())?;
+    /// let root = store.write_parallel(|sink| import_file(&b"hello"[..], &ImportOptions::default(), sink))?;
+    /// assert!(store.has(&root.cid));
+    /// # Ok::<(), ipfs_accelerate_ipfs::Error>(())
+    /// ```
+    pub fn write_parallel<T>(&self, f: impl FnOnce(&mut dyn BlockSink) -> Result<T>) -> Result<T> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Cid, Vec<u8>)>(PARALLEL_WRITES * 2);
+        let rx = Mutex::new(rx);
+        let failed = Mutex::new(None::<Error>);
+        let result = std::thread::scope(|scope| {
+            for _ in 0..PARALLEL_WRITES {
+                scope.spawn(|| loop {
+                    let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    let Ok((cid, data)) = next else { return };
+                    if let Err(e) = self.put(&cid, &data) {
+                        failed.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+                        return;
+                    }
+                });
+            }
+            let mut sink = ParallelSink { tx: Some(tx), failed: &failed };
+            let result = f(&mut sink);
+            // Closing the channel lets the writers drain it and stop.
+            sink.tx = None;
+            result
+        });
+        // A write error is the real cause of any error `f` saw after it.
+        match failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(e) => Err(e),
+            None => result,
+        }
+    }
+}
+
+/// The sink of [`FsBlockstore::write_parallel`].
+struct ParallelSink<'a> {
+    tx: Option<std::sync::mpsc::SyncSender<(Cid, Vec<u8>)>>,
+    failed: &'a Mutex<Option<Error>>,
+}
+
+impl BlockSink for ParallelSink<'_> {
+    fn put_block(&mut self, cid: &Cid, data: &[u8]) -> Result<()> {
+        if self.failed.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+            return Err(Error::InvalidOption("a block write failed; the import stops".into()));
+        }
+        // The writer's put() checks the hash before storing.
+        let sent = self.tx.as_ref().map(|tx| tx.send((*cid, data.to_vec())));
+        match sent {
+            Some(Ok(())) => Ok(()),
+            _ => Err(Error::InvalidOption("the block writers stopped; the import stops".into())),
+        }
+    }
+}
+
 impl BlockSink for FsBlockstore {
     fn put_block(&mut self, cid: &Cid, data: &[u8]) -> Result<()> {
         self.put(cid, data)

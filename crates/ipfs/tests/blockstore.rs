@@ -192,3 +192,16 @@ fn gc_on_the_writing_handle_itself_does_not_deadlock() {
     bs.put(&cid, b"mine").unwrap();
     assert!(bs.has(&cid));
 }
+
+#[test]
+fn parallel_writes_store_every_block_of_an_import() {
+    let (_d, bs) = store();
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let expected =
+        import_file(&data[..], &ImportOptions::default(), &mut ipfs_accelerate_ipfs::MemoryStore::new()).unwrap();
+    let root = bs.write_parallel(|sink| import_file(&data[..], &ImportOptions::default(), sink)).unwrap();
+    assert_eq!(root.cid, expected.cid);
+    // Every block is durable once write_parallel returns: the pin walks the DAG.
+    bs.pin(&root.cid).unwrap();
+    assert_eq!(cat_to_vec(&bs, &root.cid).unwrap(), data);
+}

@@ -266,17 +266,23 @@ fn add(args: AddArgs) -> Result<()> {
         .unwrap_or_else(|| args.path.display().to_string());
 
     let bar = bytes_bar(total_bytes(&args.path), "adding");
-    let mut store = if args.only_hash { None } else { Some(FsBlockstore::open(repo_dir(args.repo)?)?) };
-    let mut sink = ProgressSink { store: store.as_mut(), bar: &bar };
+    let store = if args.only_hash { None } else { Some(FsBlockstore::open(repo_dir(args.repo)?)?) };
     let mut files = Vec::new();
     let mut dirs = Vec::new();
-    let root = import_path_reporting(&args.path, &opts, &mut sink, &mut |rel, kind, node| {
-        let name = if rel.as_os_str().is_empty() { base.clone() } else { format!("{base}/{}", rel.display()) };
-        match kind {
-            EntryKind::File | EntryKind::Symlink => files.push((name, node.cid)),
-            EntryKind::Directory => dirs.push((name, node.cid)),
-        }
-    })?;
+    let mut import = |blocks: Option<&mut dyn ipfs_accelerate_ipfs::BlockSink>| {
+        let mut sink = ProgressSink { store: blocks, bar: bar.clone() };
+        import_path_reporting(&args.path, &opts, &mut sink, &mut |rel, kind, node| {
+            let name = if rel.as_os_str().is_empty() { base.clone() } else { format!("{base}/{}", rel.display()) };
+            match kind {
+                EntryKind::File | EntryKind::Symlink => files.push((name, node.cid)),
+                EntryKind::Directory => dirs.push((name, node.cid)),
+            }
+        })
+    };
+    let root = match &store {
+        Some(store) => store.write_parallel(|blocks| import(Some(blocks)))?,
+        None => import(None)?,
+    };
     bar.finish_and_clear();
     if let Some(store) = &store {
         // Like Kubo, adding pins the root so garbage collection keeps it.

@@ -205,19 +205,20 @@ fn add(args: AddArgs) -> Result<()> {
     validate_name(&name)?;
     std::fs::metadata(&args.path).with_context(|| format!("cannot read {}", args.path.display()))?;
     let repo = args.repo.dir()?;
-    let mut store = FsBlockstore::open(&repo)?;
-    let root =
-        add_with_progress(&args.path, &mut store).with_context(|| format!("cannot add {}", args.path.display()))?;
+    let store = FsBlockstore::open(&repo)?;
+    let root = add_with_progress(&args.path, &store).with_context(|| format!("cannot add {}", args.path.display()))?;
     record(&repo, &store, &root.cid, Some(&name), None)?;
     println!("{}", root.cid);
     Ok(())
 }
 
 /// Imports `path` with the default options, drawing a progress bar.
-fn add_with_progress(path: &Path, store: &mut FsBlockstore) -> Result<Imported> {
+fn add_with_progress(path: &Path, store: &FsBlockstore) -> Result<Imported> {
     let bar = bytes_bar(total_bytes(path), "adding");
-    let mut sink = ProgressSink { store: Some(store), bar: &bar };
-    let root = import_path(path, &ImportOptions::default(), &mut sink);
+    let root = store.write_parallel(|blocks| {
+        let mut sink = ProgressSink { store: Some(blocks), bar: bar.clone() };
+        import_path(path, &ImportOptions::default(), &mut sink)
+    });
     bar.finish_and_clear();
     Ok(root?)
 }
@@ -267,8 +268,8 @@ pub fn pull_model(repo: &Path, hf_id: &str, revision: &str, name: &str) -> Resul
         .with_context(|| format!("cannot create a scratch directory in {}", repo.display()))?;
     let staging = scratch.path().join("model");
     super::pull::download(hf_id, revision, &staging)?;
-    let mut store = FsBlockstore::open(repo)?;
-    let root = add_with_progress(&staging, &mut store).with_context(|| format!("cannot add the files of {hf_id}"))?;
+    let store = FsBlockstore::open(repo)?;
+    let root = add_with_progress(&staging, &store).with_context(|| format!("cannot add the files of {hf_id}"))?;
     record(repo, &store, &root.cid, Some(name), Some(&hf_source(hf_id, revision)))?;
     Ok(root.cid)
 }

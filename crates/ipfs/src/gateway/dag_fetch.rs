@@ -192,6 +192,11 @@ fn import_dag_car<R: Read, S: GatewayStore>(input: R, root: &Cid, store: &S) -> 
     progress
 }
 
+/// Blocks written at once while a CAR streams in: a durable write waits on
+/// two fsyncs, so overlapping a few keeps the disk busy (and matches the
+/// parallelism of block-by-block fetching).
+const PARALLEL_STORES: usize = 4;
+
 fn import_dag_car_inner<R: Read, S: GatewayStore>(
     input: R,
     root: &Cid,
@@ -202,6 +207,47 @@ fn import_dag_car_inner<R: Read, S: GatewayStore>(
     if !car.roots().contains(root) {
         return Err(format!("CAR names roots {:?}, not the requested {root}", car.roots()));
     }
+    // The reader checks every block (hash, DAG membership) in stream order
+    // and hands it to a few writer threads; the first write error stops it.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(Cid, Vec<u8>)>(PARALLEL_STORES * 2);
+    let rx = std::sync::Mutex::new(rx);
+    let stored = std::sync::atomic::AtomicUsize::new(0);
+    let bytes = std::sync::atomic::AtomicU64::new(0);
+    let write_error = std::sync::Mutex::new(None::<String>);
+    let read_result = std::thread::scope(|scope| {
+        for _ in 0..PARALLEL_STORES {
+            scope.spawn(|| loop {
+                let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                let Ok((cid, data)) = next else { return };
+                if let Err(e) = store.store(&cid, &data) {
+                    write_error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e.to_string());
+                    return;
+                }
+                stored.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                bytes.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            });
+        }
+        let result = read_dag_car(&mut car, root, store, &tx, &write_error);
+        drop(tx);
+        result
+    });
+    progress.stored = stored.into_inner();
+    progress.bytes = bytes.into_inner();
+    if let Some(e) = write_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    read_result
+}
+
+/// The reading half of [`import_dag_car_inner`]: checks each block and
+/// sends the new ones to the writers.
+fn read_dag_car<R: Read, S: GatewayStore>(
+    car: &mut CarReader<R>,
+    root: &Cid,
+    store: &S,
+    writers: &std::sync::mpsc::SyncSender<(Cid, Vec<u8>)>,
+    write_error: &std::sync::Mutex<Option<String>>,
+) -> Result<(), String> {
     let mut expected = HashSet::from([*root]);
     let mut received = HashSet::new();
     while let Some((cid, data)) = car.next_block().map_err(|e| e.to_string())? {
@@ -215,13 +261,14 @@ fn import_dag_car_inner<R: Read, S: GatewayStore>(
             let node = dagpb::decode(&cid, &data).map_err(|e| e.to_string())?;
             expected.extend(node.links.iter().map(|l| l.cid).filter(|c| !received.contains(c)));
         }
-        if !store.contains(&cid) {
-            store.store(&cid, &data).map_err(|e| e.to_string())?;
-            progress.stored += 1;
-            progress.bytes += data.len() as u64;
+        if !store.contains(&cid) && writers.send((cid, data)).is_err() {
+            break; // every writer stopped on an error, reported by the caller
+        }
+        if write_error.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+            break;
         }
     }
-    if !expected.is_empty() {
+    if !expected.is_empty() && write_error.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
         return Err(format!("CAR ended with {} blocks of the DAG missing", expected.len()));
     }
     Ok(())
