@@ -72,6 +72,22 @@ pub enum GpuError {
         /// What is wrong.
         message: String,
     },
+    /// The graph uses an op, dtype or attribute the kernel library does not
+    /// cover (yet); the CPU backend runs it.
+    #[error("the webgpu backend cannot run {op}: {message} (use --backend cpu)")]
+    Unsupported {
+        /// The op's WebNN name.
+        op: String,
+        /// What exactly is not covered.
+        message: String,
+    },
+    /// The graph is malformed (it failed validation).
+    #[error("invalid graph: {0}")]
+    Graph(String),
+    /// A plan that cannot run here: another format version, a missing
+    /// weight or input, or a buffer it names that does not exist.
+    #[error("cannot run the plan: {0}")]
+    Plan(String),
     /// Waiting for the GPU failed, timed out, or the device was lost.
     #[error("GPU {context} failed: {message}")]
     Device {

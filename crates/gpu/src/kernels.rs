@@ -544,15 +544,22 @@ impl KernelRunner {
         staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        self.wait("readback")?;
-        match rx.try_recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(GpuError::Device { context: "readback".into(), message: e.to_string() }),
-            Err(_) => {
-                return Err(GpuError::Device {
-                    context: "readback".into(),
-                    message: "the buffer was not mapped after the queue finished".into(),
-                })
+        // Poll until the map callback has run. One poll is not always enough
+        // when several threads share the device: another thread's poll may
+        // be the one that runs (or is about to run) this callback.
+        let deadline = std::time::Instant::now() + self.timeout;
+        loop {
+            self.wait("readback")?;
+            match rx.recv_timeout(Duration::from_millis(5)) {
+                Ok(Ok(())) => break,
+                Ok(Err(e)) => return Err(GpuError::Device { context: "readback".into(), message: e.to_string() }),
+                Err(_) if std::time::Instant::now() < deadline => continue,
+                Err(_) => {
+                    return Err(GpuError::Device {
+                        context: "readback".into(),
+                        message: format!("the buffer was not mapped within {:?}", self.timeout),
+                    })
+                }
             }
         }
         let data = {

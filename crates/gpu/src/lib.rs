@@ -35,12 +35,16 @@
 
 mod context;
 mod error;
+pub mod executor;
 pub mod kernels;
 pub mod params;
+pub mod plan;
 
 /// The wgpu this crate is built on, so dependents use the same version.
 pub use wgpu;
 
 pub use context::{AdapterReport, AdapterSelector, GpuContext, KeyLimits, ADAPTER_ENV};
 pub use error::{GpuError, Result};
+pub use executor::{DeviceWeights, LoadedPlan};
 pub use kernels::{kernel, BindingKind, BindingSpec, CompiledKernel, KernelRunner, KernelSpec, Launch, KERNELS};
+pub use plan::{compile, Plan};

@@ -1,0 +1,223 @@
+//! The plan compiler: graph → [`Plan`].
+
+use super::lower::{NodeContext, Step, Value};
+use super::memory::place;
+use super::{BufferRole, Dispatch, Plan, PlanBuffer, PlanTensor, PLAN_VERSION};
+use crate::error::{GpuError, Result};
+use crate::params::{Activation, CopyParams, DEFAULT_WG};
+use ipfs_accelerate_tensor::graph::{decompose::decompose_fused, ConstantSource, Graph, Op};
+
+/// Compiles `graph` (static shapes, as every graph is) into a plan.
+///
+/// Fused ops the kernel library has no kernel for are first decomposed into
+/// WebNN ops; `reshape` and `identity` cost nothing (they alias their
+/// input); a `gelu` or `relu` that is the only user of a `matmul`/`gemm`
+/// runs in that kernel's epilogue. Ops or dtypes the kernels do not cover
+/// give [`GpuError::Unsupported`] naming the op.
+pub fn compile(graph: &Graph) -> Result<Plan> {
+    let decomposed;
+    let graph = if graph.nodes.iter().any(|n| n.op.is_fused()) {
+        decomposed = decompose_fused(graph).map_err(|e| GpuError::Graph(e.to_string()))?;
+        &decomposed
+    } else {
+        graph
+    };
+    graph.validate(None).map_err(|e| GpuError::Graph(e.to_string()))?;
+    Compiler::new(graph).run()
+}
+
+/// Where a value's bytes come from; `None` in [`Compiler::roles`] is scratch.
+struct Compiler<'a> {
+    graph: &'a Graph,
+    /// The value each operand lives in, once defined.
+    value_of: Vec<Option<Value>>,
+    /// Bytes of each value.
+    bytes: Vec<u64>,
+    /// Fixed role of each non-scratch value.
+    roles: Vec<Option<BufferRole>>,
+    steps: Vec<Step>,
+}
+
+/// Bytes a tensor of `numel` 4-byte elements occupies in a buffer (at least 4).
+fn buffer_bytes(numel: usize) -> u64 {
+    (numel as u64 * 4).max(4)
+}
+
+impl<'a> Compiler<'a> {
+    fn new(graph: &'a Graph) -> Self {
+        Compiler {
+            graph,
+            value_of: vec![None; graph.operands.len()],
+            bytes: Vec::new(),
+            roles: Vec::new(),
+            steps: Vec::new(),
+        }
+    }
+
+    fn new_value(&mut self, bytes: u64, role: Option<BufferRole>) -> Value {
+        self.bytes.push(bytes);
+        self.roles.push(role);
+        self.bytes.len() - 1
+    }
+
+    fn operand_bytes(&self, operand: ipfs_accelerate_tensor::graph::Operand) -> u64 {
+        buffer_bytes(self.graph.desc(operand).shape.numel())
+    }
+
+    fn run(mut self) -> Result<Plan> {
+        let graph = self.graph;
+        for input in &graph.inputs {
+            let v =
+                self.new_value(self.operand_bytes(input.operand), Some(BufferRole::Input { name: input.name.clone() }));
+            self.value_of[input.operand.index()] = Some(v);
+        }
+        for constant in &graph.constants {
+            let role = match &constant.source {
+                ConstantSource::Weight(name) => BufferRole::Weight { name: name.clone() },
+                ConstantSource::Inline(tensor) => {
+                    let mut bytes = tensor.as_bytes().to_vec();
+                    bytes.resize(bytes.len().next_multiple_of(4).max(4), 0);
+                    BufferRole::Constant {
+                        words: bytes.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])).collect(),
+                    }
+                }
+            };
+            let v = self.new_value(self.operand_bytes(constant.operand), Some(role));
+            self.value_of[constant.operand.index()] = Some(v);
+        }
+
+        let fused = self.fusions();
+        for (i, node) in graph.nodes.iter().enumerate() {
+            let inputs: Vec<Value> =
+                node.inputs.iter().map(|o| self.value_of[o.index()].expect("validated: defined before use")).collect();
+            let same_dtype = |to| graph.desc(node.inputs[0]).dtype == to;
+            let alias = match &node.op {
+                Op::Reshape { .. } | Op::Identity => true,
+                Op::Cast { to } => same_dtype(*to),
+                Op::Gelu | Op::Relu => fused.absorbed[i],
+                _ => false,
+            };
+            if alias {
+                self.value_of[node.output.index()] = Some(inputs[0]);
+                continue;
+            }
+            let output = self.new_value(self.operand_bytes(node.output), None);
+            self.value_of[node.output.index()] = Some(output);
+            let context = NodeContext { graph, node, inputs, output, activation: fused.activation[i] };
+            self.steps.extend(context.lower()?);
+        }
+
+        // Outputs must live in scratch buffers the host reads back; an output
+        // that is an input or constant as is gets a copy.
+        let mut outputs = Vec::new();
+        for out in &graph.outputs {
+            let mut v = self.value_of[out.operand.index()].expect("validated: outputs are computed");
+            if self.roles[v].is_some() {
+                let numel = graph.desc(out.operand).shape.numel();
+                let n = u32::try_from(numel)
+                    .map_err(|_| GpuError::Unsupported { op: "output".into(), message: "too many elements".into() })?;
+                let copy = self.new_value(self.bytes[v], None);
+                let params = CopyParams::strided(&[n], &[1], 0, 0).expect("rank 1");
+                self.steps.push(Step {
+                    kernel: "copy",
+                    constants: vec![],
+                    uniform: bytemuck::cast_slice(bytemuck::bytes_of(&params)).to_vec(),
+                    reads: vec![Some(v)],
+                    write: copy,
+                    workgroups: crate::params::linear_workgroups(n, DEFAULT_WG),
+                });
+                v = copy;
+            }
+            outputs.push((out, v));
+        }
+        self.assemble(outputs)
+    }
+
+    /// Which activations fold into the matmul/gemm that feeds them.
+    fn fusions(&self) -> Fusions {
+        let graph = self.graph;
+        let n = graph.nodes.len();
+        let mut fusions = Fusions { activation: vec![Activation::None; n], absorbed: vec![false; n] };
+        let uses = graph.use_counts();
+        let producers = graph.producers();
+        for (i, node) in graph.nodes.iter().enumerate() {
+            let activation = match node.op {
+                Op::Gelu => Activation::Gelu,
+                Op::Relu => Activation::Relu,
+                _ => continue,
+            };
+            let input = node.inputs[0];
+            let Some(p) = producers[input.index()] else { continue };
+            let is_matmul = matches!(graph.nodes[p].op, Op::Matmul | Op::Gemm { .. });
+            if is_matmul && uses[input.index()] == 1 && fusions.activation[p] == Activation::None {
+                fusions.activation[p] = activation;
+                fusions.absorbed[i] = true;
+            }
+        }
+        fusions
+    }
+
+    fn assemble(self, outputs: Vec<(&ipfs_accelerate_tensor::graph::NamedOperand, Value)>) -> Result<Plan> {
+        let is_scratch: Vec<bool> = self.roles.iter().map(Option::is_none).collect();
+        let keep: Vec<Value> = outputs.iter().map(|(_, v)| *v).collect();
+        let placement = place(&self.steps, &self.bytes, &is_scratch, &keep);
+        let mut buffers: Vec<PlanBuffer> =
+            placement.sizes.iter().map(|&size| PlanBuffer { size, role: BufferRole::Scratch }).collect();
+        // Every value's buffer: scratch from the placement, others one each
+        // (only those some dispatch reads).
+        let mut buffer_of: Vec<Option<u32>> = placement.buffer_of.iter().map(|b| b.map(|b| b as u32)).collect();
+        let used: std::collections::HashSet<Value> =
+            self.steps.iter().flat_map(|s| s.reads.iter().flatten()).copied().collect();
+        for (v, role) in self.roles.iter().enumerate() {
+            if let Some(role) = role {
+                let needed = used.contains(&v) || matches!(role, BufferRole::Input { .. });
+                if needed {
+                    buffer_of[v] = Some(buffers.len() as u32);
+                    buffers.push(PlanBuffer { size: self.bytes[v], role: role.clone() });
+                }
+            }
+        }
+        let dispatches = self
+            .steps
+            .iter()
+            .map(|s| {
+                let mut constants: Vec<(String, f64)> = s.constants.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+                constants.sort_by(|a, b| a.0.cmp(&b.0));
+                let mut bindings: Vec<Option<u32>> = s.reads.iter().map(|r| r.and_then(|v| buffer_of[v])).collect();
+                bindings.push(buffer_of[s.write]);
+                Dispatch {
+                    kernel: s.kernel.to_string(),
+                    constants,
+                    uniform: s.uniform.clone(),
+                    bindings,
+                    workgroups: s.workgroups,
+                }
+            })
+            .collect();
+        let tensor = |name: &str, operand, v: Value| {
+            let desc = self.graph.desc(operand);
+            PlanTensor {
+                name: name.to_string(),
+                buffer: buffer_of[v].expect("inputs and outputs have buffers"),
+                dtype: desc.dtype,
+                shape: desc.shape.dims().to_vec(),
+            }
+        };
+        let inputs = self
+            .graph
+            .inputs
+            .iter()
+            .map(|i| tensor(&i.name, i.operand, self.value_of[i.operand.index()].expect("defined")))
+            .collect();
+        let outputs = outputs.iter().map(|(o, v)| tensor(&o.name, o.operand, *v)).collect();
+        Ok(Plan { version: PLAN_VERSION, buffers, inputs, outputs, dispatches })
+    }
+}
+
+/// Result of the fusion pass, indexed by node.
+struct Fusions {
+    /// Activation to run in the epilogue of a matmul/gemm node.
+    activation: Vec<Activation>,
+    /// Activation nodes folded into their producer.
+    absorbed: Vec<bool>,
+}

@@ -1,0 +1,324 @@
+//! Lowering one graph node to kernel dispatches ("steps" on values; the
+//! memory planner later turns values into buffers).
+
+use crate::error::{GpuError, Result};
+use crate::params::{
+    linear_workgroups, row_workgroups, Activation, BinaryOp, BinaryParams, CopyParams, GatherParams, LayerNormParams,
+    MatmulParams, ReduceOp, RowParams, UnaryOp, UnaryParams, DEFAULT_WG,
+};
+use bytemuck::Pod;
+use ipfs_accelerate_tensor::graph::{BinaryKind, Graph, Node, Op, UnaryKind};
+use ipfs_accelerate_tensor::DType;
+
+/// Index of a value: a graph operand's storage, after aliasing.
+pub(super) type Value = usize;
+
+/// A dispatch on values.
+#[derive(Debug, Clone)]
+pub(super) struct Step {
+    pub kernel: &'static str,
+    pub constants: Vec<(&'static str, f64)>,
+    pub uniform: Vec<u32>,
+    pub reads: Vec<Option<Value>>,
+    pub write: Value,
+    pub workgroups: [u32; 3],
+}
+
+/// What lowering a node needs to know about the graph.
+pub(super) struct NodeContext<'a> {
+    pub graph: &'a Graph,
+    pub node: &'a Node,
+    /// The value each input operand lives in.
+    pub inputs: Vec<Value>,
+    /// The value the output lives in.
+    pub output: Value,
+    /// An activation fused into this node's epilogue (matmul/gemm only).
+    pub activation: Activation,
+}
+
+fn words<T: Pod>(params: &T) -> Vec<u32> {
+    bytemuck::cast_slice(bytemuck::bytes_of(params)).to_vec()
+}
+
+fn unsupported(node: &Node, message: impl Into<String>) -> GpuError {
+    GpuError::Unsupported { op: node.op.name().to_string(), message: message.into() }
+}
+
+/// `usize` dims to the kernels' `u32`, refusing tensors the kernels cannot index.
+fn dims32(node: &Node, dims: &[usize]) -> Result<Vec<u32>> {
+    dims.iter()
+        .map(|&d| u32::try_from(d).map_err(|_| unsupported(node, format!("dimension {d} exceeds u32"))))
+        .collect()
+}
+
+fn count32(node: &Node, n: usize) -> Result<u32> {
+    u32::try_from(n).map_err(|_| unsupported(node, format!("{n} elements exceed the kernels' u32 indexing")))
+}
+
+impl NodeContext<'_> {
+    fn in_dims(&self, i: usize) -> &[usize] {
+        self.graph.desc(self.node.inputs[i]).shape.dims()
+    }
+
+    fn out_dims(&self) -> &[usize] {
+        self.graph.desc(self.node.output).shape.dims()
+    }
+
+    fn step(&self, kernel: &'static str, constants: Vec<(&'static str, f64)>, uniform: Vec<u32>) -> Step {
+        Step { kernel, constants, uniform, reads: Vec::new(), write: self.output, workgroups: [1, 1, 1] }
+    }
+
+    /// The steps computing this node. Reshape and identity never get here
+    /// (they alias their input), nor the activations fused into a matmul.
+    pub fn lower(&self) -> Result<Vec<Step>> {
+        let node = self.node;
+        for &operand in node.inputs.iter().chain([&node.output]) {
+            let dtype = self.graph.desc(operand).dtype;
+            let index_input = matches!(node.op, Op::Gather { .. }) && operand == node.inputs[1];
+            let ok = if index_input { dtype == DType::Int32 } else { dtype == DType::Float32 };
+            if !ok {
+                return Err(unsupported(
+                    node,
+                    format!(
+                        "operand {} is {dtype}; the webgpu kernels take float32 (and int32 gather indices)",
+                        operand.0
+                    ),
+                ));
+            }
+        }
+        if let Some(kind) = node.op.unary() {
+            return self.unary(kind).map(|s| vec![s]);
+        }
+        if let Some(kind) = node.op.binary() {
+            return self.binary(kind).map(|s| vec![s]);
+        }
+        match &node.op {
+            Op::Matmul => self.matmul(),
+            Op::Gemm { alpha, beta, a_transpose, b_transpose, has_c } => {
+                self.gemm(*alpha, *beta, *a_transpose, *b_transpose, *has_c)
+            }
+            Op::Softmax { axis } => self.rows("softmax", &[*axis], vec![]),
+            Op::ReduceMean(o) => self.rows("reduce", &o.axes, vec![("OP", ReduceOp::Mean as u32 as f64)]),
+            Op::ReduceSum(o) => self.rows("reduce", &o.axes, vec![("OP", ReduceOp::Sum as u32 as f64)]),
+            Op::ReduceMax(o) => self.rows("reduce", &o.axes, vec![("OP", ReduceOp::Max as u32 as f64)]),
+            Op::LayerNormalization { axes, epsilon, has_scale, has_bias } => {
+                self.layer_norm(axes, *epsilon, *has_scale, *has_bias)
+            }
+            Op::Gather { axis } => self.gather(*axis),
+            Op::Transpose { permutation } => {
+                let shape = dims32(node, self.in_dims(0))?;
+                let params = CopyParams::transpose(&shape, permutation)
+                    .ok_or_else(|| unsupported(node, "rank above the copy kernel's 8"))?;
+                Ok(vec![self.copy(params, self.inputs[0])])
+            }
+            Op::Slice { starts, sizes } => {
+                let strides: Vec<usize> = ipfs_accelerate_tensor::shape::contiguous_strides(self.in_dims(0));
+                let offset: usize = starts.iter().zip(&strides).map(|(s, st)| s * st).sum();
+                let params =
+                    CopyParams::strided(&dims32(node, sizes)?, &dims32(node, &strides)?, count32(node, offset)?, 0)
+                        .ok_or_else(|| unsupported(node, "rank above the copy kernel's 8"))?;
+                Ok(vec![self.copy(params, self.inputs[0])])
+            }
+            Op::Expand { new_shape } => {
+                let input = dims32(node, self.in_dims(0))?;
+                let out = dims32(node, new_shape)?;
+                let strides = crate::params::broadcast_strides(&input, &out);
+                let params = CopyParams::strided(&out, &strides, 0, 0)
+                    .ok_or_else(|| unsupported(node, "rank above the copy kernel's 8"))?;
+                Ok(vec![self.copy(params, self.inputs[0])])
+            }
+            Op::Concat { axis } => self.concat(*axis),
+            other => Err(unsupported(node, format!("the webgpu backend has no kernel for {} yet", other.name()))),
+        }
+    }
+
+    fn copy(&self, params: CopyParams, from: Value) -> Step {
+        let mut step = self.step("copy", vec![], words(&params));
+        step.reads = vec![Some(from)];
+        step.workgroups = linear_workgroups(params.numel, DEFAULT_WG);
+        step
+    }
+
+    fn unary(&self, kind: UnaryKind) -> Result<Step> {
+        let op = match kind {
+            UnaryKind::Gelu => UnaryOp::Gelu,
+            UnaryKind::Tanh => UnaryOp::Tanh,
+            UnaryKind::Erf => UnaryOp::Erf,
+            UnaryKind::Relu => UnaryOp::Relu,
+            UnaryKind::Sigmoid => UnaryOp::Sigmoid,
+            UnaryKind::Exp => UnaryOp::Exp,
+            UnaryKind::Log => UnaryOp::Log,
+            UnaryKind::Sqrt => UnaryOp::Sqrt,
+            UnaryKind::Neg => UnaryOp::Neg,
+            UnaryKind::Abs => UnaryOp::Abs,
+            UnaryKind::Reciprocal => UnaryOp::Reciprocal,
+            UnaryKind::Identity => UnaryOp::Identity,
+        };
+        let numel = count32(self.node, self.out_dims().iter().product())?;
+        let mut step = self.step("unary", vec![("OP", op as u32 as f64)], words(&UnaryParams::new(numel)));
+        step.reads = vec![Some(self.inputs[0])];
+        step.workgroups = linear_workgroups(numel, DEFAULT_WG);
+        Ok(step)
+    }
+
+    fn binary(&self, kind: BinaryKind) -> Result<Step> {
+        let op = match kind {
+            BinaryKind::Add => BinaryOp::Add,
+            BinaryKind::Sub => BinaryOp::Sub,
+            BinaryKind::Mul => BinaryOp::Mul,
+            BinaryKind::Div => BinaryOp::Div,
+            BinaryKind::Max => BinaryOp::Max,
+            BinaryKind::Min => BinaryOp::Min,
+            BinaryKind::Pow => BinaryOp::Pow,
+            BinaryKind::Equal | BinaryKind::Greater | BinaryKind::Lesser => {
+                return Err(unsupported(self.node, "comparisons are not in the webgpu kernel library yet"))
+            }
+        };
+        let a = dims32(self.node, self.in_dims(0))?;
+        let b = dims32(self.node, self.in_dims(1))?;
+        let (params, _) = BinaryParams::broadcast(&a, &b)
+            .ok_or_else(|| unsupported(self.node, "rank above the binary kernel's 8"))?;
+        let mut step = self.step("binary", vec![("OP", op as u32 as f64)], words(&params));
+        step.reads = vec![Some(self.inputs[0]), Some(self.inputs[1])];
+        step.workgroups = linear_workgroups(params.numel, DEFAULT_WG);
+        Ok(step)
+    }
+
+    fn matmul_step(&self, params: MatmulParams, transpose_b: bool, bias: Option<Value>) -> Step {
+        let constants = vec![
+            ("ACTIVATION", self.activation as u32 as f64),
+            ("HAS_BIAS", bias.is_some() as u32 as f64),
+            ("TRANSPOSE_B", transpose_b as u32 as f64),
+        ];
+        let mut step = self.step("matmul", constants, words(&params));
+        step.reads = vec![Some(self.inputs[0]), Some(self.inputs[1]), bias];
+        step.workgroups = params.workgroups();
+        step
+    }
+
+    fn matmul(&self) -> Result<Vec<Step>> {
+        let node = self.node;
+        let (a, b, out) = (self.in_dims(0), self.in_dims(1), self.out_dims());
+        if a.len() < 2 || b.len() < 2 {
+            return Err(unsupported(node, "matmul of rank-1 operands; reshape them to matrices"));
+        }
+        let (m, k, n) = (a[a.len() - 2], a[a.len() - 1], b[b.len() - 1]);
+        let batch = |d: &[usize]| d[..d.len() - 2].iter().product::<usize>();
+        let (ba, bb, bo) = (batch(a), batch(b), batch(out));
+        if !(ba == bo || ba == 1) || !(bb == bo || bb == 1) {
+            return Err(unsupported(node, format!("batch broadcasting of {a:?} with {b:?}")));
+        }
+        let (m, n, k, bo) = (count32(node, m)?, count32(node, n)?, count32(node, k)?, count32(node, bo)?);
+        let mut params = MatmulParams::contiguous(bo, m, n, k, false, bb == 1);
+        if ba == 1 {
+            params.stride_a = 0;
+        }
+        for total in [ba * a[a.len() - 2] * a[a.len() - 1], bb * b[b.len() - 2] * n as usize, out.iter().product()] {
+            count32(node, total)?;
+        }
+        Ok(vec![self.matmul_step(params, false, None)])
+    }
+
+    fn gemm(&self, alpha: f32, beta: f32, a_transpose: bool, b_transpose: bool, has_c: bool) -> Result<Vec<Step>> {
+        let node = self.node;
+        if alpha != 1.0 || (has_c && beta != 1.0) || a_transpose {
+            return Err(unsupported(node, "gemm with alpha or beta other than 1, or aTranspose"));
+        }
+        let (a, b) = (self.in_dims(0), self.in_dims(1));
+        let (m, k) = (a[0], a[1]);
+        let n = if b_transpose { b[0] } else { b[1] };
+        let bias = if has_c {
+            let c = self.in_dims(2);
+            if c.iter().product::<usize>() != n || c.last() != Some(&n) {
+                return Err(unsupported(node, format!("gemm c of shape {c:?} (only a bias of {n} columns)")));
+            }
+            Some(self.inputs[2])
+        } else {
+            None
+        };
+        count32(node, m * k)?;
+        count32(node, m * n)?;
+        count32(node, k * n)?;
+        let params =
+            MatmulParams::contiguous(1, count32(node, m)?, count32(node, n)?, count32(node, k)?, b_transpose, true);
+        Ok(vec![self.matmul_step(params, b_transpose, bias)])
+    }
+
+    /// `[rows, cols]` view when `axes` are the trailing axes, in order.
+    fn trailing(&self, axes: &[usize]) -> Result<(u32, u32)> {
+        let dims = self.in_dims(0);
+        let r = dims.len();
+        let k = axes.len();
+        if k == 0 || k > r || axes.iter().enumerate().any(|(i, &a)| a != r - k + i) {
+            return Err(unsupported(self.node, format!("axes {axes:?} of a rank-{r} tensor (only the trailing axes)")));
+        }
+        let cols: usize = dims[r - k..].iter().product();
+        let rows: usize = dims[..r - k].iter().product();
+        count32(self.node, rows * cols)?;
+        Ok((count32(self.node, rows)?, count32(self.node, cols)?))
+    }
+
+    fn rows(&self, kernel: &'static str, axes: &[usize], constants: Vec<(&'static str, f64)>) -> Result<Vec<Step>> {
+        let (rows, cols) = self.trailing(axes)?;
+        let mut step = self.step(kernel, constants, words(&RowParams::new(rows, cols)));
+        step.reads = vec![Some(self.inputs[0])];
+        step.workgroups = row_workgroups(rows);
+        Ok(vec![step])
+    }
+
+    fn layer_norm(&self, axes: &[usize], epsilon: f32, has_scale: bool, has_bias: bool) -> Result<Vec<Step>> {
+        let (rows, cols) = self.trailing(axes)?;
+        let mut next = self.inputs[1..].iter().copied();
+        let scale = if has_scale { next.next() } else { None };
+        let bias = if has_bias { next.next() } else { None };
+        for (i, present) in [has_scale, has_bias].into_iter().enumerate() {
+            let at = 1 + i - usize::from(!has_scale && i == 1);
+            if present && self.in_dims(at).iter().product::<usize>() != cols as usize {
+                return Err(unsupported(self.node, "scale or bias that does not cover the normalized axes"));
+            }
+        }
+        let constants = vec![("HAS_BIAS", has_bias as u32 as f64), ("HAS_SCALE", has_scale as u32 as f64)];
+        let mut step = self.step("layernorm", constants, words(&LayerNormParams::new(rows, cols, epsilon)));
+        step.reads = vec![Some(self.inputs[0]), scale, bias];
+        step.workgroups = row_workgroups(rows);
+        Ok(vec![step])
+    }
+
+    fn gather(&self, axis: usize) -> Result<Vec<Step>> {
+        let (x, idx) = (self.in_dims(0), self.in_dims(1));
+        let outer: usize = x[..axis].iter().product();
+        let inner: usize = x[axis + 1..].iter().product();
+        let num_indices: usize = idx.iter().product();
+        count32(self.node, outer * num_indices * inner)?;
+        let params = GatherParams {
+            outer: count32(self.node, outer)?,
+            axis_size: count32(self.node, x[axis])?,
+            inner: count32(self.node, inner)?,
+            num_indices: count32(self.node, num_indices)?,
+        };
+        let mut step = self.step("gather", vec![], words(&params));
+        step.reads = vec![Some(self.inputs[0]), Some(self.inputs[1])];
+        step.workgroups = linear_workgroups(params.numel(), DEFAULT_WG);
+        Ok(vec![step])
+    }
+
+    fn concat(&self, axis: usize) -> Result<Vec<Step>> {
+        let out = self.out_dims();
+        if out[..axis].iter().product::<usize>() != 1 {
+            return Err(unsupported(self.node, "concat along an inner axis (only the outermost non-unit axis)"));
+        }
+        let mut steps = Vec::new();
+        let mut offset = 0usize;
+        for (i, &input) in self.inputs.iter().enumerate() {
+            let numel: usize = self.in_dims(i).iter().product();
+            if numel == 0 {
+                continue;
+            }
+            let n = count32(self.node, numel)?;
+            let params = CopyParams::strided(&[n], &[1], 0, count32(self.node, offset)?).expect("rank 1");
+            steps.push(self.copy(params, input));
+            offset += numel;
+        }
+        Ok(steps)
+    }
+}
