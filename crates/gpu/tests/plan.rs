@@ -151,9 +151,25 @@ fn packed_attention_matches_including_causal_and_grouped_query() {
         };
         let out = b.attention(q, k, v, options).unwrap();
         let (graph, weights) = b.build(&[("out", out)]).unwrap();
+        // One fused dispatch per sequence, reading Q, K, V in place: no copies.
+        let kernels: Vec<String> = compile(&graph).unwrap().dispatches.into_iter().map(|d| d.kernel).collect();
+        assert_eq!(kernels, ["attention"; 3]);
         let x = tensor(&[total, (heads + 2 * kv_heads) * d], 21);
         check(runner, &graph, &weights, &[("x", &x)], 1e-4);
     }
+}
+
+#[test]
+fn attention_beyond_the_fused_kernel_is_decomposed() {
+    let (len, d) = (2049, 4);
+    let mut b = GraphBuilder::new();
+    let q = b.input("q", DType::Float32, [len, d]).unwrap();
+    let segments = vec![AttentionSegment { q_len: len, kv_len: len }];
+    let options = AttentionOptions { num_heads: 1, num_kv_heads: 1, head_dim: d, scale: 0.5, causal: false, segments };
+    let out = b.attention(q, q, q, options).unwrap();
+    let (graph, _) = b.build(&[("out", out)]).unwrap();
+    let kernels: Vec<String> = compile(&graph).unwrap().dispatches.into_iter().map(|d| d.kernel).collect();
+    assert!(!kernels.contains(&"attention".to_string()) && kernels.contains(&"softmax".to_string()), "{kernels:?}");
 }
 
 #[test]

@@ -1,22 +1,26 @@
 //! The plan compiler: graph → [`Plan`].
 
+use super::lower::ColumnView;
 use super::lower::{NodeContext, Step, Value};
 use super::memory::place;
 use super::{BufferRole, Dispatch, Plan, PlanBuffer, PlanTensor, PLAN_VERSION};
 use crate::error::{GpuError, Result};
-use crate::params::{Activation, CopyParams, DEFAULT_WG};
+use crate::params::{Activation, AttentionParams, CopyParams, DEFAULT_WG};
 use ipfs_accelerate_tensor::graph::{decompose::decompose_fused, ConstantSource, Graph, Op};
 
 /// Compiles `graph` (static shapes, as every graph is) into a plan.
 ///
-/// Fused ops the kernel library has no kernel for are first decomposed into
-/// WebNN ops; `reshape` and `identity` cost nothing (they alias their
-/// input); a `gelu` or `relu` that is the only user of a `matmul`/`gemm`
-/// runs in that kernel's epilogue. Ops or dtypes the kernels do not cover
-/// give [`GpuError::Unsupported`] naming the op.
+/// `attention` runs on the fused kernel, one dispatch per packed segment,
+/// reading Q, K and V straight out of the tensor they were sliced from (a
+/// fused QKV projection) when those slices have no other use; a graph whose
+/// attention exceeds that kernel's limits is first decomposed into WebNN
+/// ops. `reshape` and `identity` cost nothing (they alias their input); a
+/// `gelu` or `relu` that is the only user of a `matmul`/`gemm` runs in that
+/// kernel's epilogue. Ops or dtypes the kernels do not cover give
+/// [`GpuError::Unsupported`] naming the op.
 pub fn compile(graph: &Graph) -> Result<Plan> {
     let decomposed;
-    let graph = if graph.nodes.iter().any(|n| n.op.is_fused()) {
+    let graph = if graph.nodes.iter().any(|n| matches!(&n.op, Op::Attention(o) if !fits_attention_kernel(o))) {
         decomposed = decompose_fused(graph).map_err(|e| GpuError::Graph(e.to_string()))?;
         &decomposed
     } else {
@@ -24,6 +28,12 @@ pub fn compile(graph: &Graph) -> Result<Plan> {
     };
     graph.validate(None).map_err(|e| GpuError::Graph(e.to_string()))?;
     Compiler::new(graph).run()
+}
+
+/// Whether every segment of an attention fits the fused kernel.
+fn fits_attention_kernel(o: &ipfs_accelerate_tensor::graph::AttentionOptions) -> bool {
+    o.head_dim as u64 <= u64::from(AttentionParams::MAX_HEAD_DIM)
+        && o.segments.iter().all(|s| s.kv_len as u64 <= u64::from(AttentionParams::MAX_KV_LEN))
 }
 
 /// Where a value's bytes come from; `None` in [`Compiler::roles`] is scratch.
@@ -88,8 +98,10 @@ impl<'a> Compiler<'a> {
 
         let fused = self.fusions();
         for (i, node) in graph.nodes.iter().enumerate() {
+            // A slice read in place has no value of its own (usize::MAX): only
+            // the attention reading it sees it, through its view.
             let inputs: Vec<Value> =
-                node.inputs.iter().map(|o| self.value_of[o.index()].expect("validated: defined before use")).collect();
+                node.inputs.iter().map(|o| self.value_of[o.index()].unwrap_or(usize::MAX)).collect();
             let same_dtype = |to| graph.desc(node.inputs[0]).dtype == to;
             let alias = match &node.op {
                 Op::Reshape { .. } | Op::Identity => true,
@@ -97,13 +109,27 @@ impl<'a> Compiler<'a> {
                 Op::Gelu | Op::Relu => fused.absorbed[i],
                 _ => false,
             };
+            if fused.absorbed[i] && matches!(node.op, Op::Slice { .. }) {
+                // Read in place by the attention that uses it: no value.
+                continue;
+            }
             if alias {
                 self.value_of[node.output.index()] = Some(inputs[0]);
                 continue;
             }
             let output = self.new_value(self.operand_bytes(node.output), None);
             self.value_of[node.output.index()] = Some(output);
-            let context = NodeContext { graph, node, inputs, output, activation: fused.activation[i] };
+            let views = node.inputs.iter().map(|o| fused.views.get(&o.index()).copied()).collect();
+            let inputs = node
+                .inputs
+                .iter()
+                .zip(inputs)
+                .map(|(o, v)| match fused.views.get(&o.index()) {
+                    Some(view) => self.value_of[view.source].expect("the sliced tensor is defined first"),
+                    None => v,
+                })
+                .collect();
+            let context = NodeContext { graph, node, inputs, output, activation: fused.activation[i], views };
             self.steps.extend(context.lower()?);
         }
 
@@ -137,10 +163,25 @@ impl<'a> Compiler<'a> {
     fn fusions(&self) -> Fusions {
         let graph = self.graph;
         let n = graph.nodes.len();
-        let mut fusions = Fusions { activation: vec![Activation::None; n], absorbed: vec![false; n] };
+        let mut fusions =
+            Fusions { activation: vec![Activation::None; n], absorbed: vec![false; n], views: Default::default() };
         let uses = graph.use_counts();
         let producers = graph.producers();
         for (i, node) in graph.nodes.iter().enumerate() {
+            if matches!(node.op, Op::Attention(_)) {
+                for input in &node.inputs {
+                    let Some(p) = producers[input.index()] else { continue };
+                    let slice = &graph.nodes[p];
+                    if uses[input.index()] != 1 || fusions.views.contains_key(&input.index()) {
+                        continue;
+                    }
+                    if let Some(view) = column_view(graph, slice) {
+                        fusions.views.insert(input.index(), view);
+                        fusions.absorbed[p] = true;
+                    }
+                }
+                continue;
+            }
             let activation = match node.op {
                 Op::Gelu => Activation::Gelu,
                 Op::Relu => Activation::Relu,
@@ -218,6 +259,17 @@ impl<'a> Compiler<'a> {
 struct Fusions {
     /// Activation to run in the epilogue of a matmul/gemm node.
     activation: Vec<Activation>,
-    /// Activation nodes folded into their producer.
+    /// Activation nodes folded into their producer, and slices read in place.
     absorbed: Vec<bool>,
+    /// Operands (slices) an attention reads in place, by operand index.
+    views: std::collections::HashMap<usize, ColumnView>,
+}
+
+/// A slice of whole rows and a range of columns of a 2-D tensor, as a view
+/// of that tensor.
+fn column_view(graph: &Graph, node: &ipfs_accelerate_tensor::graph::Node) -> Option<ColumnView> {
+    let Op::Slice { starts, sizes } = &node.op else { return None };
+    let source = graph.desc(node.inputs[0]).shape.dims();
+    let whole_rows = source.len() == 2 && starts[0] == 0 && sizes[0] == source[0];
+    whole_rows.then(|| ColumnView { source: node.inputs[0].index(), column: starts[1], row_stride: source[1] })
 }

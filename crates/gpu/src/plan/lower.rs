@@ -3,11 +3,11 @@
 
 use crate::error::{GpuError, Result};
 use crate::params::{
-    linear_workgroups, row_workgroups, Activation, BinaryOp, BinaryParams, CopyParams, GatherParams, LayerNormParams,
-    MatmulParams, ReduceOp, RowParams, UnaryOp, UnaryParams, DEFAULT_WG,
+    linear_workgroups, row_workgroups, Activation, AttentionParams, BinaryOp, BinaryParams, CopyParams, GatherParams,
+    LayerNormParams, MatmulParams, ReduceOp, RowParams, UnaryOp, UnaryParams, DEFAULT_WG,
 };
 use bytemuck::Pod;
-use ipfs_accelerate_tensor::graph::{BinaryKind, Graph, Node, Op, UnaryKind};
+use ipfs_accelerate_tensor::graph::{AttentionOptions, BinaryKind, Graph, Node, Op, UnaryKind};
 use ipfs_accelerate_tensor::DType;
 
 /// Index of a value: a graph operand's storage, after aliasing.
@@ -24,6 +24,18 @@ pub(super) struct Step {
     pub workgroups: [u32; 3],
 }
 
+/// A 2-D operand read in place from the tensor it was sliced from: rows
+/// of `row_stride` elements, starting at `column`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ColumnView {
+    /// Index of the sliced operand.
+    pub source: usize,
+    /// First column of the slice.
+    pub column: usize,
+    /// Elements per row of the sliced operand.
+    pub row_stride: usize,
+}
+
 /// What lowering a node needs to know about the graph.
 pub(super) struct NodeContext<'a> {
     pub graph: &'a Graph,
@@ -34,6 +46,8 @@ pub(super) struct NodeContext<'a> {
     pub output: Value,
     /// An activation fused into this node's epilogue (matmul/gemm only).
     pub activation: Activation,
+    /// Inputs read in place from a larger tensor (attention only).
+    pub views: Vec<Option<ColumnView>>,
 }
 
 fn words<T: Pod>(params: &T) -> Vec<u32> {
@@ -128,6 +142,7 @@ impl NodeContext<'_> {
                 Ok(vec![self.copy(params, self.inputs[0])])
             }
             Op::Concat { axis } => self.concat(*axis),
+            Op::Attention(options) => self.attention(options),
             other => Err(unsupported(node, format!("the webgpu backend has no kernel for {} yet", other.name()))),
         }
     }
@@ -300,6 +315,49 @@ impl NodeContext<'_> {
         step.reads = vec![Some(self.inputs[0]), Some(self.inputs[1])];
         step.workgroups = linear_workgroups(params.numel(), DEFAULT_WG);
         Ok(vec![step])
+    }
+
+    /// One dispatch of the fused kernel per packed segment: query rows
+    /// `[q_start, q_start + q_len)` attend to key rows `[kv_start, kv_start + kv_len)`.
+    fn attention(&self, o: &AttentionOptions) -> Result<Vec<Step>> {
+        let node = self.node;
+        let (h, hkv, d) = (o.num_heads, o.num_kv_heads, o.head_dim);
+        // (first column, row stride) of Q, K and V in the buffers read.
+        let view = |i: usize| match self.views[i] {
+            Some(v) => (v.column, v.row_stride),
+            None => (0, self.in_dims(i)[1]),
+        };
+        let ((qc, qs), (kc, ks), (vc, vs)) = (view(0), view(1), view(2));
+        let total_rows = self.in_dims(0)[0].max(self.in_dims(1)[0]);
+        for stride in [qs, ks, vs] {
+            count32(node, (total_rows + 1) * stride)?;
+        }
+        let mut steps = Vec::new();
+        let (mut q_start, mut kv_start) = (0usize, 0usize);
+        for seg in &o.segments {
+            if seg.q_len > 0 {
+                let u = |n: usize| count32(node, n);
+                let mut params = AttentionParams::contiguous(1, u(h)?, u(seg.q_len)?, u(seg.kv_len)?, u(d)?);
+                params.kv_group = u(h / hkv)?;
+                params.scale = o.scale;
+                params.q_strides = [0, u(d)?, u(qs)?, 0];
+                params.k_strides = [0, u(d)?, u(ks)?, 0];
+                params.v_strides = [0, u(d)?, u(vs)?, 0];
+                params.o_strides = [0, u(d)?, u(h * d)?, 0];
+                params.q_offset = u(qc + q_start * qs)?;
+                params.k_offset = u(kc + kv_start * ks)?;
+                params.v_offset = u(vc + kv_start * vs)?;
+                params.o_offset = u(q_start * h * d)?;
+                let constants = vec![("CAUSAL", o.causal as u32 as f64), ("HAS_MASK", 0.0)];
+                let mut step = self.step("attention", constants, words(&params));
+                step.reads = vec![Some(self.inputs[0]), Some(self.inputs[1]), Some(self.inputs[2]), None];
+                step.workgroups = [u(seg.q_len)?, u(h)?, 1];
+                steps.push(step);
+            }
+            q_start += seg.q_len;
+            kv_start += seg.kv_len;
+        }
+        Ok(steps)
     }
 
     fn concat(&self, axis: usize) -> Result<Vec<Step>> {
