@@ -61,7 +61,10 @@ fn model() -> Option<PathBuf> {
 #[test]
 fn embed_json_is_one_object_with_the_documented_fields() {
     let Some(m) = model() else { return };
-    let out = run(&["embed", "--model", m.to_str().unwrap(), "--json", "Hello, world!", "second text"], "");
+    let out = run(
+        &["embed", "--model", m.to_str().unwrap(), "--backend", "cpu", "--json", "Hello, world!", "second text"],
+        "",
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(stdout.trim().lines().count(), 1);
@@ -143,6 +146,34 @@ fn missing_model_dir() {
 fn empty_input() {
     let out = run(&["embed", "--model", "/nonexistent/model", "-"], "");
     assert_clear_error(&out, "no input texts");
+}
+
+#[test]
+fn embed_on_webgpu_matches_the_cpu() {
+    let Some(m) = model() else { return };
+    let m = m.to_str().unwrap();
+    let gpu = run(&["embed", "--model", m, "--backend", "webgpu", "--json", "a short text", "and another one"], "");
+    if !gpu.status.success() {
+        let stderr = String::from_utf8_lossy(&gpu.stderr);
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true and webgpu fails: {stderr}");
+        eprintln!("SKIPPED: no webgpu backend here: {stderr}");
+        return;
+    }
+    let cpu = run(&["embed", "--model", m, "--backend", "cpu", "--json", "a short text", "and another one"], "");
+    let parse = |o: &Output| -> serde_json::Value { serde_json::from_slice(&o.stdout).unwrap() };
+    let (gpu, cpu) = (parse(&gpu), parse(&cpu));
+    assert_eq!(gpu["backend"], "webgpu");
+    assert!(gpu["device"].as_str().unwrap().starts_with("webgpu ("), "{}", gpu["device"]);
+    for (g, c) in gpu["embeddings"].as_array().unwrap().iter().zip(cpu["embeddings"].as_array().unwrap()) {
+        let dot: f64 = g
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(c.as_array().unwrap())
+            .map(|(x, y)| x.as_f64().unwrap() * y.as_f64().unwrap())
+            .sum();
+        assert!(dot >= 0.9999, "cosine {dot}");
+    }
 }
 
 #[test]

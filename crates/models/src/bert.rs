@@ -10,13 +10,12 @@
 //! only attention is per sequence (as text-embeddings-inference does).
 
 use crate::config::{BertConfig, BertVariant};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::safetensors_file::SafetensorsFile;
 use crate::tokenizer::Encoded;
 use ipfs_accelerate_tensor::graph::{AttentionOptions, AttentionSegment};
-use ipfs_accelerate_tensor::{
-    CpuBackend, DType, GemmOptions, Graph, GraphBuilder, LayerNormOptions, Operand, Tensor, Weights,
-};
+use ipfs_accelerate_tensor::{DType, GemmOptions, Graph, GraphBuilder, LayerNormOptions, Operand, Tensor, Weights};
 
 /// Feed-forward activation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -250,7 +249,7 @@ impl BertModel {
     /// Runs the encoder on a packed batch of tokenized sequences; returns the
     /// last hidden states, `[total_tokens, hidden]`. Position ids restart at
     /// [`Self::position_offset`] for each sequence.
-    pub fn forward(&self, backend: &CpuBackend, batch: &[Encoded]) -> Result<Tensor> {
+    pub fn forward(&self, engine: &Engine, batch: &[Encoded]) -> Result<Tensor> {
         let lens: Vec<usize> = batch.iter().map(|e| e.ids.len()).collect();
         let total: usize = lens.iter().sum();
         let mut ids = Vec::with_capacity(total);
@@ -277,12 +276,11 @@ impl BertModel {
                 positions.push((offset + i) as i32);
             }
         }
-        let (graph, weights) = self.graph(&lens)?;
-        let exe = backend.compile(&graph, &weights)?;
         let ids = Tensor::from_i32([total], &ids)?;
         let types = Tensor::from_i32([total], &types)?;
         let positions = Tensor::from_i32([total], &positions)?;
-        let mut out = exe.run(&[("input_ids", &ids), ("token_type_ids", &types), ("position_ids", &positions)])?;
+        let inputs = [("input_ids", &ids), ("token_type_ids", &types), ("position_ids", &positions)];
+        let mut out = engine.run(&lens, || self.graph(&lens), &inputs)?;
         Ok(out.remove(0))
     }
 

@@ -3,11 +3,12 @@
 use crate::backend::{BackendChoice, BackendKind};
 use crate::bert::BertModel;
 use crate::config::{Architecture, ModelConfig, ModelType};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::safetensors_file::SafetensorsFile;
 use crate::sentence_transformers::{l2_normalize, pool, SentencePipeline};
 use crate::tokenizer::{Encoded, TextTokenizer};
-use ipfs_accelerate_tensor::{CpuBackend, Tensor};
+use ipfs_accelerate_tensor::Tensor;
 use std::path::{Path, PathBuf};
 
 /// A text-embedding model ready to run, loaded from a directory in
@@ -26,8 +27,8 @@ pub struct TextEmbedder {
     tokenizer: TextTokenizer,
     pipeline: SentencePipeline,
     max_seq_length: usize,
-    backend_kind: BackendKind,
-    cpu: CpuBackend,
+    engine: Engine,
+    notice: Option<String>,
 }
 
 impl TextEmbedder {
@@ -51,16 +52,9 @@ impl TextEmbedder {
         let model = BertModel::load(bert_config, variant, &file)?;
         let max_seq_length = pipeline.max_seq_length.unwrap_or(512).min(model.max_tokens());
         let tokenizer = TextTokenizer::load(dir, max_seq_length)?;
+        let (engine, notice) = backend.open()?;
         tracing::debug!(dir = %dir.display(), variant = ?variant, max_seq_length, "loaded text embedder");
-        Ok(TextEmbedder {
-            dir: dir.to_path_buf(),
-            model,
-            tokenizer,
-            pipeline,
-            max_seq_length,
-            backend_kind: backend.resolve(),
-            cpu: CpuBackend::new(),
-        })
+        Ok(TextEmbedder { dir: dir.to_path_buf(), model, tokenizer, pipeline, max_seq_length, engine, notice })
     }
 
     /// The directory the model came from.
@@ -80,7 +74,17 @@ impl TextEmbedder {
 
     /// The backend it runs on.
     pub fn backend(&self) -> BackendKind {
-        self.backend_kind
+        self.engine.kind()
+    }
+
+    /// The backend and device, in one line (`webgpu (NVIDIA H100, vulkan, DiscreteGpu)`).
+    pub fn backend_description(&self) -> String {
+        self.engine.describe()
+    }
+
+    /// Set when `--backend auto` wanted a GPU but fell back to the CPU: why.
+    pub fn backend_notice(&self) -> Option<&str> {
+        self.notice.as_deref()
     }
 
     /// Texts are truncated to this many tokens (special tokens included).
@@ -135,8 +139,6 @@ impl TextEmbedder {
     /// Runs the encoder once on a packed batch; returns the last hidden
     /// states, `[total_tokens, hidden]`.
     pub fn hidden_states(&self, batch: &[Encoded]) -> Result<Tensor> {
-        match self.backend_kind {
-            BackendKind::Cpu => self.model.forward(&self.cpu, batch),
-        }
+        self.model.forward(&self.engine, batch)
     }
 }

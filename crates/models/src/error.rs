@@ -78,6 +78,9 @@ pub enum Error {
     /// An option is out of range.
     #[error("{0}")]
     InvalidOption(String),
+    /// The WebGPU backend failed (no adapter, a device error, an op it cannot run).
+    #[error("{0}")]
+    Backend(String),
     /// The backend failed.
     #[error(transparent)]
     Tensor(#[from] ipfs_accelerate_tensor::Error),

@@ -5,6 +5,7 @@
 //! RoBERTa's position offset, and packing several sequences in one batch.
 
 use ipfs_accelerate_models::config::Architecture;
+use ipfs_accelerate_models::engine::{Engine, GpuEngine};
 use ipfs_accelerate_models::{BertModel, Encoded, ModelConfig, SafetensorsFile};
 use ipfs_accelerate_tensor::CpuBackend;
 use serde::Deserialize;
@@ -68,13 +69,22 @@ fn check(golden_text: &str) {
         .zip(&g.token_type_ids)
         .map(|(ids, types)| Encoded { ids: ids.clone(), type_ids: types.clone() })
         .collect();
-    // All sequences in one packed batch.
-    let hidden = model.forward(&CpuBackend::new(), &batch).unwrap();
-    let hidden = hidden.as_f32().unwrap();
     let want: Vec<f32> = g.last_hidden_state.iter().flatten().flatten().copied().collect();
-    assert_eq!(hidden.len(), want.len());
-    let max_diff = hidden.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-    assert!(max_diff <= 1e-4, "max abs diff {max_diff}");
+    // All sequences in one packed batch, on the CPU and (where an adapter
+    // exists) on the WebGPU backend.
+    let mut engines = vec![Engine::Cpu(CpuBackend::new())];
+    match GpuEngine::new() {
+        Ok(gpu) => engines.push(Engine::WebGpu(Box::new(gpu))),
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => panic!("CI=true and no webgpu backend: {e}"),
+        Err(e) => eprintln!("SKIPPED the webgpu half: {e}"),
+    }
+    for engine in &engines {
+        let hidden = model.forward(engine, &batch).unwrap();
+        let hidden = hidden.as_f32().unwrap();
+        assert_eq!(hidden.len(), want.len());
+        let max_diff = hidden.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(max_diff <= 1e-4, "{}: max abs diff {max_diff}", engine.describe());
+    }
 }
 
 #[test]

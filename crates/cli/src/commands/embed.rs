@@ -12,7 +12,8 @@ use std::time::Instant;
 pub struct EmbedArgs {
     #[command(flatten)]
     model: crate::model_ref::ModelArgs,
-    /// Backend: cpu, or auto for the best one available.
+    /// Backend: auto (a hardware GPU through WebGPU if there is one, else the CPU), cpu, or webgpu
+    /// (any WebGPU adapter, software ones included; IPFS_ACCELERATE_ADAPTER picks one).
     #[arg(long, default_value = "auto")]
     backend: String,
     /// Texts per forward pass.
@@ -38,6 +39,7 @@ pub fn run(args: EmbedArgs) -> Result<()> {
             "model": args.model.model.clone(),
             "model_type": model.model_type().as_str(),
             "backend": model.backend().as_str(),
+            "device": model.backend_description(),
             "dim": model.dim(),
             "embeddings": embeddings,
             "latency_ms": latency_ms,
@@ -49,7 +51,7 @@ pub fn run(args: EmbedArgs) -> Result<()> {
         "{} text(s), dim {}, backend {}, {:.1} ms",
         texts.len(),
         model.dim(),
-        model.backend().as_str(),
+        model.backend_description(),
         latency_ms
     );
     for (text, v) in texts.iter().zip(&embeddings) {

@@ -16,5 +16,9 @@ use ipfs_accelerate_models::{BackendChoice, TextEmbedder};
 pub fn load_embedder(model: &ModelArgs, backend: &str) -> Result<TextEmbedder> {
     let choice = BackendChoice::parse(backend)?;
     let dir = crate::model_ref::resolve(model)?;
-    Ok(TextEmbedder::load(&dir, choice)?)
+    let embedder = TextEmbedder::load(&dir, choice)?;
+    if let Some(notice) = embedder.backend_notice() {
+        eprintln!("{notice}");
+    }
+    Ok(embedder)
 }

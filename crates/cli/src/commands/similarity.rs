@@ -12,7 +12,8 @@ use clap::Args;
 pub struct SimilarityArgs {
     #[command(flatten)]
     model: crate::model_ref::ModelArgs,
-    /// Backend: cpu, or auto for the best one available.
+    /// Backend: auto (a hardware GPU through WebGPU if there is one, else the CPU), cpu, or webgpu
+    /// (any WebGPU adapter, software ones included; IPFS_ACCELERATE_ADAPTER picks one).
     #[arg(long, default_value = "auto")]
     backend: String,
     /// Print the matrix as JSON (`{"texts": [...], "matrix": [[...]]}`).

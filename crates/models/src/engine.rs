@@ -1,0 +1,123 @@
+//! Where a model's graphs run: the CPU backend, or the native WebGPU backend
+//! with a cache of compiled plans.
+//!
+//! Models build a [`Graph`] for each input shape and hand it here with the
+//! inputs. The CPU backend compiles and runs it directly; the WebGPU engine
+//! compiles it once per shape into a plan (`ipfs_accelerate_gpu::compile`),
+//! loads it (pipelines, buffers, bind groups) and keeps the most recent
+//! plans, while the model's weights are uploaded once and shared by all of
+//! them.
+
+use crate::backend::BackendKind;
+use crate::error::{Error, Result};
+use ipfs_accelerate_gpu::{compile, DeviceWeights, GpuContext, KernelRunner, LoadedPlan};
+use ipfs_accelerate_tensor::{CpuBackend, Graph, Tensor, Weights};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+/// How many compiled plans (input shapes) the WebGPU engine keeps.
+pub const PLAN_CACHE_SIZE: usize = 16;
+
+/// A backend that runs graphs.
+pub enum Engine {
+    /// The multi-threaded CPU backend.
+    Cpu(CpuBackend),
+    /// The native WebGPU backend.
+    WebGpu(Box<GpuEngine>),
+}
+
+impl Engine {
+    /// Which backend this is.
+    pub fn kind(&self) -> BackendKind {
+        match self {
+            Engine::Cpu(_) => BackendKind::Cpu,
+            Engine::WebGpu(_) => BackendKind::WebGpu,
+        }
+    }
+
+    /// A one-line description: the backend, and the adapter for WebGPU.
+    pub fn describe(&self) -> String {
+        match self {
+            Engine::Cpu(_) => format!("cpu ({} threads)", rayon::current_num_threads()),
+            Engine::WebGpu(gpu) => {
+                let r = gpu.runner.context().report();
+                format!("webgpu ({}, {}, {})", r.name, r.backend, r.device_type)
+            }
+        }
+    }
+
+    /// Runs the graph `build` makes for `shape_key` on `inputs`. The WebGPU
+    /// engine calls `build` only when no plan for `shape_key` is cached.
+    pub fn run(
+        &self,
+        shape_key: &[usize],
+        build: impl FnOnce() -> Result<(Graph, Weights)>,
+        inputs: &[(&str, &Tensor)],
+    ) -> Result<Vec<Tensor>> {
+        match self {
+            Engine::Cpu(cpu) => {
+                let (graph, weights) = build()?;
+                Ok(cpu.compile(&graph, &weights)?.run(inputs)?)
+            }
+            Engine::WebGpu(gpu) => gpu.run(shape_key, build, inputs),
+        }
+    }
+}
+
+/// The WebGPU engine: a device, the model's weights on it, and recent plans.
+pub struct GpuEngine {
+    runner: KernelRunner,
+    weights: DeviceWeights,
+    /// Most recently used last.
+    plans: Mutex<VecDeque<(Vec<usize>, Arc<LoadedPlan>)>>,
+}
+
+impl GpuEngine {
+    /// Opens the adapter `GpuContext::new` selects (`IPFS_ACCELERATE_ADAPTER`).
+    pub fn new() -> Result<Self> {
+        let ctx = GpuContext::new().map_err(gpu_error)?;
+        Ok(GpuEngine { runner: KernelRunner::new(&ctx), weights: DeviceWeights::new(), plans: Mutex::default() })
+    }
+
+    /// The kernel runner (device, pipelines).
+    pub fn runner(&self) -> &KernelRunner {
+        &self.runner
+    }
+
+    fn run(
+        &self,
+        shape_key: &[usize],
+        build: impl FnOnce() -> Result<(Graph, Weights)>,
+        inputs: &[(&str, &Tensor)],
+    ) -> Result<Vec<Tensor>> {
+        let plan = self.plan(shape_key, build)?;
+        plan.run(&self.runner, inputs).map_err(gpu_error)
+    }
+
+    /// The loaded plan for `shape_key`, compiling it on a miss.
+    fn plan(&self, shape_key: &[usize], build: impl FnOnce() -> Result<(Graph, Weights)>) -> Result<Arc<LoadedPlan>> {
+        {
+            let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(i) = plans.iter().position(|(k, _)| k == shape_key) {
+                let hit = plans.remove(i).expect("found");
+                let plan = hit.1.clone();
+                plans.push_back(hit);
+                return Ok(plan);
+            }
+        }
+        let (graph, weights) = build()?;
+        let compiled = compile(&graph).map_err(gpu_error)?;
+        let loaded = Arc::new(LoadedPlan::load(&self.runner, &compiled, &weights, &self.weights).map_err(gpu_error)?);
+        tracing::debug!(?shape_key, dispatches = loaded.dispatch_count(), "compiled a webgpu plan");
+        let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+        if plans.len() >= PLAN_CACHE_SIZE {
+            plans.pop_front();
+        }
+        plans.push_back((shape_key.to_vec(), loaded.clone()));
+        Ok(loaded)
+    }
+}
+
+fn gpu_error(e: ipfs_accelerate_gpu::GpuError) -> Error {
+    Error::Backend(e.to_string())
+}
