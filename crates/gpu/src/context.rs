@@ -183,8 +183,8 @@ impl GpuContext {
     }
 
     /// Opens the adapter chosen by `selector`, requesting every limit the adapter has
-    /// (not WebGPU's defaults: models need large storage buffers) and `shader-f16` when
-    /// the adapter has it.
+    /// (not WebGPU's defaults: models need large storage buffers), and `shader-f16` and
+    /// `pipeline-cache` (Vulkan only) when the adapter has them.
     pub fn with_selector(selector: &AdapterSelector) -> Result<Self> {
         let instance = instance();
         let adapters = enumerate(&instance);
@@ -226,7 +226,7 @@ impl GpuContext {
 
     fn open(index: usize, adapter: wgpu::Adapter) -> Result<Self> {
         let report = AdapterReport::new(index, &adapter);
-        let required_features = adapter.features() & wgpu::Features::SHADER_F16;
+        let required_features = adapter.features() & (wgpu::Features::SHADER_F16 | wgpu::Features::PIPELINE_CACHE);
         let descriptor = wgpu::DeviceDescriptor {
             label: Some("ipfs-accelerate"),
             required_features,
@@ -278,6 +278,17 @@ impl GpuContext {
     /// Whether kernels may use f16 (`enable f16;`).
     pub fn has_shader_f16(&self) -> bool {
         self.device.features().contains(wgpu::Features::SHADER_F16)
+    }
+
+    /// Whether the device can create a [`wgpu::PipelineCache`] (Vulkan adapters; not
+    /// Metal, DX12, GL or browsers), which [`crate::KernelRunner`] persists on disk.
+    pub fn has_pipeline_cache(&self) -> bool {
+        self.device.features().contains(wgpu::Features::PIPELINE_CACHE)
+    }
+
+    /// The adapter's full info (vendor/device ids, driver), e.g. for cache keys.
+    pub fn adapter_info(&self) -> wgpu::AdapterInfo {
+        self.adapter.get_info()
     }
 
     /// The device's limits.
