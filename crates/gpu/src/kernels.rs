@@ -21,6 +21,8 @@
 //! Sizes are `u32` element counts; f32 only for now.
 
 use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,6 +31,7 @@ use wgpu::util::DeviceExt;
 
 use crate::context::GpuContext;
 use crate::error::{GpuError, Result};
+use crate::pipeline_cache::{self, DiskPipelineCache, PipelineCacheStatus};
 
 /// How a kernel uses one binding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -216,6 +219,10 @@ pub struct Launch<'a> {
 /// Compiles kernels (cached per id + constants), creates buffers, dispatches and reads
 /// back. The plan executor reuses [`KernelRunner::pipeline`], the buffer helpers,
 /// [`KernelRunner::bind_group`], [`KernelRunner::encode`] and [`KernelRunner::read_buffer`].
+///
+/// Pipelines go through an on-disk [`wgpu::PipelineCache`] where the device has one
+/// (see [`crate::pipeline_cache`]); it is saved on [`KernelRunner::save_pipeline_cache`]
+/// and when the runner is dropped.
 #[derive(Debug)]
 pub struct KernelRunner {
     ctx: GpuContext,
@@ -223,11 +230,14 @@ pub struct KernelRunner {
     pipelines: Mutex<HashMap<PipelineKey, Arc<CompiledKernel>>>,
     placeholder: wgpu::Buffer,
     timeout: Duration,
+    disk_cache: Option<DiskPipelineCache>,
+    cache_status: Mutex<PipelineCacheStatus>,
+    compiled: AtomicU64,
 }
 
 /// Runs `f` inside validation and out-of-memory error scopes, turning a captured wgpu
 /// error into a [`GpuError`].
-fn scoped<T>(device: &wgpu::Device, context: &str, f: impl FnOnce() -> T) -> Result<T> {
+pub(crate) fn scoped<T>(device: &wgpu::Device, context: &str, f: impl FnOnce() -> T) -> Result<T> {
     let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let value = f();
@@ -244,8 +254,30 @@ fn padded_len(bytes: u64) -> u64 {
 }
 
 impl KernelRunner {
-    /// A runner on `ctx`'s device.
+    /// A runner on `ctx`'s device, with the on-disk pipeline cache in
+    /// [`pipeline_cache::default_pipeline_cache_dir`] unless
+    /// `IPFS_ACCELERATE_PIPELINE_CACHE=off`.
     pub fn new(ctx: &GpuContext) -> Self {
+        let dir = if pipeline_cache::pipeline_cache_enabled_by_env() {
+            pipeline_cache::default_pipeline_cache_dir()
+        } else {
+            None
+        };
+        Self::build(ctx, dir.as_deref())
+    }
+
+    /// A runner whose pipeline cache file lives in `dir` (the environment is not read).
+    pub fn with_pipeline_cache_dir(ctx: &GpuContext, dir: impl AsRef<Path>) -> Self {
+        Self::build(ctx, Some(dir.as_ref()))
+    }
+
+    /// A runner without an on-disk pipeline cache.
+    pub fn without_pipeline_cache(ctx: &GpuContext) -> Self {
+        Self::build(ctx, None)
+    }
+
+    fn build(ctx: &GpuContext, cache_dir: Option<&Path>) -> Self {
+        let (disk_cache, cache_status) = pipeline_cache::open(ctx, cache_dir);
         let placeholder = ctx.device().create_buffer(&wgpu::BufferDescriptor {
             label: Some("placeholder"),
             size: 16,
@@ -258,7 +290,34 @@ impl KernelRunner {
             pipelines: Mutex::default(),
             placeholder,
             timeout: Duration::from_secs(600),
+            disk_cache,
+            cache_status: Mutex::new(cache_status),
+            compiled: AtomicU64::new(0),
         }
+    }
+
+    /// What the pipeline cache did: its file, bytes loaded, pipelines compiled.
+    pub fn pipeline_cache_status(&self) -> PipelineCacheStatus {
+        let mut status = self.cache_status.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        status.pipelines_compiled = self.compiled.load(Ordering::Relaxed);
+        status
+    }
+
+    /// Writes the pipeline cache to its file (temp file + rename) if pipelines were
+    /// compiled since it was loaded or last saved. Returns the bytes written, or `None`
+    /// when there was nothing to write or no cache. Also runs when the runner is dropped.
+    pub fn save_pipeline_cache(&self) -> std::io::Result<Option<u64>> {
+        let Some(cache) = &self.disk_cache else {
+            return Ok(None);
+        };
+        if self.compiled.load(Ordering::Relaxed) == 0 {
+            return Ok(None);
+        }
+        let written = cache.save()?;
+        if let Some(bytes) = written {
+            self.cache_status.lock().unwrap_or_else(|p| p.into_inner()).saved_bytes = bytes;
+        }
+        Ok(written)
     }
 
     /// How long [`KernelRunner::wait`] (and so every readback) waits for the GPU before
@@ -372,11 +431,12 @@ impl KernelRunner {
                     // Every kernel initializes the workgroup memory it reads.
                     zero_initialize_workgroup_memory: false,
                 },
-                cache: None,
+                cache: self.disk_cache.as_ref().map(DiskPipelineCache::cache),
             });
             (layout, pipeline)
         })
         .map_err(compile_error)?;
+        self.compiled.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(kernel = spec.id, ?constants, "compiled GPU kernel");
         Ok(CompiledKernel { spec, constants, pipeline, layout })
     }
@@ -627,5 +687,14 @@ impl KernelRunner {
     pub fn run_f32(&self, launch: &Launch<'_>) -> Result<Vec<f32>> {
         let bytes = self.run(launch)?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+}
+
+impl Drop for KernelRunner {
+    /// Saves the pipeline cache, best effort.
+    fn drop(&mut self) {
+        if let Err(e) = self.save_pipeline_cache() {
+            tracing::warn!("could not save the GPU pipeline cache: {e}");
+        }
     }
 }

@@ -38,6 +38,7 @@ mod error;
 pub mod executor;
 pub mod kernels;
 pub mod params;
+pub mod pipeline_cache;
 pub mod plan;
 
 /// The wgpu this crate is built on, so dependents use the same version.
@@ -47,4 +48,5 @@ pub use context::{AdapterReport, AdapterSelector, GpuContext, KeyLimits, ADAPTER
 pub use error::{GpuError, Result};
 pub use executor::{DeviceWeights, LoadedPlan};
 pub use kernels::{kernel, BindingKind, BindingSpec, CompiledKernel, KernelRunner, KernelSpec, Launch, KERNELS};
+pub use pipeline_cache::PipelineCacheStatus;
 pub use plan::{compile, Plan};
