@@ -148,6 +148,7 @@ fn packed_attention_matches_including_causal_and_grouped_query() {
             scale: 0.35,
             causal,
             segments: lens.iter().map(|&n| AttentionSegment { q_len: n, kv_len: n }).collect(),
+            has_mask: false,
         };
         let out = b.attention(q, k, v, options).unwrap();
         let (graph, weights) = b.build(&[("out", out)]).unwrap();
@@ -165,7 +166,15 @@ fn attention_beyond_the_fused_kernel_is_decomposed() {
     let mut b = GraphBuilder::new();
     let q = b.input("q", DType::Float32, [len, d]).unwrap();
     let segments = vec![AttentionSegment { q_len: len, kv_len: len }];
-    let options = AttentionOptions { num_heads: 1, num_kv_heads: 1, head_dim: d, scale: 0.5, causal: false, segments };
+    let options = AttentionOptions {
+        num_heads: 1,
+        num_kv_heads: 1,
+        head_dim: d,
+        scale: 0.5,
+        causal: false,
+        segments,
+        has_mask: false,
+    };
     let out = b.attention(q, q, q, options).unwrap();
     let (graph, _) = b.build(&[("out", out)]).unwrap();
     let kernels: Vec<String> = compile(&graph).unwrap().dispatches.into_iter().map(|d| d.kernel).collect();
@@ -238,4 +247,37 @@ fn unsupported_ops_and_bad_plans_give_clear_errors() {
     let err = loaded.run(runner, &[("x", &wrong)]).unwrap_err();
     assert!(err.to_string().contains("compiled for"), "{err}");
     assert!(loaded.run(runner, &[]).unwrap_err().to_string().contains("was not given"));
+}
+
+#[test]
+fn padded_attention_with_a_key_padding_mask_is_one_dispatch_and_matches() {
+    let runner = gpu!();
+    let (heads, d, pad, seqs) = (4, 8, 7, 3);
+    let rows = seqs * pad;
+    let mut b = GraphBuilder::new();
+    let x = b.input("x", DType::Float32, [rows, 3 * heads * d]).unwrap();
+    let mask = b.input("mask", DType::Float32, [seqs, pad]).unwrap();
+    let q = b.slice(x, &[0, 0], &[rows, heads * d]).unwrap();
+    let k = b.slice(x, &[0, heads * d], &[rows, heads * d]).unwrap();
+    let v = b.slice(x, &[0, 2 * heads * d], &[rows, heads * d]).unwrap();
+    let options = AttentionOptions {
+        num_heads: heads,
+        num_kv_heads: heads,
+        head_dim: d,
+        scale: 0.35,
+        causal: false,
+        segments: vec![AttentionSegment { q_len: pad, kv_len: pad }; seqs],
+        has_mask: true,
+    };
+    let out = b.attention_masked(q, k, v, mask, options).unwrap();
+    let (graph, weights) = b.build(&[("out", out)]).unwrap();
+    let kernels: Vec<String> = compile(&graph).unwrap().dispatches.into_iter().map(|d| d.kernel).collect();
+    assert_eq!(kernels, ["attention"]);
+    let x = tensor(&[rows, 3 * heads * d], 5);
+    // Sequences of 7, 4 and 1 real tokens.
+    let mut m = vec![0.0f32; seqs * pad];
+    m[pad + 4..2 * pad].fill(-1e30);
+    m[2 * pad + 1..3 * pad].fill(-1e30);
+    let m = Tensor::from_f32([seqs, pad], &m).unwrap();
+    check(runner, &graph, &weights, &[("x", &x), ("mask", &m)], 1e-4);
 }

@@ -9,6 +9,7 @@
 //! `[total_tokens, hidden]`, so the linear layers never compute on padding and
 //! only attention is per sequence (as text-embeddings-inference does).
 
+use crate::backend::BackendKind;
 use crate::config::{BertConfig, BertVariant};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -198,6 +199,20 @@ impl BertModel {
     /// Inputs (all `int32 [total_tokens]`): `input_ids`, `token_type_ids`,
     /// `position_ids`. Output: `last_hidden_state`, `float32 [total_tokens, hidden]`.
     pub fn graph(&self, seq_lens: &[usize]) -> Result<(Graph, Weights)> {
+        self.encoder_graph(seq_lens, false)
+    }
+
+    /// The encoder graph for `batch` sequences padded to `len` tokens each:
+    /// the inputs of [`Self::graph`] for `batch * len` tokens, plus
+    /// `attention_mask`, `float32 [batch, len]`, 0 for a real token and
+    /// [`MASKED`] for padding. One graph serves every batch of up to `batch`
+    /// sequences of up to `len` tokens, which is what lets the WebGPU backend
+    /// reuse one compiled plan for many batches.
+    pub fn padded_graph(&self, batch: usize, len: usize) -> Result<(Graph, Weights)> {
+        self.encoder_graph(&vec![len; batch], true)
+    }
+
+    fn encoder_graph(&self, seq_lens: &[usize], masked: bool) -> Result<(Graph, Weights)> {
         let total: usize = seq_lens.iter().sum();
         let h = self.cfg.hidden_size;
         let heads = self.cfg.num_attention_heads;
@@ -205,6 +220,9 @@ impl BertModel {
         let ids = b.input("input_ids", DType::Int32, [total])?;
         let types = b.input("token_type_ids", DType::Int32, [total])?;
         let positions = b.input("position_ids", DType::Int32, [total])?;
+        let longest = seq_lens.iter().copied().max().unwrap_or(0);
+        let mask =
+            if masked { Some(b.input("attention_mask", DType::Float32, [seq_lens.len(), longest])?) } else { None };
 
         let word = b.constant("embeddings.word", self.word.clone())?;
         let position = b.constant("embeddings.position", self.position.clone())?;
@@ -223,6 +241,7 @@ impl BertModel {
             scale: 1.0 / ((h / heads) as f32).sqrt(),
             causal: false,
             segments: seq_lens.iter().map(|&n| AttentionSegment { q_len: n, kv_len: n }).collect(),
+            has_mask: masked,
         };
         for (n, layer) in self.layers.iter().enumerate() {
             let name = |s: &str| format!("layer{n}.{s}");
@@ -230,7 +249,10 @@ impl BertModel {
             let q = b.slice(qkv, &[0, 0], &[total, h])?;
             let k = b.slice(qkv, &[0, h], &[total, h])?;
             let v = b.slice(qkv, &[0, 2 * h], &[total, h])?;
-            let context = b.attention(q, k, v, attention.clone())?;
+            let context = match mask {
+                Some(mask) => b.attention_masked(q, k, v, mask, attention.clone())?,
+                None => b.attention(q, k, v, attention.clone())?,
+            };
             let attn = linear(&mut b, context, &layer.attn_out, &name("attn_out"))?;
             let attn = b.add(attn, hidden)?;
             let attn = self.norm(&mut b, attn, &layer.attn_norm, &name("attn_norm"))?;
@@ -249,7 +271,42 @@ impl BertModel {
     /// Runs the encoder on a packed batch of tokenized sequences; returns the
     /// last hidden states, `[total_tokens, hidden]`. Position ids restart at
     /// [`Self::position_offset`] for each sequence.
+    ///
+    /// The CPU runs the packed graph (no compute on padding). The WebGPU
+    /// backend runs the padded graph for the batch rounded up to a bucket of
+    /// sequences and tokens ([`bucket_sequences`], [`bucket_tokens`]), so a
+    /// new batch shape rarely compiles a new plan; the real rows are copied
+    /// out afterwards.
     pub fn forward(&self, engine: &Engine, batch: &[Encoded]) -> Result<Tensor> {
+        for e in batch {
+            self.check_tokens(e)?;
+        }
+        match engine.kind() {
+            BackendKind::Cpu => self.forward_packed(engine, batch),
+            BackendKind::WebGpu => self.forward_padded(engine, batch),
+        }
+    }
+
+    fn check_tokens(&self, e: &Encoded) -> Result<()> {
+        if e.ids.len() > self.max_tokens() {
+            return Err(Error::InvalidOption(format!(
+                "a sequence of {} tokens is longer than the model's {} positions",
+                e.ids.len(),
+                self.max_tokens()
+            )));
+        }
+        for (&id, &ty) in e.ids.iter().zip(&e.type_ids) {
+            if id as usize >= self.cfg.vocab_size || ty as usize >= self.cfg.type_vocab_size {
+                return Err(Error::Tokenizer(format!(
+                    "token {id} (type {ty}) is outside the model's vocabulary of {}: tokenizer.json does not belong to this model",
+                    self.cfg.vocab_size
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn forward_packed(&self, engine: &Engine, batch: &[Encoded]) -> Result<Tensor> {
         let lens: Vec<usize> = batch.iter().map(|e| e.ids.len()).collect();
         let total: usize = lens.iter().sum();
         let mut ids = Vec::with_capacity(total);
@@ -257,24 +314,9 @@ impl BertModel {
         let mut positions = Vec::with_capacity(total);
         let offset = self.position_offset();
         for e in batch {
-            if e.ids.len() > self.max_tokens() {
-                return Err(Error::InvalidOption(format!(
-                    "a sequence of {} tokens is longer than the model's {} positions",
-                    e.ids.len(),
-                    self.max_tokens()
-                )));
-            }
-            for (i, (&id, &ty)) in e.ids.iter().zip(&e.type_ids).enumerate() {
-                if id as usize >= self.cfg.vocab_size || ty as usize >= self.cfg.type_vocab_size {
-                    return Err(Error::Tokenizer(format!(
-                        "token {id} (type {ty}) is outside the model's vocabulary of {}: tokenizer.json does not belong to this model",
-                        self.cfg.vocab_size
-                    )));
-                }
-                ids.push(id as i32);
-                types.push(ty as i32);
-                positions.push((offset + i) as i32);
-            }
+            ids.extend(e.ids.iter().map(|&id| id as i32));
+            types.extend(e.type_ids.iter().map(|&t| t as i32));
+            positions.extend((0..e.ids.len()).map(|i| (offset + i) as i32));
         }
         let ids = Tensor::from_i32([total], &ids)?;
         let types = Tensor::from_i32([total], &types)?;
@@ -282,6 +324,43 @@ impl BertModel {
         let inputs = [("input_ids", &ids), ("token_type_ids", &types), ("position_ids", &positions)];
         let mut out = engine.run(&lens, || self.graph(&lens), &inputs)?;
         Ok(out.remove(0))
+    }
+
+    fn forward_padded(&self, engine: &Engine, batch: &[Encoded]) -> Result<Tensor> {
+        let longest = batch.iter().map(|e| e.ids.len()).max().unwrap_or(0);
+        let (seqs, len) = (bucket_sequences(batch.len()), bucket_tokens(longest).min(self.max_tokens()));
+        let offset = self.position_offset();
+        // Padding: token 0, type 0 and the first position (all valid rows of
+        // their tables), masked out of every attention.
+        let mut ids = vec![0i32; seqs * len];
+        let mut types = vec![0i32; seqs * len];
+        let mut positions = vec![offset as i32; seqs * len];
+        let mut mask = vec![MASKED; seqs * len];
+        for (s, e) in batch.iter().enumerate() {
+            let row = s * len;
+            for (i, (&id, &ty)) in e.ids.iter().zip(&e.type_ids).enumerate() {
+                ids[row + i] = id as i32;
+                types[row + i] = ty as i32;
+                positions[row + i] = (offset + i) as i32;
+                mask[row + i] = 0.0;
+            }
+        }
+        let ids = Tensor::from_i32([seqs * len], &ids)?;
+        let types = Tensor::from_i32([seqs * len], &types)?;
+        let positions = Tensor::from_i32([seqs * len], &positions)?;
+        let mask = Tensor::from_f32([seqs, len], &mask)?;
+        let inputs =
+            [("input_ids", &ids), ("token_type_ids", &types), ("position_ids", &positions), ("attention_mask", &mask)];
+        let hidden = engine.run(&[seqs, len], || self.padded_graph(seqs, len), &inputs)?.remove(0);
+        // Keep the rows of real tokens, packed.
+        let h = self.cfg.hidden_size;
+        let all = hidden.as_f32().expect("the encoder outputs float32");
+        let total: usize = batch.iter().map(|e| e.ids.len()).sum();
+        let mut packed = Vec::with_capacity(total * h);
+        for (s, e) in batch.iter().enumerate() {
+            packed.extend_from_slice(&all[s * len * h..(s * len + e.ids.len()) * h]);
+        }
+        Ok(Tensor::from_f32([total, h], &packed)?)
     }
 
     fn norm(&self, b: &mut GraphBuilder, x: Operand, norm: &Norm, name: &str) -> Result<Operand> {
@@ -304,4 +383,39 @@ fn linear(b: &mut GraphBuilder, x: Operand, linear: &Linear, name: &str) -> Resu
     let w = b.constant(&format!("{name}.weight"), linear.weight.clone())?;
     let bias = b.constant(&format!("{name}.bias"), linear.bias.clone())?;
     Ok(b.gemm(x, w, GemmOptions { c: Some(bias), b_transpose: true, ..Default::default() })?)
+}
+
+/// The attention-mask value of a padding token: large enough to remove the
+/// key, finite so no NaN can arise (WGSL has no infinity literal).
+pub const MASKED: f32 = -1e30;
+
+/// Sequences per padded batch: powers of two up to 32, then multiples of 32.
+pub fn bucket_sequences(n: usize) -> usize {
+    if n <= 32 {
+        n.max(1).next_power_of_two()
+    } else {
+        n.next_multiple_of(32)
+    }
+}
+
+/// Tokens per padded sequence: multiples of 16 up to 64, then multiples of 64.
+pub fn bucket_tokens(n: usize) -> usize {
+    if n <= 64 {
+        n.max(1).next_multiple_of(16)
+    } else {
+        n.next_multiple_of(64)
+    }
+}
+
+#[cfg(test)]
+mod bucket_tests {
+    use super::{bucket_sequences, bucket_tokens};
+
+    #[test]
+    fn buckets_round_up_and_stay_few() {
+        assert_eq!([1, 2, 3, 5, 32, 33].map(bucket_sequences), [1, 2, 4, 8, 32, 64]);
+        assert_eq!([1, 16, 17, 64, 65, 512].map(bucket_tokens), [16, 16, 32, 64, 128, 512]);
+        let distinct: std::collections::BTreeSet<usize> = (1..=512).map(bucket_tokens).collect();
+        assert_eq!(distinct.len(), 11);
+    }
 }

@@ -82,6 +82,11 @@ impl TextEmbedder {
         self.engine.describe()
     }
 
+    /// The engine the encoder runs on.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Set when `--backend auto` wanted a GPU but fell back to the CPU: why.
     pub fn backend_notice(&self) -> Option<&str> {
         self.notice.as_deref()

@@ -46,6 +46,14 @@ impl Engine {
         }
     }
 
+    /// Compiled plans kept (always 0 on the CPU, which compiles per call).
+    pub fn cached_plans(&self) -> usize {
+        match self {
+            Engine::Cpu(_) => 0,
+            Engine::WebGpu(gpu) => gpu.plans.lock().unwrap_or_else(|p| p.into_inner()).len(),
+        }
+    }
+
     /// Runs the graph `build` makes for `shape_key` on `inputs`. The WebGPU
     /// engine calls `build` only when no plan for `shape_key` is cached.
     pub fn run(

@@ -59,6 +59,12 @@ fn minilm_embeddings_on_webgpu_match_cpu_and_sentence_transformers() {
     // The same shape again reuses the cached plan and gives the same bytes.
     let again = gpu.embed(&texts[..1], 1).unwrap();
     assert_eq!(again[0], gpu.embed(&texts[..1], 1).unwrap()[0]);
+    // Batches are padded to buckets: other texts of other lengths in the
+    // same bucket (4 sequences of at most 16 tokens) compile no new plan.
+    gpu.embed(&["one", "two words", "and three words", "four"], 4).unwrap();
+    let plans = gpu.engine().cached_plans();
+    gpu.embed(&["a longer text of several words", "x", "y z"], 4).unwrap();
+    assert_eq!(gpu.engine().cached_plans(), plans);
 }
 
 #[test]

@@ -833,6 +833,7 @@ fn attention_options(h: usize, hkv: usize, d: usize, causal: bool, segments: &[(
         scale: 1.0 / (d as f32).sqrt(),
         causal,
         segments: segments.iter().map(|&(q_len, kv_len)| AttentionSegment { q_len, kv_len }).collect(),
+        has_mask: false,
     }
 }
 
@@ -1557,4 +1558,66 @@ fn large_shapes_take_the_parallel_paths() {
     let q = rng.tensor(&[8, 32, 32], -1.0, 1.0);
     let got = run1(&[("p", &p), ("q", &q)], |g, i| g.matmul(i[0], i[1]));
     assert_close("large batched matmul", &got, &matmul(&Nd::of(&p), &Nd::of(&q)), RTOL, ATOL);
+}
+
+/// Sequences padded to one length with a key-padding mask give, on their
+/// real rows, what the packed sequences give without one: natively and
+/// decomposed into WebNN ops.
+#[test]
+fn attention_with_a_key_padding_mask_equals_packed_attention() {
+    let (h, d, pad) = (2, 4, 6);
+    let lens = [3usize, 6, 1];
+    let segments: Vec<(usize, usize)> = lens.iter().map(|&n| (n, n)).collect();
+    let packed = attention_options(h, h, d, false, &segments);
+    let total: usize = lens.iter().sum();
+    let mut rng = Lcg::new(77);
+    let q = rng.tensor(&[total, h * d], -1.0, 1.0);
+    let k = rng.tensor(&[total, h * d], -1.0, 1.0);
+    let v = rng.tensor(&[total, h * d], -1.0, 1.0);
+    let want = attention(&Nd::of(&q), &Nd::of(&k), &Nd::of(&v), &packed);
+
+    // Padded layout: sequence s in rows s*pad .. s*pad+len; padding rows hold junk.
+    let rows = lens.len() * pad;
+    let mut padded =
+        [rng.vec(rows * h * d, -9.0, 9.0), rng.vec(rows * h * d, -9.0, 9.0), rng.vec(rows * h * d, -9.0, 9.0)];
+    let mut mask = vec![0.0f32; lens.len() * pad];
+    let mut start = 0;
+    for (s, &n) in lens.iter().enumerate() {
+        for (dst, src) in padded.iter_mut().zip([&q, &k, &v]) {
+            let src = src.as_f32().unwrap();
+            dst[s * pad * h * d..(s * pad + n) * h * d].copy_from_slice(&src[start * h * d..(start + n) * h * d]);
+        }
+        mask[s * pad + n..(s + 1) * pad].fill(-1e30);
+        start += n;
+    }
+    let same: Vec<(usize, usize)> = lens.iter().map(|_| (pad, pad)).collect();
+    let mut b = GraphBuilder::new();
+    let ins: Vec<Operand> = ["q", "k", "v"].iter().map(|n| b.input(n, F32, [rows, h * d]).unwrap()).collect();
+    let m = b.input("mask", F32, [lens.len(), pad]).unwrap();
+    let y = b.attention_masked(ins[0], ins[1], ins[2], m, attention_options(h, h, d, false, &same)).unwrap();
+    let (graph, weights) = b.build(&[("y", y)]).unwrap();
+    let tensors: Vec<Tensor> = padded.iter().map(|p| Tensor::from_f32([rows, h * d], p).unwrap()).collect();
+    let mask = Tensor::from_f32([lens.len(), pad], &mask).unwrap();
+    let inputs = [("q", &tensors[0]), ("k", &tensors[1]), ("v", &tensors[2]), ("mask", &mask)];
+    let native = compile(&graph, &weights).run(&inputs).unwrap().remove(0);
+    let decomposed = compile(&decompose_fused(&graph).unwrap(), &weights).run(&inputs).unwrap().remove(0);
+    for got in [native, decomposed] {
+        let got = got.as_f32().unwrap();
+        let mut start = 0;
+        for (s, &n) in lens.iter().enumerate() {
+            for r in 0..n {
+                for c in 0..h * d {
+                    let (g, w) = (got[(s * pad + r) * h * d + c] as f64, want.at(&[start + r, c]));
+                    assert!((g - w).abs() <= ATOL + RTOL * w.abs(), "segment {s} row {r} col {c}: {g} vs {w}");
+                }
+            }
+            start += n;
+        }
+    }
+    // A mask of the wrong shape is an error, not a panic.
+    let mut b = GraphBuilder::new();
+    let ins: Vec<Operand> = ["q", "k", "v"].iter().map(|n| b.input(n, F32, [rows, h * d]).unwrap()).collect();
+    let bad = b.input("mask", F32, [lens.len(), pad + 1]).unwrap();
+    let err = b.attention_masked(ins[0], ins[1], ins[2], bad, attention_options(h, h, d, false, &same)).unwrap_err();
+    assert!(err.to_string().contains("mask"), "{err}");
 }

@@ -55,6 +55,7 @@ fn second_run_allocations(layers: usize) -> usize {
             scale: 0.3,
             causal: false,
             segments,
+            has_mask: false,
         };
         let ctx = b.attention(q, k, v, options).unwrap();
         let wo = b

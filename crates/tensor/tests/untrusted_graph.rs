@@ -26,7 +26,15 @@ fn sample_graph() -> (Graph, Weights) {
             q,
             k,
             v,
-            AttentionOptions { num_heads: 2, num_kv_heads: 1, head_dim: 2, scale: 0.5, causal: true, segments: seg },
+            AttentionOptions {
+                num_heads: 2,
+                num_kv_heads: 1,
+                head_dim: 2,
+                scale: 0.5,
+                causal: true,
+                segments: seg,
+                has_mask: false,
+            },
         )
         .unwrap();
     let t = b.transpose(a, &[1, 0]).unwrap();

@@ -317,10 +317,13 @@ impl NodeContext<'_> {
         Ok(vec![step])
     }
 
-    /// One dispatch of the fused kernel per packed segment: query rows
-    /// `[q_start, q_start + q_len)` attend to key rows `[kv_start, kv_start + kv_len)`.
+    /// The fused kernel: one dispatch for a batch of equal segments (the
+    /// padded layout), else one per packed segment. Query rows
+    /// `[q_start, q_start + q_len)` of a segment attend to its key rows
+    /// `[kv_start, kv_start + kv_len)`, plus row `s` of the mask if any.
     fn attention(&self, o: &AttentionOptions) -> Result<Vec<Step>> {
         let node = self.node;
+        let u = |n: usize| count32(node, n);
         let (h, hkv, d) = (o.num_heads, o.num_kv_heads, o.head_dim);
         // (first column, row stride) of Q, K and V in the buffers read.
         let view = |i: usize| match self.views[i] {
@@ -332,27 +335,44 @@ impl NodeContext<'_> {
         for stride in [qs, ks, vs] {
             count32(node, (total_rows + 1) * stride)?;
         }
+        let mask_cols = o.segments.iter().map(|s| s.kv_len).max().unwrap_or(0);
+        let mask = o.has_mask.then(|| self.inputs[3]);
+        let constants = vec![("CAUSAL", o.causal as u32 as f64), ("HAS_MASK", o.has_mask as u32 as f64)];
+        // Parameters of `batch` segments of `q_len` × `kv_len` starting at
+        // segment `first` (rows q_start, kv_start).
+        let params = |batch: usize, q_len: usize, kv_len: usize, first: usize, q_start: usize, kv_start: usize| {
+            let mut p = AttentionParams::contiguous(u(batch)?, u(h)?, u(q_len)?, u(kv_len)?, u(d)?);
+            p.kv_group = u(h / hkv)?;
+            p.scale = o.scale;
+            p.q_strides = [u(q_len * qs)?, u(d)?, u(qs)?, 0];
+            p.k_strides = [u(kv_len * ks)?, u(d)?, u(ks)?, 0];
+            p.v_strides = [u(kv_len * vs)?, u(d)?, u(vs)?, 0];
+            p.o_strides = [u(q_len * h * d)?, u(d)?, u(h * d)?, 0];
+            p.m_strides = [u(mask_cols)?, 0, 0, 0];
+            p.q_offset = u(qc + q_start * qs)?;
+            p.k_offset = u(kc + kv_start * ks)?;
+            p.v_offset = u(vc + kv_start * vs)?;
+            p.o_offset = u(q_start * h * d)?;
+            p.m_offset = u(first * mask_cols)?;
+            Ok::<_, GpuError>(p)
+        };
+        let step = |p: AttentionParams, q_len: usize, batch: usize| -> Result<Step> {
+            let mut step = self.step("attention", constants.clone(), words(&p));
+            step.reads = vec![Some(self.inputs[0]), Some(self.inputs[1]), Some(self.inputs[2]), mask];
+            step.workgroups = [u(q_len)?, u(h)?, u(batch)?];
+            Ok(step)
+        };
+        let first = o.segments.first().copied();
+        let uniform = first.is_some_and(|f| f.q_len > 0 && o.segments.iter().all(|s| *s == f));
+        if let (true, Some(seg)) = (uniform, first) {
+            let p = params(o.segments.len(), seg.q_len, seg.kv_len, 0, 0, 0)?;
+            return Ok(vec![step(p, seg.q_len, o.segments.len())?]);
+        }
         let mut steps = Vec::new();
         let (mut q_start, mut kv_start) = (0usize, 0usize);
-        for seg in &o.segments {
+        for (s, seg) in o.segments.iter().enumerate() {
             if seg.q_len > 0 {
-                let u = |n: usize| count32(node, n);
-                let mut params = AttentionParams::contiguous(1, u(h)?, u(seg.q_len)?, u(seg.kv_len)?, u(d)?);
-                params.kv_group = u(h / hkv)?;
-                params.scale = o.scale;
-                params.q_strides = [0, u(d)?, u(qs)?, 0];
-                params.k_strides = [0, u(d)?, u(ks)?, 0];
-                params.v_strides = [0, u(d)?, u(vs)?, 0];
-                params.o_strides = [0, u(d)?, u(h * d)?, 0];
-                params.q_offset = u(qc + q_start * qs)?;
-                params.k_offset = u(kc + kv_start * ks)?;
-                params.v_offset = u(vc + kv_start * vs)?;
-                params.o_offset = u(q_start * h * d)?;
-                let constants = vec![("CAUSAL", o.causal as u32 as f64), ("HAS_MASK", 0.0)];
-                let mut step = self.step("attention", constants, words(&params));
-                step.reads = vec![Some(self.inputs[0]), Some(self.inputs[1]), Some(self.inputs[2]), None];
-                step.workgroups = [u(seg.q_len)?, u(h)?, 1];
-                steps.push(step);
+                steps.push(step(params(1, seg.q_len, seg.kv_len, s, q_start, kv_start)?, seg.q_len, 1)?);
             }
             q_start += seg.q_len;
             kv_start += seg.kv_len;

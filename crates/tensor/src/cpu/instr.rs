@@ -141,6 +141,8 @@ pub(crate) enum Instr {
         options: AttentionOptions,
         /// `starts[s]`: first query row and first key row of segment `s`.
         starts: Vec<(usize, usize)>,
+        /// The additive key-padding mask operand, `[segments, max kv_len]`.
+        mask: Option<usize>,
         out: usize,
     },
 }
@@ -196,7 +198,11 @@ impl Instr {
             Instr::Copy { src, .. } => vec![src.operand],
             Instr::Concat { parts, .. } => parts.iter().map(|p| p.0).collect(),
             Instr::Where { cond, on_true, on_false, .. } => vec![cond.operand, on_true.operand, on_false.operand],
-            Instr::Attention { q, k, v, .. } => vec![q.operand, k.operand, v.operand],
+            Instr::Attention { q, k, v, mask, .. } => {
+                let mut r = vec![q.operand, k.operand, v.operand];
+                r.extend(mask);
+                r
+            }
         }
     }
 }

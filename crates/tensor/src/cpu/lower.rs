@@ -62,7 +62,8 @@ pub(crate) fn lower(graph: &Graph) -> Result<Lowered> {
     let mut alias = vec![None; n_ops];
     let mut elided = vec![false; n_ops];
     let mut views: Vec<Option<View>> = vec![None; n_ops];
-    // Slices feeding only attention become views.
+    // Slices feeding only attention's q, k or v become views (a mask is
+    // read whole).
     for node in &graph.nodes {
         if let Op::Slice { starts, sizes } = &node.op {
             let base = graph.desc(node.inputs[0]);
@@ -71,7 +72,7 @@ pub(crate) fn lower(graph: &Graph) -> Result<Lowered> {
                 .nodes
                 .iter()
                 .filter(|n| n.inputs.contains(&node.output))
-                .all(|n| matches!(n.op, Op::Attention(_)));
+                .all(|n| matches!(n.op, Op::Attention(_)) && !n.inputs[3..].contains(&node.output));
             if base.shape.rank() == 2
                 && starts[0] == 0
                 && sizes[0] == base.shape.dims()[0]
@@ -304,7 +305,8 @@ pub(crate) fn lower(graph: &Graph) -> Result<Lowered> {
                         Some(start)
                     })
                     .collect();
-                Instr::Attention { q: view(0), k: view(1), v: view(2), options: options.clone(), starts, out }
+                let mask = options.has_mask.then(|| input(3));
+                Instr::Attention { q: view(0), k: view(1), v: view(2), options: options.clone(), starts, mask, out }
             }
             other => unreachable!("op {} is handled above", other.name()),
         };

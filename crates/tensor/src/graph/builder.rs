@@ -289,7 +289,20 @@ impl GraphBuilder {
     }
     /// Fused attention over a packed batch (see [`AttentionOptions`]).
     pub fn attention(&mut self, q: Operand, k: Operand, v: Operand, options: AttentionOptions) -> Result<Operand> {
-        self.op(Op::Attention(options), &[q, k, v])
+        self.op(Op::Attention(AttentionOptions { has_mask: false, ..options }), &[q, k, v])
+    }
+
+    /// Fused attention with an additive key-padding `mask` `[segments, max kv_len]`
+    /// (see [`AttentionOptions::has_mask`]).
+    pub fn attention_masked(
+        &mut self,
+        q: Operand,
+        k: Operand,
+        v: Operand,
+        mask: Operand,
+        options: AttentionOptions,
+    ) -> Result<Operand> {
+        self.op(Op::Attention(AttentionOptions { has_mask: true, ..options }), &[q, k, v, mask])
     }
 
     /// Finishes the graph with these named outputs; returns it with the

@@ -23,7 +23,7 @@ pub fn decompose_fused(graph: &Graph) -> Result<Graph> {
         let inputs: Vec<Operand> =
             node.inputs.iter().map(|i| map[i.index()].expect("validated graphs define operands before use")).collect();
         let out = match &node.op {
-            Op::Attention(options) => attention(&mut b, inputs[0], inputs[1], inputs[2], options)?,
+            Op::Attention(options) => attention(&mut b, &inputs, options)?,
             op => b.op(op.clone(), &inputs)?,
         };
         map[node.output.index()] = Some(out);
@@ -36,13 +36,17 @@ pub fn decompose_fused(graph: &Graph) -> Result<Graph> {
 /// Scaled-dot-product attention over a packed batch, one segment at a time:
 /// `softmax(Q Kᵀ · scale + mask) V` per head, with heads split by reshape and
 /// transpose, key/value heads repeated by expand for grouped-query attention.
-fn attention(b: &mut GraphBuilder, q: Operand, k: Operand, v: Operand, o: &AttentionOptions) -> Result<Operand> {
+/// With a mask, row `s` of it (its first `kv_len` columns) is added to the
+/// scores of segment `s`, broadcast over heads and queries.
+fn attention(b: &mut GraphBuilder, inputs: &[Operand], o: &AttentionOptions) -> Result<Operand> {
+    let (q, k, v) = (inputs[0], inputs[1], inputs[2]);
+    let mask = if o.has_mask { Some(inputs[3]) } else { None };
     let (h, hkv, d) = (o.num_heads, o.num_kv_heads, o.head_dim);
     let group = h / hkv;
     let scale = b.scalar(o.scale);
     let mut parts = Vec::new();
     let (mut q_off, mut kv_off) = (0, 0);
-    for seg in &o.segments {
+    for (s, seg) in o.segments.iter().enumerate() {
         let (ql, kl) = (seg.q_len, seg.kv_len);
         if ql > 0 {
             let qs = b.slice(q, &[q_off, 0], &[ql, h * d])?;
@@ -64,6 +68,10 @@ fn attention(b: &mut GraphBuilder, q: Operand, k: Operand, v: Operand, o: &Atten
                 let mask = causal_mask(ql, kl);
                 let mask = b.constant_inline(mask);
                 scores = b.add(scores, mask)?;
+            }
+            if let Some(mask) = mask {
+                let row = b.slice(mask, &[s, 0], &[1, kl])?;
+                scores = b.add(scores, row)?;
             }
             let probs = b.softmax(scores, 2)?;
             let ctx = b.matmul(probs, vs)?; // [h, ql, d]

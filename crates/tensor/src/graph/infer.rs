@@ -180,7 +180,21 @@ pub fn infer_output(op: &Op, inputs: &[&OperandDesc]) -> Result<OperandDesc> {
             Ok(OperandDesc { dtype: *to, shape: inputs[0].shape.clone() })
         }
         Op::Attention(options) => {
-            expect_inputs(3)?;
+            expect_inputs(if options.has_mask { 4 } else { 3 })?;
+            if options.has_mask {
+                let rows = options.segments.len();
+                let cols = options.segments.iter().map(|s| s.kv_len).max().unwrap_or(0);
+                let want = Shape::from([rows, cols]);
+                if inputs[3].shape != want || inputs[3].dtype != inputs[0].dtype {
+                    return Err(Error::shape(
+                        name,
+                        format!(
+                            "the mask must be {}{want} (segments × longest kv_len), got {}",
+                            inputs[0].dtype, inputs[3]
+                        ),
+                    ));
+                }
+            }
             attention(options, inputs[0], inputs[1], inputs[2])
         }
         _ => unreachable!("every op kind is handled above"),

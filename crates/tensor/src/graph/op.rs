@@ -177,6 +177,13 @@ pub struct AttentionOptions {
     pub causal: bool,
     /// The sequences of the packed batch.
     pub segments: Vec<AttentionSegment>,
+    /// A fourth input, `mask` `[segments, max kv_len]`, is added to the
+    /// scores of each segment's keys (row `s`, its first `kv_len` columns),
+    /// for every head and query: a key-padding mask (0 keeps a key, a large
+    /// negative number removes it). It is runtime data, so one graph serves
+    /// every batch padded to the same shape.
+    #[serde(default)]
+    pub has_mask: bool,
 }
 
 /// One sequence of a packed attention batch.

@@ -18,9 +18,10 @@ thread_local! {
 multiversion! {
     /// Scores, softmax and weighted sum of values for one query. `kt` holds
     /// the head's keys transposed (`d × kv_stride`), so the scores of all keys
-    /// are built with one vectorized `axpy` per head dimension.
+    /// are built with one vectorized `axpy` per head dimension. `mask`, when
+    /// not empty, is added to the scores (a key-padding mask).
     #[allow(clippy::too_many_arguments)]
-    fn attend_one_query(q: &[f32], kt: &[f32], kv_stride: usize, v: &[f32], v_stride: usize, visible: usize, scale: f32, scores: &mut [f32], out: &mut [f32]) {
+    fn attend_one_query(q: &[f32], kt: &[f32], kv_stride: usize, v: &[f32], v_stride: usize, visible: usize, scale: f32, mask: &[f32], scores: &mut [f32], out: &mut [f32]) {
         let d = q.len();
         let scores = &mut scores[..visible];
         // Scores in blocks of 64 keys held in registers across the head dimension.
@@ -41,6 +42,9 @@ multiversion! {
             }
             scores[j0..j0 + width].copy_from_slice(&acc[..width]);
             j0 += width;
+        }
+        if !mask.is_empty() {
+            scores.iter_mut().zip(mask).for_each(|(s, &m)| *s += m);
         }
         let max = simd::max(scores);
         scores.iter_mut().for_each(|s| *s = simd::exp(*s - max));
@@ -80,10 +84,12 @@ multiversion! {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn attention(
     q: View,
     k: View,
     v: View,
+    mask: Option<usize>,
     o: &AttentionOptions,
     starts: &[(usize, usize)],
     out: &mut [f32],
@@ -95,6 +101,8 @@ pub(crate) fn attention(
     let out_stride = o.num_heads * d;
     let out_ptr = SendPtr(out.as_mut_ptr());
     let out_len = out.len();
+    let mask_data: &[f32] = mask.map(|m| mem.f32(m)).unwrap_or(&[]);
+    let mask_cols = o.segments.iter().map(|s| s.kv_len).max().unwrap_or(0);
     // One task per (segment, head); no allocation per run.
     let run = |task: usize| {
         let (s, head) = (task / o.num_heads, task % o.num_heads);
@@ -115,6 +123,8 @@ pub(crate) fn attention(
                     kt[dd * kv_len + j] = x;
                 }
             }
+            let mask_row =
+                if mask_data.is_empty() { &[][..] } else { &mask_data[s * mask_cols..s * mask_cols + kv_len] };
             for i in 0..seg.q_len {
                 let row = q_start + i;
                 let q_off = row * q.row_stride + q.col_offset + head * d;
@@ -131,6 +141,7 @@ pub(crate) fn attention(
                     v.row_stride,
                     visible,
                     o.scale,
+                    mask_row,
                     scores,
                     out_row,
                 );

@@ -70,8 +70,8 @@ pub(crate) fn execute(instr: &Instr, mem: &Mem) -> Result<()> {
             Ok(())
         }
         Instr::Cast { x, from, to, out } => elementwise::cast(mem.bytes(*x), *from, *to, mem.bytes_mut(*out)),
-        Instr::Attention { q, k, v, options, starts, out } => {
-            attention::attention(*q, *k, *v, options, starts, mem.f32_mut(*out), mem);
+        Instr::Attention { q, k, v, options, starts, mask, out } => {
+            attention::attention(*q, *k, *v, *mask, options, starts, mem.f32_mut(*out), mem);
             Ok(())
         }
     }
