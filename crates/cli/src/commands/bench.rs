@@ -8,6 +8,8 @@ use serde::Serialize;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod matmul;
+
 /// Benchmarks.
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -17,6 +19,17 @@ pub enum BenchCommand {
   ipfs-accelerate bench embed --model ./all-MiniLM-L6-v2 --batch-sizes 1,8,32 --seconds 5 --json
   ipfs-accelerate bench embed --model ./all-MiniLM-L6-v2 --texts-file my-texts.txt")]
     Embed(BenchEmbedArgs),
+    /// Square f32 matmul GFLOP/s on webgpu (through the compiled-plan path) and the CPU backend.
+    #[command(after_help = "Examples:
+  ipfs-accelerate bench matmul
+  ipfs-accelerate bench matmul --backend both --sizes 1024,2048,4096 --json
+  ipfs-accelerate bench matmul --backend webgpu --sizes 64,128 --seconds 1   # software Vulkan (llvmpipe): keep it small
+
+webgpu rows time the real plan path (GraphBuilder matmul -> compile -> LoadedPlan::run):
+'end-to-end' includes writing both inputs and reading the result back; 'kernel' excludes
+them, measured as (time of 8 chained matmuls - time of 1) / 7 with the same upload and
+readback. The adapter is the one `devices` marks (IPFS_ACCELERATE_ADAPTER to change it).")]
+    Matmul(BenchMatmulArgs),
 }
 
 /// Options of `bench embed`.
@@ -52,9 +65,12 @@ struct Measurement {
     mean_batch_ms: f64,
 }
 
+pub use matmul::BenchMatmulArgs;
+
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Embed(args) => embed(args),
+        BenchCommand::Matmul(args) => matmul::run(args),
     }
 }
 
