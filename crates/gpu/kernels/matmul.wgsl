@@ -36,7 +36,11 @@ override ACTIVATION: u32 = 0u;
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
+// Element type of B as stored. The build derives the kernel "matmul_f16w" (f16 weights,
+// f32 arithmetic) from this file by making it f16 and enabling the f16 extension; the
+// two kernels differ in nothing else.
+alias Weight = f32;
+@group(0) @binding(2) var<storage, read> b: array<Weight>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
@@ -114,9 +118,9 @@ fn main(
             var v = 0.0;
             if (gk < params.k && gc < params.n) {
                 if (TRANSPOSE_B) {
-                    v = b[b_base + gc * params.ldb + gk];
+                    v = f32(b[b_base + gc * params.ldb + gk]);
                 } else {
-                    v = b[b_base + gk * params.ldb + gc];
+                    v = f32(b[b_base + gk * params.ldb + gc]);
                 }
             }
             b_tile[kk * TILE_N + col] = v;

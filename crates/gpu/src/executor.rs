@@ -31,19 +31,34 @@ impl DeviceWeights {
         self.buffers.lock().unwrap_or_else(|p| p.into_inner()).values().map(|b| b.size()).sum()
     }
 
-    /// The buffer of weight `name`, uploading it (as float32) on first use.
-    fn get(&self, runner: &KernelRunner, name: &str, weights: &Weights, size: u64) -> Result<Arc<wgpu::Buffer>> {
+    /// The buffer of weight `name` stored as `dtype` (float32, or float16),
+    /// converting and uploading it on first use.
+    fn get(
+        &self,
+        runner: &KernelRunner,
+        name: &str,
+        dtype: DType,
+        weights: &Weights,
+        size: u64,
+    ) -> Result<Arc<wgpu::Buffer>> {
+        let key = format!("{name}\0{dtype}");
         let mut buffers = self.buffers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(buffer) = buffers.get(name) {
+        if let Some(buffer) = buffers.get(&key) {
             return Ok(buffer.clone());
         }
         let tensor = weights.get(name).ok_or_else(|| GpuError::Plan(format!("weight {name:?} is not in the model")))?;
-        // The kernels read float32; other float storage is widened once here.
-        let tensor = match tensor.dtype() {
-            DType::Float32 | DType::Int32 => tensor.clone(),
-            DType::Float16 => tensor.to_f32().map_err(|e| GpuError::Plan(format!("weight {name:?}: {e}")))?,
-            other => {
-                return Err(GpuError::Plan(format!("weight {name:?} is {other}; the webgpu kernels read float32")))
+        let bad = |e: ipfs_accelerate_tensor::Error| GpuError::Plan(format!("weight {name:?}: {e}"));
+        // Widen or narrow float storage once, here.
+        let tensor = match (tensor.dtype(), dtype) {
+            (DType::Float32 | DType::Int32, DType::Float32) | (DType::Float16, DType::Float16) => tensor.clone(),
+            (DType::Float16, DType::Float32) => tensor.to_f32().map_err(bad)?,
+            (DType::Float32, DType::Float16) => {
+                let halves: Vec<half::f16> =
+                    tensor.to_f32_vec().map_err(bad)?.into_iter().map(half::f16::from_f32).collect();
+                Tensor::from_f16(tensor.shape().clone(), &halves).map_err(bad)?
+            }
+            (stored, wanted) => {
+                return Err(GpuError::Plan(format!("weight {name:?} is {stored}; the plan wants it as {wanted}")))
             }
         };
         let bytes = tensor.as_bytes();
@@ -54,7 +69,7 @@ impl DeviceWeights {
             )));
         }
         let buffer = Arc::new(runner.storage_buffer(name, bytes)?);
-        buffers.insert(name.to_string(), buffer.clone());
+        buffers.insert(key, buffer.clone());
         Ok(buffer)
     }
 }
@@ -97,7 +112,7 @@ impl LoadedPlan {
                 return Err(GpuError::Plan(format!("buffer {i} has {} bytes (not a positive multiple of 4)", b.size)));
             }
             let buffer = match &b.role {
-                BufferRole::Weight { name } => device_weights.get(runner, name, weights, b.size)?,
+                BufferRole::Weight { name, dtype } => device_weights.get(runner, name, *dtype, weights, b.size)?,
                 BufferRole::Constant { words } => {
                     if words.len() as u64 * 4 != b.size {
                         return Err(GpuError::Plan(format!(

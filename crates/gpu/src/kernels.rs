@@ -54,7 +54,7 @@ pub struct BindingSpec {
     pub name: &'static str,
     /// How it is used.
     pub kind: BindingKind,
-    /// Element type of a storage binding (`f32`, `i32`), empty for the uniform.
+    /// Element type of a storage binding (`f32`, `f16`, `i32`), empty for the uniform.
     pub element: &'static str,
 }
 
@@ -73,6 +73,8 @@ pub struct KernelSpec {
     pub overrides: &'static [&'static str],
     /// Size of the `Params` uniform, bytes.
     pub uniform_size: u64,
+    /// Needs the `shader-f16` feature (kernels reading f16 weights).
+    pub shader_f16: bool,
 }
 
 impl KernelSpec {
@@ -93,6 +95,9 @@ const fn uniform() -> BindingSpec {
 const fn input(binding: u32, name: &'static str) -> BindingSpec {
     BindingSpec { binding, name, kind: BindingKind::ReadStorage, element: "f32" }
 }
+const fn f16_input(binding: u32, name: &'static str) -> BindingSpec {
+    BindingSpec { binding, name, kind: BindingKind::ReadStorage, element: "f16" }
+}
 const fn output(binding: u32, name: &'static str) -> BindingSpec {
     BindingSpec { binding, name, kind: BindingKind::ReadWriteStorage, element: "f32" }
 }
@@ -106,6 +111,17 @@ pub static KERNELS: &[KernelSpec] = &[
         bindings: &[uniform(), input(1, "a"), input(2, "b"), input(3, "bias"), output(4, "c")],
         overrides: &["TRANSPOSE_B", "HAS_BIAS", "ACTIVATION"],
         uniform_size: 48,
+        shader_f16: false,
+    },
+    KernelSpec {
+        id: "matmul_f16w",
+        // kernels/matmul.wgsl with B stored as f16 (see build.rs).
+        source: include_str!(concat!(env!("OUT_DIR"), "/matmul_f16w.wgsl")),
+        entry_point: "main",
+        bindings: &[uniform(), input(1, "a"), f16_input(2, "b"), input(3, "bias"), output(4, "c")],
+        overrides: &["TRANSPOSE_B", "HAS_BIAS", "ACTIVATION"],
+        uniform_size: 48,
+        shader_f16: true,
     },
     KernelSpec {
         id: "unary",
@@ -114,6 +130,7 @@ pub static KERNELS: &[KernelSpec] = &[
         bindings: &[uniform(), input(1, "x"), output(2, "y")],
         overrides: &["OP", "WG"],
         uniform_size: 16,
+        shader_f16: false,
     },
     KernelSpec {
         id: "binary",
@@ -122,6 +139,7 @@ pub static KERNELS: &[KernelSpec] = &[
         bindings: &[uniform(), input(1, "a"), input(2, "b"), output(3, "c")],
         overrides: &["OP", "WG"],
         uniform_size: 112,
+        shader_f16: false,
     },
     KernelSpec {
         id: "copy",
@@ -130,6 +148,7 @@ pub static KERNELS: &[KernelSpec] = &[
         bindings: &[uniform(), input(1, "x"), output(2, "y")],
         overrides: &["WG"],
         uniform_size: 80,
+        shader_f16: false,
     },
     KernelSpec {
         id: "gather",
@@ -143,6 +162,22 @@ pub static KERNELS: &[KernelSpec] = &[
         ],
         overrides: &["WG"],
         uniform_size: 16,
+        shader_f16: false,
+    },
+    KernelSpec {
+        id: "gather_f16w",
+        // kernels/gather.wgsl with the table stored as f16 (see build.rs).
+        source: include_str!(concat!(env!("OUT_DIR"), "/gather_f16w.wgsl")),
+        entry_point: "main",
+        bindings: &[
+            uniform(),
+            f16_input(1, "x"),
+            BindingSpec { binding: 2, name: "indices", kind: BindingKind::ReadStorage, element: "i32" },
+            output(3, "y"),
+        ],
+        overrides: &["WG"],
+        uniform_size: 16,
+        shader_f16: true,
     },
     KernelSpec {
         id: "softmax",
@@ -151,6 +186,7 @@ pub static KERNELS: &[KernelSpec] = &[
         bindings: &[uniform(), input(1, "x"), output(2, "y")],
         overrides: &["WG"],
         uniform_size: 16,
+        shader_f16: false,
     },
     KernelSpec {
         id: "layernorm",
@@ -159,6 +195,7 @@ pub static KERNELS: &[KernelSpec] = &[
         bindings: &[uniform(), input(1, "x"), input(2, "scale"), input(3, "bias"), output(4, "y")],
         overrides: &["HAS_SCALE", "HAS_BIAS", "WG"],
         uniform_size: 16,
+        shader_f16: false,
     },
     KernelSpec {
         id: "reduce",
@@ -167,6 +204,7 @@ pub static KERNELS: &[KernelSpec] = &[
         bindings: &[uniform(), input(1, "x"), output(2, "y")],
         overrides: &["OP", "WG"],
         uniform_size: 16,
+        shader_f16: false,
     },
     KernelSpec {
         id: "attention",
@@ -175,6 +213,7 @@ pub static KERNELS: &[KernelSpec] = &[
         bindings: &[uniform(), input(1, "q"), input(2, "k"), input(3, "v"), input(4, "mask"), output(5, "out")],
         overrides: &["HAS_MASK", "CAUSAL", "WG"],
         uniform_size: 144,
+        shader_f16: false,
     },
 ];
 

@@ -49,4 +49,4 @@ pub use error::{GpuError, Result};
 pub use executor::{DeviceWeights, LoadedPlan};
 pub use kernels::{kernel, BindingKind, BindingSpec, CompiledKernel, KernelRunner, KernelSpec, Launch, KERNELS};
 pub use pipeline_cache::PipelineCacheStatus;
-pub use plan::{compile, Plan};
+pub use plan::{compile, compile_with, CompileOptions, Plan};

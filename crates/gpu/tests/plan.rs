@@ -6,7 +6,9 @@
 //! the tests print a skip notice and pass, unless `CI=true`.
 
 use ipfs_accelerate_gpu::plan::{BufferRole, Plan};
-use ipfs_accelerate_gpu::{compile, DeviceWeights, GpuContext, GpuError, KernelRunner, LoadedPlan};
+use ipfs_accelerate_gpu::{
+    compile, compile_with, CompileOptions, DeviceWeights, GpuContext, GpuError, KernelRunner, LoadedPlan,
+};
 use ipfs_accelerate_tensor::cpu::CpuBackend;
 use ipfs_accelerate_tensor::graph::{
     AttentionOptions, AttentionSegment, GemmOptions, Graph, GraphBuilder, LayerNormOptions, Weights,
@@ -58,7 +60,17 @@ fn tensor(shape: &[usize], seed: u32) -> Tensor {
 
 /// Runs `graph` on the GPU and on the CPU; asserts every output agrees.
 fn check(runner: &KernelRunner, graph: &Graph, weights: &Weights, inputs: &[(&str, &Tensor)], tol: f32) -> Vec<Tensor> {
-    let plan = compile(graph).unwrap();
+    check_plan(runner, compile(graph).unwrap(), graph, weights, inputs, tol)
+}
+
+fn check_plan(
+    runner: &KernelRunner,
+    plan: Plan,
+    graph: &Graph,
+    weights: &Weights,
+    inputs: &[(&str, &Tensor)],
+    tol: f32,
+) -> Vec<Tensor> {
     let gpu = LoadedPlan::load(runner, &plan, weights, &DeviceWeights::new()).unwrap().run(runner, inputs).unwrap();
     let cpu = CpuBackend::new().compile(graph, weights).unwrap().run(inputs).unwrap();
     assert_eq!(gpu.len(), cpu.len());
@@ -280,4 +292,30 @@ fn padded_attention_with_a_key_padding_mask_is_one_dispatch_and_matches() {
     m[2 * pad + 1..3 * pad].fill(-1e30);
     let m = Tensor::from_f32([seqs, pad], &m).unwrap();
     check(runner, &graph, &weights, &[("x", &x), ("mask", &m)], 1e-4);
+}
+
+#[test]
+fn f16_weights_run_the_f16_kernels_within_half_precision() {
+    let runner = gpu!();
+    if !runner.context().has_shader_f16() {
+        eprintln!("SKIPPED: this adapter has no shader-f16");
+        return;
+    }
+    let f16 = CompileOptions { f16_weights: true };
+    let (graph, weights) = layer_graph(9);
+    let plan = compile_with(&graph, f16).unwrap();
+    let kernels: Vec<&str> = plan.dispatches.iter().map(|d| d.kernel.as_str()).collect();
+    assert!(kernels.contains(&"matmul_f16w") && !kernels.contains(&"matmul"), "{kernels:?}");
+    let x = tensor(&[9, 37], 4);
+    check_plan(runner, plan, &graph, &weights, &[("x", &x)], 3e-3);
+
+    let mut b = GraphBuilder::new();
+    let ids = b.input("ids", DType::Int32, [5]).unwrap();
+    let table = b.constant("table", tensor(&[11, 8], 7)).unwrap();
+    let y = b.gather(table, ids, 0).unwrap();
+    let (graph, weights) = b.build(&[("y", y)]).unwrap();
+    let plan = compile_with(&graph, f16).unwrap();
+    assert_eq!(plan.dispatches[0].kernel, "gather_f16w");
+    let ids = Tensor::from_i32([5], &[0, 10, 3, 3, 9]).unwrap();
+    check_plan(runner, plan, &graph, &weights, &[("ids", &ids)], 1e-3);
 }

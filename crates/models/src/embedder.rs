@@ -1,6 +1,6 @@
 //! Sentence embeddings: tokenize, run the encoder on packed batches, pool, normalize.
 
-use crate::backend::{BackendChoice, BackendKind};
+use crate::backend::{BackendChoice, BackendKind, Precision};
 use crate::bert::BertModel;
 use crate::config::{Architecture, ModelConfig, ModelType};
 use crate::engine::Engine;
@@ -32,8 +32,13 @@ pub struct TextEmbedder {
 }
 
 impl TextEmbedder {
-    /// Loads the model in `dir` onto the chosen backend.
+    /// Loads the model in `dir` onto the chosen backend, in float32.
     pub fn load(dir: &Path, backend: BackendChoice) -> Result<Self> {
+        Self::load_with(dir, backend, Precision::F32)
+    }
+
+    /// Loads the model in `dir` onto the chosen backend at `precision`.
+    pub fn load_with(dir: &Path, backend: BackendChoice, precision: Precision) -> Result<Self> {
         if !dir.is_dir() {
             return Err(Error::ModelDirMissing(dir.to_path_buf()));
         }
@@ -52,7 +57,7 @@ impl TextEmbedder {
         let model = BertModel::load(bert_config, variant, &file)?;
         let max_seq_length = pipeline.max_seq_length.unwrap_or(512).min(model.max_tokens());
         let tokenizer = TextTokenizer::load(dir, max_seq_length)?;
-        let (engine, notice) = backend.open()?;
+        let (engine, notice) = backend.open(precision)?;
         tracing::debug!(dir = %dir.display(), variant = ?variant, max_seq_length, "loaded text embedder");
         Ok(TextEmbedder { dir: dir.to_path_buf(), model, tokenizer, pipeline, max_seq_length, engine, notice })
     }

@@ -8,9 +8,9 @@
 //! plans, while the model's weights are uploaded once and shared by all of
 //! them.
 
-use crate::backend::BackendKind;
+use crate::backend::{BackendKind, Precision};
 use crate::error::{Error, Result};
-use ipfs_accelerate_gpu::{compile, DeviceWeights, GpuContext, KernelRunner, LoadedPlan};
+use ipfs_accelerate_gpu::{compile_with, CompileOptions, DeviceWeights, GpuContext, KernelRunner, LoadedPlan};
 use ipfs_accelerate_tensor::{CpuBackend, Graph, Tensor, Weights};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -41,7 +41,8 @@ impl Engine {
             Engine::Cpu(_) => format!("cpu ({} threads)", rayon::current_num_threads()),
             Engine::WebGpu(gpu) => {
                 let r = gpu.runner.context().report();
-                format!("webgpu ({}, {}, {})", r.name, r.backend, r.device_type)
+                let weights = if gpu.f16_weights() { ", f16 weights" } else { "" };
+                format!("webgpu ({}, {}, {}{weights})", r.name, r.backend, r.device_type)
             }
         }
     }
@@ -75,16 +76,30 @@ impl Engine {
 /// The WebGPU engine: a device, the model's weights on it, and recent plans.
 pub struct GpuEngine {
     runner: KernelRunner,
+    options: CompileOptions,
     weights: DeviceWeights,
     /// Most recently used last.
     plans: Mutex<VecDeque<(Vec<usize>, Arc<LoadedPlan>)>>,
 }
 
 impl GpuEngine {
-    /// Opens the adapter `GpuContext::new` selects (`IPFS_ACCELERATE_ADAPTER`).
-    pub fn new() -> Result<Self> {
+    /// Opens the adapter `GpuContext::new` selects (`IPFS_ACCELERATE_ADAPTER`);
+    /// at [`Precision::F16`] the weights are stored as float16 when the
+    /// adapter has `shader-f16` (see [`GpuEngine::f16_weights`]).
+    pub fn new(precision: Precision) -> Result<Self> {
         let ctx = GpuContext::new().map_err(gpu_error)?;
-        Ok(GpuEngine { runner: KernelRunner::new(&ctx), weights: DeviceWeights::new(), plans: Mutex::default() })
+        let options = CompileOptions { f16_weights: precision == Precision::F16 && ctx.has_shader_f16() };
+        Ok(GpuEngine {
+            runner: KernelRunner::new(&ctx),
+            options,
+            weights: DeviceWeights::new(),
+            plans: Mutex::default(),
+        })
+    }
+
+    /// Whether weights are stored as float16.
+    pub fn f16_weights(&self) -> bool {
+        self.options.f16_weights
     }
 
     /// The kernel runner (device, pipelines).
@@ -114,7 +129,7 @@ impl GpuEngine {
             }
         }
         let (graph, weights) = build()?;
-        let compiled = compile(&graph).map_err(gpu_error)?;
+        let compiled = compile_with(&graph, self.options).map_err(gpu_error)?;
         let loaded = Arc::new(LoadedPlan::load(&self.runner, &compiled, &weights, &self.weights).map_err(gpu_error)?);
         tracing::debug!(?shape_key, dispatches = loaded.dispatch_count(), "compiled a webgpu plan");
         let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());

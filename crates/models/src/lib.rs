@@ -26,7 +26,7 @@ mod safetensors_file;
 pub mod sentence_transformers;
 mod tokenizer;
 
-pub use backend::{BackendChoice, BackendKind};
+pub use backend::{BackendChoice, BackendKind, Precision};
 pub use bert::BertModel;
 pub use config::{Architecture, ModelConfig, ModelType};
 pub use embedder::TextEmbedder;

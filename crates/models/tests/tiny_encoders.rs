@@ -73,7 +73,7 @@ fn check(golden_text: &str) {
     // All sequences in one packed batch, on the CPU and (where an adapter
     // exists) on the WebGPU backend.
     let mut engines = vec![Engine::Cpu(CpuBackend::new())];
-    match GpuEngine::new() {
+    match GpuEngine::new(ipfs_accelerate_models::Precision::F32) {
         Ok(gpu) => engines.push(Engine::WebGpu(Box::new(gpu))),
         Err(e) if std::env::var("CI").as_deref() == Ok("true") => panic!("CI=true and no webgpu backend: {e}"),
         Err(e) => eprintln!("SKIPPED the webgpu half: {e}"),

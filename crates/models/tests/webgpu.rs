@@ -7,7 +7,7 @@
 
 mod common;
 
-use ipfs_accelerate_models::{BackendChoice, BackendKind, TextEmbedder};
+use ipfs_accelerate_models::{BackendChoice, BackendKind, Precision, TextEmbedder};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -80,4 +80,35 @@ fn auto_never_picks_a_software_adapter() {
     let want = if hardware { BackendKind::WebGpu } else { BackendKind::Cpu };
     // A hardware adapter that fails to open falls back to the CPU, with a notice.
     assert!(model.backend() == want || model.backend_notice().is_some(), "{:?}", model.backend());
+}
+
+#[test]
+fn minilm_with_f16_weights_stays_within_half_precision() {
+    let Some(dir) = common::test_model("all-MiniLM-L6-v2") else { return };
+    let gpu = match TextEmbedder::load_with(&dir, BackendChoice::WebGpu, Precision::F16) {
+        Ok(model) => model,
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => panic!("CI=true and the webgpu backend fails: {e}"),
+        Err(e) => return eprintln!("SKIPPED: no webgpu backend here: {e}"),
+    };
+    if let Some(notice) = gpu.backend_notice() {
+        // An adapter without shader-f16 runs float32 and says so.
+        assert!(notice.contains("shader-f16"), "{notice}");
+        return;
+    }
+    assert!(gpu.backend_description().contains("f16 weights"), "{}", gpu.backend_description());
+    let cpu = TextEmbedder::load(&dir, BackendChoice::Cpu).unwrap();
+    let texts = ["The quick brown fox jumps over the lazy dog.", "Content-addressed weights are verified on load."];
+    for (g, c) in gpu.embed(&texts, 2).unwrap().iter().zip(&cpu.embed(&texts, 2).unwrap()) {
+        let cos = cosine(g, c);
+        assert!(cos >= 0.999, "cosine {cos}");
+        assert!(cos < 1.0 - 1e-9, "f16 weights changed nothing: were they used?");
+    }
+}
+
+#[test]
+fn precision_16_on_the_cpu_says_it_runs_float32() {
+    let Some(dir) = common::test_model("all-MiniLM-L6-v2") else { return };
+    let model = TextEmbedder::load_with(&dir, BackendChoice::Cpu, Precision::F16).unwrap();
+    assert!(model.backend_notice().is_some_and(|n| n.contains("float32")));
+    assert!(Precision::parse("8").unwrap_err().to_string().contains("use 32 or 16"));
 }

@@ -37,9 +37,8 @@ readback. The adapter is the one `devices` marks (IPFS_ACCELERATE_ADAPTER to cha
 pub struct BenchEmbedArgs {
     #[command(flatten)]
     model: crate::model_ref::ModelArgs,
-    /// Backend: cpu, or auto for the best one available.
-    #[arg(long, default_value = "auto")]
-    backend: String,
+    #[command(flatten)]
+    backend: super::BackendArgs,
     /// Batch sizes to measure, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,32")]
     batch_sizes: Vec<usize>,

@@ -12,10 +12,8 @@ use std::time::Instant;
 pub struct EmbedArgs {
     #[command(flatten)]
     model: crate::model_ref::ModelArgs,
-    /// Backend: auto (a hardware GPU through WebGPU if there is one, else the CPU), cpu, or webgpu
-    /// (any WebGPU adapter, software ones included; IPFS_ACCELERATE_ADAPTER picks one).
-    #[arg(long, default_value = "auto")]
-    backend: String,
+    #[command(flatten)]
+    backend: super::BackendArgs,
     /// Texts per forward pass.
     #[arg(long, default_value_t = 32)]
     batch_size: usize,

@@ -12,10 +12,8 @@ use clap::Args;
 pub struct SimilarityArgs {
     #[command(flatten)]
     model: crate::model_ref::ModelArgs,
-    /// Backend: auto (a hardware GPU through WebGPU if there is one, else the CPU), cpu, or webgpu
-    /// (any WebGPU adapter, software ones included; IPFS_ACCELERATE_ADAPTER picks one).
-    #[arg(long, default_value = "auto")]
-    backend: String,
+    #[command(flatten)]
+    backend: super::BackendArgs,
     /// Print the matrix as JSON (`{"texts": [...], "matrix": [[...]]}`).
     #[arg(long)]
     json: bool,

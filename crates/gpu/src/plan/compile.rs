@@ -7,6 +7,7 @@ use super::{BufferRole, Dispatch, Plan, PlanBuffer, PlanTensor, PLAN_VERSION};
 use crate::error::{GpuError, Result};
 use crate::params::{Activation, AttentionParams, CopyParams, DEFAULT_WG};
 use ipfs_accelerate_tensor::graph::{decompose::decompose_fused, ConstantSource, Graph, Op};
+use ipfs_accelerate_tensor::DType;
 
 /// Compiles `graph` (static shapes, as every graph is) into a plan.
 ///
@@ -19,6 +20,21 @@ use ipfs_accelerate_tensor::graph::{decompose::decompose_fused, ConstantSource, 
 /// kernel's epilogue. Ops or dtypes the kernels do not cover give
 /// [`GpuError::Unsupported`] naming the op.
 pub fn compile(graph: &Graph) -> Result<Plan> {
+    compile_with(graph, CompileOptions::default())
+}
+
+/// How [`compile_with`] compiles.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompileOptions {
+    /// Store the weights that `matmul`/`gemm` multiply by and the tables
+    /// `gather` reads (embeddings) as f16 — half the memory and bandwidth —
+    /// and run the `_f16w` kernels, which convert them to f32 as they load
+    /// them (arithmetic stays f32). Needs the adapter's `shader-f16`.
+    pub f16_weights: bool,
+}
+
+/// [`compile`] with options.
+pub fn compile_with(graph: &Graph, options: CompileOptions) -> Result<Plan> {
     let decomposed;
     let graph = if graph.nodes.iter().any(|n| matches!(&n.op, Op::Attention(o) if !fits_attention_kernel(o))) {
         decomposed = decompose_fused(graph).map_err(|e| GpuError::Graph(e.to_string()))?;
@@ -27,7 +43,7 @@ pub fn compile(graph: &Graph) -> Result<Plan> {
         graph
     };
     graph.validate(None).map_err(|e| GpuError::Graph(e.to_string()))?;
-    Compiler::new(graph).run()
+    Compiler::new(graph, options).run()
 }
 
 /// Whether every segment of an attention fits the fused kernel.
@@ -39,6 +55,9 @@ fn fits_attention_kernel(o: &ipfs_accelerate_tensor::graph::AttentionOptions) ->
 /// Where a value's bytes come from; `None` in [`Compiler::roles`] is scratch.
 struct Compiler<'a> {
     graph: &'a Graph,
+    options: CompileOptions,
+    /// The f16 copy of a weight operand, created on first use.
+    f16_twin: std::collections::HashMap<usize, Value>,
     /// The value each operand lives in, once defined.
     value_of: Vec<Option<Value>>,
     /// Bytes of each value.
@@ -54,9 +73,11 @@ fn buffer_bytes(numel: usize) -> u64 {
 }
 
 impl<'a> Compiler<'a> {
-    fn new(graph: &'a Graph) -> Self {
+    fn new(graph: &'a Graph, options: CompileOptions) -> Self {
         Compiler {
             graph,
+            options,
+            f16_twin: Default::default(),
             value_of: vec![None; graph.operands.len()],
             bytes: Vec::new(),
             roles: Vec::new(),
@@ -83,7 +104,7 @@ impl<'a> Compiler<'a> {
         }
         for constant in &graph.constants {
             let role = match &constant.source {
-                ConstantSource::Weight(name) => BufferRole::Weight { name: name.clone() },
+                ConstantSource::Weight(name) => BufferRole::Weight { name: name.clone(), dtype: DType::Float32 },
                 ConstantSource::Inline(tensor) => {
                     let mut bytes = tensor.as_bytes().to_vec();
                     bytes.resize(bytes.len().next_multiple_of(4).max(4), 0);
@@ -129,7 +150,9 @@ impl<'a> Compiler<'a> {
                     None => v,
                 })
                 .collect();
-            let context = NodeContext { graph, node, inputs, output, activation: fused.activation[i], views };
+            let f16_weights = node.inputs.iter().map(|o| self.f16_weight(*o)).collect();
+            let context =
+                NodeContext { graph, node, inputs, output, activation: fused.activation[i], views, f16_weights };
             self.steps.extend(context.lower()?);
         }
 
@@ -157,6 +180,26 @@ impl<'a> Compiler<'a> {
             outputs.push((out, v));
         }
         self.assemble(outputs)
+    }
+
+    /// The f16 copy of `operand` when it is a float weight and f16 weights
+    /// are on (created here; it gets a buffer only if a kernel reads it).
+    fn f16_weight(&mut self, operand: ipfs_accelerate_tensor::graph::Operand) -> Option<Value> {
+        if !self.options.f16_weights {
+            return None;
+        }
+        let v = self.value_of[operand.index()]?;
+        let Some(BufferRole::Weight { name, .. }) = self.roles[v].clone() else { return None };
+        if let Some(&twin) = self.f16_twin.get(&operand.index()) {
+            return Some(twin);
+        }
+        let numel = self.graph.desc(operand).shape.numel() as u64;
+        let twin = self.new_value(
+            (numel * 2).next_multiple_of(4).max(4),
+            Some(BufferRole::Weight { name, dtype: DType::Float16 }),
+        );
+        self.f16_twin.insert(operand.index(), twin);
+        Some(twin)
     }
 
     /// Which activations fold into the matmul/gemm that feeds them.

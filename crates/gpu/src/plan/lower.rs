@@ -48,6 +48,8 @@ pub(super) struct NodeContext<'a> {
     pub activation: Activation,
     /// Inputs read in place from a larger tensor (attention only).
     pub views: Vec<Option<ColumnView>>,
+    /// The f16 copy of each input that is a weight, when f16 weights are on.
+    pub f16_weights: Vec<Option<Value>>,
 }
 
 fn words<T: Pod>(params: &T) -> Vec<u32> {
@@ -205,8 +207,13 @@ impl NodeContext<'_> {
             ("HAS_BIAS", bias.is_some() as u32 as f64),
             ("TRANSPOSE_B", transpose_b as u32 as f64),
         ];
-        let mut step = self.step("matmul", constants, words(&params));
-        step.reads = vec![Some(self.inputs[0]), Some(self.inputs[1]), bias];
+        // Weights stored as f16 go through the f16-weight kernel.
+        let (kernel, b) = match self.f16_weights[1] {
+            Some(twin) => ("matmul_f16w", twin),
+            None => ("matmul", self.inputs[1]),
+        };
+        let mut step = self.step(kernel, constants, words(&params));
+        step.reads = vec![Some(self.inputs[0]), Some(b), bias];
         step.workgroups = params.workgroups();
         step
     }
@@ -311,8 +318,12 @@ impl NodeContext<'_> {
             inner: count32(self.node, inner)?,
             num_indices: count32(self.node, num_indices)?,
         };
-        let mut step = self.step("gather", vec![], words(&params));
-        step.reads = vec![Some(self.inputs[0]), Some(self.inputs[1])];
+        let (kernel, table) = match self.f16_weights[0] {
+            Some(twin) => ("gather_f16w", twin),
+            None => ("gather", self.inputs[0]),
+        };
+        let mut step = self.step(kernel, vec![], words(&params));
+        step.reads = vec![Some(table), Some(self.inputs[1])];
         step.workgroups = linear_workgroups(params.numel(), DEFAULT_WG);
         Ok(vec![step])
     }

@@ -18,7 +18,7 @@ mod compile;
 mod lower;
 mod memory;
 
-pub use compile::compile;
+pub use compile::{compile, compile_with, CompileOptions};
 
 use ipfs_accelerate_tensor::DType;
 use serde::{Deserialize, Serialize};
@@ -66,6 +66,9 @@ pub enum BufferRole {
     Weight {
         /// The weight's name in the graph's `Weights`.
         name: String,
+        /// How it is stored on the device: `float32`, or `float16` for the
+        /// weights of `matmul_f16w`/`gather_f16w` (converted at upload).
+        dtype: DType,
     },
     /// A small constant carried in the plan (little-endian words).
     Constant {
