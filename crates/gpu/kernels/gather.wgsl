@@ -18,6 +18,14 @@ struct Params {
     axis_size: u32,
     inner: u32,
     num_indices: u32,
+    // This dispatch's table holds rows [row_start, row_start + row_count) of the axis
+    // (a table larger than one storage binding is split into row blocks, one dispatch
+    // each, axis 0 only); output elements whose row lies elsewhere are left alone.
+    // Unsplit: row_start 0, row_count axis_size.
+    row_start: u32,
+    row_count: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 override WG: u32 = 256u;
@@ -46,5 +54,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         idx += i32(params.axis_size);
     }
     let row = u32(clamp(idx, 0, i32(params.axis_size) - 1));
-    y[e] = f32(x[(o * params.axis_size + row) * params.inner + n]);
+    if (row < params.row_start || row - params.row_start >= params.row_count) {
+        return;
+    }
+    y[e] = f32(x[(o * params.row_count + row - params.row_start) * params.inner + n]);
 }

@@ -5,7 +5,9 @@
 // A[b] is m×k: element (i, p) at  b*stride_a + i*lda + p
 // B[b] is k×n: element (p, j) at  b*stride_b + p*ldb + j      (TRANSPOSE_B = false)
 //          or stored n×k:         b*stride_b + j*ldb + p      (TRANSPOSE_B = true)
-// C[b] is m×n: element (i, j) at  b*stride_c + i*ldc + j
+// C[b] is m×n: element (i, j) at  c_offset + b*stride_c + i*ldc + j
+// bias element j at bias_offset + j. The offsets let one matmul of a weight split into
+// row blocks (a weight larger than one storage binding) write its block of columns.
 // bias has n elements, added to every row (HAS_BIAS = true); a stride of 0 broadcasts
 // an operand over the batch (e.g. shared weights).
 //
@@ -20,11 +22,11 @@ struct Params {
     lda: u32,
     ldb: u32,
     ldc: u32,
-    _pad0: u32,
+    c_offset: u32,
     stride_a: u32,
     stride_b: u32,
     stride_c: u32,
-    _pad1: u32,
+    bias_offset: u32,
 }
 
 // B is stored transposed (n×k), as linear-layer weights usually are.
@@ -138,7 +140,7 @@ fn main(
         workgroupBarrier();
     }
 
-    let c_base = batch * params.stride_c;
+    let c_base = params.c_offset + batch * params.stride_c;
     for (var i = 0u; i < 4u; i++) {
         let r = row0 + lid.y * 4u + i;
         if (r >= params.m) {
@@ -149,7 +151,7 @@ fn main(
             if (col < params.n) {
                 var v = acc[i][j];
                 if (HAS_BIAS) {
-                    v += bias[col];
+                    v += bias[params.bias_offset + col];
                 }
                 c[c_base + r * params.ldc + col] = activate(v);
             }

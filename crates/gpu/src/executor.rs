@@ -38,16 +38,22 @@ impl DeviceWeights {
         runner: &KernelRunner,
         name: &str,
         dtype: DType,
+        rows: Option<[usize; 2]>,
         weights: &Weights,
         size: u64,
     ) -> Result<Arc<wgpu::Buffer>> {
-        let key = format!("{name}\0{dtype}");
+        let key = format!("{name}\0{dtype}\0{rows:?}");
         let mut buffers = self.buffers.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(buffer) = buffers.get(&key) {
             return Ok(buffer.clone());
         }
         let tensor = weights.get(name).ok_or_else(|| GpuError::Plan(format!("weight {name:?} is not in the model")))?;
         let bad = |e: ipfs_accelerate_tensor::Error| GpuError::Plan(format!("weight {name:?}: {e}"));
+        let tensor = match rows {
+            Some(rows) => &row_block(tensor, rows)
+                .ok_or_else(|| GpuError::Plan(format!("weight {name:?} {} has no rows {rows:?}", tensor.shape())))?,
+            None => tensor,
+        };
         // Widen or narrow float storage once, here.
         let tensor = match (tensor.dtype(), dtype) {
             (DType::Float32 | DType::Int32, DType::Float32) | (DType::Float16, DType::Float16) => tensor.clone(),
@@ -72,6 +78,20 @@ impl DeviceWeights {
         buffers.insert(key, buffer.clone());
         Ok(buffer)
     }
+}
+
+/// Rows `[start, start + count)` of `tensor`'s first axis, as a tensor.
+fn row_block(tensor: &Tensor, [start, count]: [usize; 2]) -> Option<Tensor> {
+    let dims = tensor.shape().dims();
+    let rows = *dims.first()?;
+    if start.checked_add(count)? > rows {
+        return None;
+    }
+    let row_bytes = tensor.as_bytes().len() / rows.max(1);
+    let mut shape = dims.to_vec();
+    shape[0] = count;
+    let bytes = tensor.bytes().slice(start * row_bytes..(start + count) * row_bytes);
+    Tensor::from_bytes(tensor.dtype(), shape, bytes).ok()
 }
 
 /// One dispatch, ready to record.
@@ -112,7 +132,9 @@ impl LoadedPlan {
                 return Err(GpuError::Plan(format!("buffer {i} has {} bytes (not a positive multiple of 4)", b.size)));
             }
             let buffer = match &b.role {
-                BufferRole::Weight { name, dtype } => device_weights.get(runner, name, *dtype, weights, b.size)?,
+                BufferRole::Weight { name, dtype, rows } => {
+                    device_weights.get(runner, name, *dtype, *rows, weights, b.size)?
+                }
                 BufferRole::Constant { words } => {
                     if words.len() as u64 * 4 != b.size {
                         return Err(GpuError::Plan(format!(

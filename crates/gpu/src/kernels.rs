@@ -161,7 +161,7 @@ pub static KERNELS: &[KernelSpec] = &[
             output(3, "y"),
         ],
         overrides: &["WG"],
-        uniform_size: 16,
+        uniform_size: 32,
         shader_f16: false,
     },
     KernelSpec {
@@ -176,7 +176,7 @@ pub static KERNELS: &[KernelSpec] = &[
             output(3, "y"),
         ],
         overrides: &["WG"],
-        uniform_size: 16,
+        uniform_size: 32,
         shader_f16: true,
     },
     KernelSpec {

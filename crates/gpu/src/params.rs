@@ -116,16 +116,16 @@ pub struct MatmulParams {
     pub ldb: u32,
     /// Row stride of C.
     pub ldc: u32,
-    /// Padding.
-    pub _pad0: u32,
+    /// First element of C written (a column block of a split weight).
+    pub c_offset: u32,
     /// Elements between consecutive A matrices (0 broadcasts A).
     pub stride_a: u32,
     /// Elements between consecutive B matrices (0 broadcasts B, e.g. weights).
     pub stride_b: u32,
     /// Elements between consecutive C matrices.
     pub stride_c: u32,
-    /// Padding.
-    pub _pad1: u32,
+    /// First bias element read.
+    pub bias_offset: u32,
 }
 
 impl MatmulParams {
@@ -145,11 +145,11 @@ impl MatmulParams {
             lda: k,
             ldb: if transpose_b { k } else { n },
             ldc: n,
-            _pad0: 0,
+            c_offset: 0,
             stride_a: m * k,
             stride_b: if broadcast_b { 0 } else { k * n },
             stride_c: m * n,
-            _pad1: 0,
+            bias_offset: 0,
         }
     }
 
@@ -383,11 +383,22 @@ pub struct GatherParams {
     pub inner: u32,
     /// Number of indices.
     pub num_indices: u32,
+    /// First row of the axis that this dispatch's table holds.
+    pub row_start: u32,
+    /// Rows of the axis that this dispatch's table holds.
+    pub row_count: u32,
+    /// Padding.
+    pub _pad: [u32; 2],
 }
 
 impl GatherParams {
     /// Kernel id.
     pub const KERNEL: &'static str = "gather";
+
+    /// A gather from a whole `[outer, axis_size, inner]` table.
+    pub fn new(outer: u32, axis_size: u32, inner: u32, num_indices: u32) -> Self {
+        GatherParams { outer, axis_size, inner, num_indices, row_start: 0, row_count: axis_size, _pad: [0; 2] }
+    }
 
     /// Output elements.
     pub fn numel(&self) -> u32 {
@@ -584,7 +595,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<UnaryParams>(), 16);
         assert_eq!(std::mem::size_of::<BinaryParams>(), 112);
         assert_eq!(std::mem::size_of::<CopyParams>(), 80);
-        assert_eq!(std::mem::size_of::<GatherParams>(), 16);
+        assert_eq!(std::mem::size_of::<GatherParams>(), 32);
         assert_eq!(std::mem::size_of::<RowParams>(), 16);
         assert_eq!(std::mem::size_of::<LayerNormParams>(), 16);
         assert_eq!(std::mem::size_of::<AttentionParams>(), 144);

@@ -478,7 +478,7 @@ fn gather_embeddings_and_inner_axis() {
     let (vocab, dim) = (10u32, 7u32);
     let table: Vec<f32> = (0..vocab * dim).map(|v| v as f32 * 0.5).collect();
     let idx: [i32; 6] = [3, 0, 9, -1, 42, -100];
-    let params = GatherParams { outer: 1, axis_size: vocab, inner: dim, num_indices: idx.len() as u32 };
+    let params = GatherParams::new(1, vocab, dim, idx.len() as u32);
     let got = r
         .run_f32(&Launch {
             kernel: GatherParams::KERNEL,
@@ -497,7 +497,7 @@ fn gather_embeddings_and_inner_axis() {
     // gather along axis 1 of [2, 4, 3] with indices [2, 2, 0] → [2, 3, 3]
     let x: Vec<f32> = (0..24).map(|v| v as f32).collect();
     let idx: [i32; 3] = [2, 2, 0];
-    let params = GatherParams { outer: 2, axis_size: 4, inner: 3, num_indices: 3 };
+    let params = GatherParams::new(2, 4, 3, 3);
     let got = r
         .run_f32(&Launch {
             kernel: GatherParams::KERNEL,

@@ -301,7 +301,7 @@ fn f16_weights_run_the_f16_kernels_within_half_precision() {
         eprintln!("SKIPPED: this adapter has no shader-f16");
         return;
     }
-    let f16 = CompileOptions { f16_weights: true };
+    let f16 = CompileOptions { f16_weights: true, ..Default::default() };
     let (graph, weights) = layer_graph(9);
     let plan = compile_with(&graph, f16).unwrap();
     let kernels: Vec<&str> = plan.dispatches.iter().map(|d| d.kernel.as_str()).collect();
@@ -318,4 +318,42 @@ fn f16_weights_run_the_f16_kernels_within_half_precision() {
     assert_eq!(plan.dispatches[0].kernel, "gather_f16w");
     let ids = Tensor::from_i32([5], &[0, 10, 3, 3, 9]).unwrap();
     check_plan(runner, plan, &graph, &weights, &[("ids", &ids)], 1e-3);
+}
+
+#[test]
+fn weights_larger_than_one_binding_are_split_into_row_blocks() {
+    let runner = gpu!();
+    // An embedding table of 1600 bytes and a linear weight of 1280 bytes,
+    // with a pretend binding limit of 512 bytes.
+    let mut b = GraphBuilder::new();
+    let ids = b.input("ids", DType::Int32, [3]).unwrap();
+    let table = b.constant("table", tensor(&[50, 8], 1)).unwrap();
+    let w = b.constant("w", tensor(&[40, 8], 2)).unwrap();
+    let bias = b.constant("bias", tensor(&[40], 3)).unwrap();
+    let x = b.gather(table, ids, 0).unwrap();
+    let y = b.gemm(x, w, GemmOptions { c: Some(bias), b_transpose: true, ..Default::default() }).unwrap();
+    let y = b.relu(y).unwrap();
+    let (graph, weights) = b.build(&[("y", y), ("x", x)]).unwrap();
+    let ids = Tensor::from_i32([3], &[0, 49, 16]).unwrap();
+    let f16 = runner.context().has_shader_f16();
+    for (f16_weights, tol) in [(false, 1e-6), (true, 3e-3)] {
+        if f16_weights && !f16 {
+            continue;
+        }
+        let options = CompileOptions { f16_weights, max_binding_bytes: Some(512) };
+        let plan = compile_with(&graph, options).unwrap();
+        let gathers = plan.dispatches.iter().filter(|d| d.kernel.starts_with("gather")).count();
+        let matmuls = plan.dispatches.iter().filter(|d| d.kernel.starts_with("matmul")).count();
+        assert!(gathers >= 2 && matmuls >= 2, "{gathers} gathers, {matmuls} matmuls");
+        assert!(plan.buffers.iter().all(|b| b.size <= 512));
+        check_plan(runner, plan, &graph, &weights, &[("ids", &ids)], tol);
+    }
+    // A weight that cannot be split (matmul's B stored [k, n]) is a clear error.
+    let mut b = GraphBuilder::new();
+    let x = b.input("x", DType::Float32, [2, 40]).unwrap();
+    let w = b.constant("w", tensor(&[40, 8], 2)).unwrap();
+    let y = b.matmul(x, w).unwrap();
+    let (graph, _) = b.build(&[("y", y)]).unwrap();
+    let err = compile_with(&graph, CompileOptions { max_binding_bytes: Some(512), ..Default::default() }).unwrap_err();
+    assert!(err.to_string().contains("largest storage binding"), "{err}");
 }

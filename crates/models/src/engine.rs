@@ -88,7 +88,11 @@ impl GpuEngine {
     /// adapter has `shader-f16` (see [`GpuEngine::f16_weights`]).
     pub fn new(precision: Precision) -> Result<Self> {
         let ctx = GpuContext::new().map_err(gpu_error)?;
-        let options = CompileOptions { f16_weights: precision == Precision::F16 && ctx.has_shader_f16() };
+        let options = CompileOptions {
+            f16_weights: precision == Precision::F16 && ctx.has_shader_f16(),
+            // Weights larger than one binding are split to fit this device.
+            max_binding_bytes: Some(ctx.limits().max_storage_buffer_binding_size),
+        };
         Ok(GpuEngine {
             runner: KernelRunner::new(&ctx),
             options,

@@ -1,7 +1,7 @@
 //! The plan compiler: graph → [`Plan`].
 
 use super::lower::ColumnView;
-use super::lower::{NodeContext, Step, Value};
+use super::lower::{NodeContext, Step, Value, WeightChunk};
 use super::memory::place;
 use super::{BufferRole, Dispatch, Plan, PlanBuffer, PlanTensor, PLAN_VERSION};
 use crate::error::{GpuError, Result};
@@ -31,6 +31,11 @@ pub struct CompileOptions {
     /// and run the `_f16w` kernels, which convert them to f32 as they load
     /// them (arithmetic stays f32). Needs the adapter's `shader-f16`.
     pub f16_weights: bool,
+    /// The device's largest storage binding (`max_storage_buffer_binding_size`),
+    /// when known: a gemm weight `[n, k]` or an embedding table larger than
+    /// this is split into row blocks, one dispatch each; any other tensor
+    /// larger than this is an error at compile time. `None`: no limit.
+    pub max_binding_bytes: Option<u64>,
 }
 
 /// [`compile`] with options.
@@ -56,8 +61,9 @@ fn fits_attention_kernel(o: &ipfs_accelerate_tensor::graph::AttentionOptions) ->
 struct Compiler<'a> {
     graph: &'a Graph,
     options: CompileOptions,
-    /// The f16 copy of a weight operand, created on first use.
-    f16_twin: std::collections::HashMap<usize, Value>,
+    /// Weight values other than the plain float32 whole: (operand, f16,
+    /// rows) → value, created on first use.
+    weight_parts: std::collections::HashMap<(usize, bool, Option<[usize; 2]>), Value>,
     /// The value each operand lives in, once defined.
     value_of: Vec<Option<Value>>,
     /// Bytes of each value.
@@ -77,7 +83,7 @@ impl<'a> Compiler<'a> {
         Compiler {
             graph,
             options,
-            f16_twin: Default::default(),
+            weight_parts: Default::default(),
             value_of: vec![None; graph.operands.len()],
             bytes: Vec::new(),
             roles: Vec::new(),
@@ -104,7 +110,9 @@ impl<'a> Compiler<'a> {
         }
         for constant in &graph.constants {
             let role = match &constant.source {
-                ConstantSource::Weight(name) => BufferRole::Weight { name: name.clone(), dtype: DType::Float32 },
+                ConstantSource::Weight(name) => {
+                    BufferRole::Weight { name: name.clone(), dtype: DType::Float32, rows: None }
+                }
                 ConstantSource::Inline(tensor) => {
                     let mut bytes = tensor.as_bytes().to_vec();
                     bytes.resize(bytes.len().next_multiple_of(4).max(4), 0);
@@ -150,9 +158,19 @@ impl<'a> Compiler<'a> {
                     None => v,
                 })
                 .collect();
-            let f16_weights = node.inputs.iter().map(|o| self.f16_weight(*o)).collect();
-            let context =
-                NodeContext { graph, node, inputs, output, activation: fused.activation[i], views, f16_weights };
+            let f16_weights =
+                node.inputs.iter().map(|o| self.weight_part(*o, self.options.f16_weights, None)).collect();
+            let weight_chunks = self.weight_chunks(node)?;
+            let context = NodeContext {
+                graph,
+                node,
+                inputs,
+                output,
+                activation: fused.activation[i],
+                views,
+                f16_weights,
+                weight_chunks,
+            };
             self.steps.extend(context.lower()?);
         }
 
@@ -182,24 +200,80 @@ impl<'a> Compiler<'a> {
         self.assemble(outputs)
     }
 
-    /// The f16 copy of `operand` when it is a float weight and f16 weights
-    /// are on (created here; it gets a buffer only if a kernel reads it).
-    fn f16_weight(&mut self, operand: ipfs_accelerate_tensor::graph::Operand) -> Option<Value> {
-        if !self.options.f16_weights {
+    /// The value holding weight `operand` stored as f16 (when `f16`) and/or
+    /// only `rows` of it; `None` when `operand` is not a weight or when
+    /// neither applies. Created here; it gets a buffer only if a kernel reads it.
+    fn weight_part(
+        &mut self,
+        operand: ipfs_accelerate_tensor::graph::Operand,
+        f16: bool,
+        rows: Option<[usize; 2]>,
+    ) -> Option<Value> {
+        if !f16 && rows.is_none() {
             return None;
         }
         let v = self.value_of[operand.index()]?;
         let Some(BufferRole::Weight { name, .. }) = self.roles[v].clone() else { return None };
-        if let Some(&twin) = self.f16_twin.get(&operand.index()) {
-            return Some(twin);
+        let key = (operand.index(), f16, rows);
+        if let Some(&part) = self.weight_parts.get(&key) {
+            return Some(part);
         }
-        let numel = self.graph.desc(operand).shape.numel() as u64;
-        let twin = self.new_value(
-            (numel * 2).next_multiple_of(4).max(4),
-            Some(BufferRole::Weight { name, dtype: DType::Float16 }),
-        );
-        self.f16_twin.insert(operand.index(), twin);
-        Some(twin)
+        let desc = self.graph.desc(operand);
+        let numel = match rows {
+            Some([_, count]) => desc.shape.numel() / desc.shape.dims()[0].max(1) * count,
+            None => desc.shape.numel(),
+        } as u64;
+        let (dtype, elem) = if f16 { (DType::Float16, 2) } else { (DType::Float32, 4) };
+        let part =
+            self.new_value((numel * elem).next_multiple_of(4).max(4), Some(BufferRole::Weight { name, dtype, rows }));
+        self.weight_parts.insert(key, part);
+        Some(part)
+    }
+
+    /// Row blocks for a weight read by a gemm (as B, stored `[n, k]`) or a
+    /// gather (the table, axis 0) that exceeds the largest storage binding.
+    fn weight_chunks(&mut self, node: &ipfs_accelerate_tensor::graph::Node) -> Result<Option<Vec<WeightChunk>>> {
+        let Some(limit) = self.options.max_binding_bytes else { return Ok(None) };
+        let input = match node.op {
+            Op::Gemm { .. } | Op::Matmul => 1,
+            Op::Gather { axis: 0 } => 0,
+            _ => return Ok(None),
+        };
+        let operand = node.inputs[input];
+        let Some(v) = self.value_of[operand.index()] else { return Ok(None) };
+        if !matches!(self.roles[v], Some(BufferRole::Weight { .. })) {
+            return Ok(None);
+        }
+        let f16 = self.options.f16_weights;
+        let desc = self.graph.desc(operand);
+        let elem = if f16 { 2 } else { 4 };
+        let bytes = desc.shape.numel() as u64 * elem;
+        if bytes <= limit {
+            return Ok(None);
+        }
+        let splittable = matches!(node.op, Op::Gemm { b_transpose: true, .. } | Op::Gather { axis: 0 });
+        let rows = desc.shape.dims()[0];
+        let row_bytes = bytes / rows.max(1) as u64;
+        let per_chunk = (limit / row_bytes.max(1)) as usize;
+        if !splittable || per_chunk == 0 {
+            return Err(GpuError::Unsupported {
+                op: node.op.name().to_string(),
+                message: format!(
+                    "weight operand {} ({desc}, {bytes} bytes) exceeds this device's largest storage binding of {limit} bytes, \
+                     and only a gemm's B stored [n, k] or a gather's table (axis 0) with rows under the limit can be split",
+                    operand.0
+                ),
+            });
+        }
+        let mut chunks = Vec::new();
+        let mut start = 0;
+        while start < rows {
+            let count = per_chunk.min(rows - start);
+            let value = self.weight_part(operand, f16, Some([start, count])).expect("a weight");
+            chunks.push(WeightChunk { value, start, count });
+            start += count;
+        }
+        Ok(Some(chunks))
     }
 
     /// Which activations fold into the matmul/gemm that feeds them.
@@ -259,6 +333,18 @@ impl<'a> Compiler<'a> {
                     buffer_of[v] = Some(buffers.len() as u32);
                     buffers.push(PlanBuffer { size: self.bytes[v], role: role.clone() });
                 }
+            }
+        }
+        if let Some(limit) = self.options.max_binding_bytes {
+            if let Some((i, b)) = buffers.iter().enumerate().find(|(_, b)| b.size > limit) {
+                return Err(GpuError::Unsupported {
+                    op: "plan".into(),
+                    message: format!(
+                        "buffer {i} ({:?}) needs {} bytes, more than this device's largest storage binding of {limit} bytes \
+                         (use smaller batches, or the cpu backend)",
+                        b.role, b.size
+                    ),
+                });
             }
         }
         let dispatches = self

@@ -36,6 +36,15 @@ pub(super) struct ColumnView {
     pub row_stride: usize,
 }
 
+/// One row block of a weight too large for one storage binding: rows
+/// `[start, start + count)` of it, in their own buffer (`value`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct WeightChunk {
+    pub value: Value,
+    pub start: usize,
+    pub count: usize,
+}
+
 /// What lowering a node needs to know about the graph.
 pub(super) struct NodeContext<'a> {
     pub graph: &'a Graph,
@@ -50,6 +59,9 @@ pub(super) struct NodeContext<'a> {
     pub views: Vec<Option<ColumnView>>,
     /// The f16 copy of each input that is a weight, when f16 weights are on.
     pub f16_weights: Vec<Option<Value>>,
+    /// The row blocks of a gemm's B or a gather's table that exceeds one
+    /// storage binding (stored as f16 when `f16_weights` is on).
+    pub weight_chunks: Option<Vec<WeightChunk>>,
 }
 
 fn words<T: Pod>(params: &T) -> Vec<u32> {
@@ -263,7 +275,22 @@ impl NodeContext<'_> {
         count32(node, k * n)?;
         let params =
             MatmulParams::contiguous(1, count32(node, m)?, count32(node, n)?, count32(node, k)?, b_transpose, true);
-        Ok(vec![self.matmul_step(params, b_transpose, bias)])
+        let Some(chunks) = &self.weight_chunks else {
+            return Ok(vec![self.matmul_step(params, b_transpose, bias)]);
+        };
+        // B [n, k] in row blocks: each block computes its block of columns of C.
+        let mut steps = Vec::with_capacity(chunks.len());
+        for chunk in chunks {
+            let mut p = params;
+            p.n = count32(node, chunk.count)?;
+            p.c_offset = count32(node, chunk.start)?;
+            p.bias_offset = if bias.is_some() { p.c_offset } else { 0 };
+            let mut step = self.matmul_step(p, b_transpose, bias);
+            step.kernel = if self.f16_weights[1].is_some() { "matmul_f16w" } else { "matmul" };
+            step.reads[1] = Some(chunk.value);
+            steps.push(step);
+        }
+        Ok(steps)
     }
 
     /// `[rows, cols]` view when `axes` are the trailing axes, in order.
@@ -312,20 +339,31 @@ impl NodeContext<'_> {
         let inner: usize = x[axis + 1..].iter().product();
         let num_indices: usize = idx.iter().product();
         count32(self.node, outer * num_indices * inner)?;
-        let params = GatherParams {
-            outer: count32(self.node, outer)?,
-            axis_size: count32(self.node, x[axis])?,
-            inner: count32(self.node, inner)?,
-            num_indices: count32(self.node, num_indices)?,
-        };
+        let params = GatherParams::new(
+            count32(self.node, outer)?,
+            count32(self.node, x[axis])?,
+            count32(self.node, inner)?,
+            count32(self.node, num_indices)?,
+        );
         let (kernel, table) = match self.f16_weights[0] {
             Some(twin) => ("gather_f16w", twin),
             None => ("gather", self.inputs[0]),
         };
-        let mut step = self.step(kernel, vec![], words(&params));
-        step.reads = vec![Some(table), Some(self.inputs[1])];
-        step.workgroups = linear_workgroups(params.numel(), DEFAULT_WG);
-        Ok(vec![step])
+        // A table in row blocks: one dispatch per block, each writing the
+        // output rows whose index falls in its block.
+        let whole = [WeightChunk { value: table, start: 0, count: x[axis] }];
+        let chunks = self.weight_chunks.as_deref().unwrap_or(&whole);
+        let mut steps = Vec::with_capacity(chunks.len());
+        for chunk in chunks {
+            let mut p = params;
+            p.row_start = count32(self.node, chunk.start)?;
+            p.row_count = count32(self.node, chunk.count)?;
+            let mut step = self.step(kernel, vec![], words(&p));
+            step.reads = vec![Some(chunk.value), Some(self.inputs[1])];
+            step.workgroups = linear_workgroups(params.numel(), DEFAULT_WG);
+            steps.push(step);
+        }
+        Ok(steps)
     }
 
     /// The fused kernel: one dispatch for a batch of equal segments (the

@@ -69,6 +69,10 @@ pub enum BufferRole {
         /// How it is stored on the device: `float32`, or `float16` for the
         /// weights of `matmul_f16w`/`gather_f16w` (converted at upload).
         dtype: DType,
+        /// Only rows `[start, start + count)` of the weight (its first axis):
+        /// one block of a weight too large for one storage binding.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rows: Option<[usize; 2]>,
     },
     /// A small constant carried in the plan (little-endian words).
     Constant {
