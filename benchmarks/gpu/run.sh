@@ -8,11 +8,16 @@
 #   2. devices      `ipfs-accelerate devices` and `devices --json`: every adapter with
 #                   backend, device type, driver, shader-f16, key limits, and the one
 #                   `--backend webgpu` picks
-#   3. matmul       `bench matmul --backend both --sizes 1024,2048,4096`: f32 GFLOP/s on
-#                   webgpu (end-to-end and kernel-only) beside the CPU backend, with the
-#                   ratio; f16 is reported as unavailable until the f16 kernels land
-#   4. embed webgpu `bench embed --backend webgpu --batch-sizes 1,32,256` on MiniLM
-#   5. embed cpu    the same with `--backend cpu`
+#   3. matmul       `bench matmul --backend both --precision both --sizes 1024,2048,4096`:
+#                   GFLOP/s on webgpu (end-to-end and kernel-only) with f32 and with f16
+#                   weights (B stored as float16, f32 arithmetic; "this adapter has no
+#                   shader-f16" and f32 only where the adapter lacks it) beside the CPU
+#                   backend, with the ratio and the max difference from the CPU product
+#   4. embed webgpu `bench embed --backend webgpu --precision 32 --batch-sizes 1,32,256`
+#                   on MiniLM; the header line names the adapter
+#   5. embed webgpu `--precision 16`: the same with float16 weights ("f16 weights" in
+#                   the header line; without shader-f16 it runs f32 and says so)
+#   6. embed cpu    the same with `--backend cpu` (float32)
 #
 # Usage:
 #   benchmarks/gpu/run.sh [BINARY] [MODEL_DIR]
@@ -129,14 +134,16 @@ fi
 section "system" system_info
 section "devices" "$bin" devices
 section "devices --json" "$bin" devices --json
-section "matmul f32 (f16 status in the last line), webgpu vs cpu" \
-    "$bin" bench matmul --backend both --sizes "$matmul_sizes" --seconds "$bench_seconds" ${json_flag[@]+"${json_flag[@]}"}
+section "matmul f32 and f16 weights, webgpu vs cpu" \
+    "$bin" bench matmul --backend both --precision both --sizes "$matmul_sizes" --seconds "$bench_seconds" ${json_flag[@]+"${json_flag[@]}"}
 
 if [ -f "$model/config.json" ]; then
-    section "embed MiniLM, webgpu" \
-        "$bin" bench embed --model "$model" --backend webgpu --batch-sizes "$batch_sizes" --seconds "$bench_seconds" ${json_flag[@]+"${json_flag[@]}"}
+    section "embed MiniLM, webgpu, f32 weights" \
+        "$bin" bench embed --model "$model" --backend webgpu --precision 32 --batch-sizes "$batch_sizes" --seconds "$bench_seconds" ${json_flag[@]+"${json_flag[@]}"}
+    section "embed MiniLM, webgpu, f16 weights" \
+        "$bin" bench embed --model "$model" --backend webgpu --precision 16 --batch-sizes "$batch_sizes" --seconds "$bench_seconds" ${json_flag[@]+"${json_flag[@]}"}
     section "embed MiniLM, cpu" \
-        "$bin" bench embed --model "$model" --backend cpu --batch-sizes "$batch_sizes" --seconds "$bench_seconds" ${json_flag[@]+"${json_flag[@]}"}
+        "$bin" bench embed --model "$model" --backend cpu --precision 32 --batch-sizes "$batch_sizes" --seconds "$bench_seconds" ${json_flag[@]+"${json_flag[@]}"}
 else
     header "embed MiniLM"
     echo "!! skipped: no model at $model (config.json missing)."

@@ -1,8 +1,10 @@
-//! `devices` (CPU and GPU adapters) and `bench matmul` end to end.
+//! `devices` (CPU and GPU adapters), `bench matmul` and `bench embed`'s device line end to end.
 //!
 //! The GPU parts run on whatever adapter wgpu finds (Mesa's llvmpipe in CI);
 //! without one they print a skip notice and pass, unless `CI=true`.
 
+#[path = "../../models/tests/common/mod.rs"]
+mod common;
 mod support;
 
 use std::process::{Command, Output};
@@ -103,24 +105,77 @@ fn bench_matmul_measures_both_backends() {
     let backend = if gpu { "both" } else { "cpu" };
     let out = run(&["bench", "matmul", "--sizes", "8,33", "--seconds", "0.2", "--json", "--backend", backend], &[]);
     let v = json(&out);
+    let f16 = gpu && v["f16"]["adapter_shader_f16"] == true;
+    // Default precision: both where the adapter has shader-f16, else 32.
+    assert_eq!(v["precisions"]["f32"], gpu);
+    assert_eq!(v["precisions"]["f16"], f16);
+    assert_eq!(v["f16"]["measured"], f16);
     let rows = v["results"].as_array().unwrap();
     assert_eq!(rows.len(), 2);
     for (row, n) in rows.iter().zip([8u64, 33]) {
         assert_eq!(row["size"], n);
         assert_eq!(row["flops"].as_f64().unwrap(), 2.0 * (n as f64).powi(3));
         assert!(row["cpu"]["gflops"].as_f64().unwrap() > 0.0, "{row}");
-        if gpu {
-            assert!(row["webgpu"]["end_to_end_gflops"].as_f64().unwrap() > 0.0, "{row}");
-            assert!(row["webgpu_vs_cpu"].as_f64().unwrap() > 0.0, "{row}");
-            assert!(row["max_rel_diff"].as_f64().unwrap() < 1e-4, "gpu and cpu products differ: {row}");
+        if !gpu {
+            assert!(row["webgpu"].is_null());
+            continue;
+        }
+        let f32_row = &row["webgpu"]["f32"];
+        assert_eq!(f32_row["weights"], "f32");
+        assert!(f32_row["end_to_end_gflops"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(f32_row["vs_cpu"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(f32_row["max_rel_diff"].as_f64().unwrap() < 1e-4, "gpu and cpu products differ: {row}");
+        let f16_row = &row["webgpu"]["f16"];
+        if f16 {
+            assert_eq!(f16_row["weights"], "f16");
+            assert!(f16_row["end_to_end_gflops"].as_f64().unwrap() > 0.0, "{row}");
+            assert!(f16_row["vs_cpu"].as_f64().unwrap() > 0.0, "{row}");
+            // f16 B: about 2^-11 relative per weight; the product stays well inside 1e-2.
+            let diff = f16_row["max_rel_diff"].as_f64().unwrap();
+            assert!(diff < 1e-2, "f16-weight product too far from the cpu: {row}");
+        } else {
+            assert!(f16_row.is_null(), "{row}");
         }
     }
-    assert_eq!(v["f16"]["available"], false);
     if gpu {
         assert!(v["webgpu_adapter"]["name"].is_string());
         let table = support::stdout(&run(&["bench", "matmul", "--sizes", "8", "--seconds", "0.05"], &[]));
-        assert!(table.contains("GFLOP/s") && table.contains("f16: not available in this build"), "{table}");
+        assert!(table.contains("GFLOP/s") && !table.contains("not available in this build"), "{table}");
+        if f16 {
+            assert!(table.contains(" f16 ") && table.contains("f16: B (the weight) stored as float16"), "{table}");
+        } else {
+            assert!(table.contains("f16: this adapter has no shader-f16"), "{table}");
+        }
     }
+}
+
+#[test]
+fn bench_matmul_precision_picks_the_rows() {
+    let devices = json(&run(&["devices", "--json"], &[]));
+    if !have_adapter(&devices) {
+        return;
+    }
+    let bench = |precision: &str| {
+        let args = ["bench", "matmul", "--backend", "webgpu", "--sizes", "16", "--seconds", "0.05", "--json"];
+        json(&run(&[&args[..], &["--precision", precision]].concat(), &[]))
+    };
+    let only32 = bench("32");
+    assert!(only32["results"][0]["webgpu"]["f32"]["end_to_end_gflops"].as_f64().unwrap() > 0.0);
+    assert!(only32["results"][0]["webgpu"]["f16"].is_null());
+    assert!(only32["results"][0]["cpu"].is_null());
+    assert_eq!(only32["f16"]["measured"], false);
+    let only16 = bench("16");
+    if only16["f16"]["adapter_shader_f16"] == true {
+        assert!(only16["results"][0]["webgpu"]["f32"].is_null());
+        assert!(only16["results"][0]["webgpu"]["f16"]["end_to_end_gflops"].as_f64().unwrap() > 0.0);
+    } else {
+        // No shader-f16: f32 instead, and the note says why.
+        assert!(only16["results"][0]["webgpu"]["f32"].is_object());
+        assert_eq!(only16["f16"]["note"], "f16: this adapter has no shader-f16");
+    }
+    let bad = run(&["bench", "matmul", "--precision", "8"], &[]);
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && stderr.contains("--precision") && stderr.contains("32"), "{stderr}");
 }
 
 #[test]
@@ -149,4 +204,33 @@ fn bench_matmul_webgpu_without_an_adapter_is_one_clear_error() {
 fn bench_matmul_help_has_examples() {
     let text = support::stdout(&run(&["bench", "matmul", "--help"], &[]));
     assert!(text.contains("Example") && text.contains("--sizes"), "{text}");
+}
+
+#[test]
+fn bench_embed_names_the_device_and_precision() {
+    let Some(model) = common::test_model("all-MiniLM-L6-v2") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let texts = dir.path().join("texts.txt");
+    std::fs::write(&texts, "a short text\nand another one\n").unwrap();
+    let bench = |backend: &str, precision: &str| {
+        let (m, t) = (model.to_str().unwrap(), texts.to_str().unwrap());
+        let args = ["bench", "embed", "--model", m, "--texts-file", t, "--batch-sizes", "2", "--seconds", "0.05"];
+        json(&run(&[&args[..], &["--backend", backend, "--precision", precision, "--json"]].concat(), &[]))
+    };
+    let cpu = bench("cpu", "32");
+    assert_eq!(cpu["backend"], "cpu");
+    assert!(cpu["device"].as_str().unwrap().starts_with("cpu ("), "{cpu}");
+    assert!(cpu["results"][0]["sentences_per_sec"].as_f64().unwrap() > 0.0);
+    let devices = json(&run(&["devices", "--json"], &[]));
+    if !have_adapter(&devices) {
+        return;
+    }
+    let f16 = bench("webgpu", "16");
+    let device = f16["device"].as_str().unwrap();
+    assert_eq!(f16["backend"], "webgpu");
+    assert_eq!(f16["precision"], "16");
+    assert!(device.starts_with("webgpu ("), "{f16}");
+    let selected = devices["gpu_adapters"].as_array().unwrap().iter().find(|a| a["selected"] == true).unwrap();
+    assert!(device.contains(selected["name"].as_str().unwrap()), "{f16}");
+    assert_eq!(device.contains("f16 weights"), selected["shader_f16"] == true, "{f16}");
 }

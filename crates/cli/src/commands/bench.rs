@@ -19,16 +19,18 @@ pub enum BenchCommand {
   ipfs-accelerate bench embed --model ./all-MiniLM-L6-v2 --batch-sizes 1,8,32 --seconds 5 --json
   ipfs-accelerate bench embed --model ./all-MiniLM-L6-v2 --texts-file my-texts.txt")]
     Embed(BenchEmbedArgs),
-    /// Square f32 matmul GFLOP/s on webgpu (through the compiled-plan path) and the CPU backend.
+    /// Square matmul GFLOP/s on webgpu (through the compiled-plan path, f32 and f16 weights) and the CPU backend.
     #[command(after_help = "Examples:
   ipfs-accelerate bench matmul
-  ipfs-accelerate bench matmul --backend both --sizes 1024,2048,4096 --json
+  ipfs-accelerate bench matmul --backend both --precision both --sizes 1024,2048,4096 --json
   ipfs-accelerate bench matmul --backend webgpu --sizes 64,128 --seconds 1   # software Vulkan (llvmpipe): keep it small
 
-webgpu rows time the real plan path (GraphBuilder matmul -> compile -> LoadedPlan::run):
-'end-to-end' includes writing both inputs and reading the result back; 'kernel' excludes
-them, measured as (time of 8 chained matmuls - time of 1) / 7 with the same upload and
-readback. The adapter is the one `devices` marks (IPFS_ACCELERATE_ADAPTER to change it).")]
+webgpu rows time the real plan path (GraphBuilder matmul with B a weight constant ->
+compile_with -> LoadedPlan::run): 'end-to-end' includes writing A and reading the result
+back; 'kernel' excludes them, measured as (time of 8 chained matmuls - time of 1) / 7 with
+the same upload and readback. --precision 16 stores B as float16 on the device (matmul_f16w,
+float32 arithmetic; needs shader-f16). The adapter is the one `devices` marks
+(IPFS_ACCELERATE_ADAPTER to change it).")]
     Matmul(BenchMatmulArgs),
 }
 
@@ -108,6 +110,8 @@ fn embed(args: BenchEmbedArgs) -> Result<()> {
             serde_json::json!({
                 "model": args.model.model.clone(),
                 "backend": model.backend().as_str(),
+                "device": model.backend_description(),
+                "precision": args.backend.precision.clone(),
                 "threads": rayon::current_num_threads(),
                 "results": results,
             })
@@ -117,7 +121,7 @@ fn embed(args: BenchEmbedArgs) -> Result<()> {
     println!(
         "model {}  backend {}  threads {}",
         args.model.model,
-        model.backend().as_str(),
+        model.backend_description(),
         rayon::current_num_threads()
     );
     println!("{:<8} {:>6} {:>8} {:>12} {:>14}", "texts", "batch", "tokens", "sentences/s", "ms per batch");

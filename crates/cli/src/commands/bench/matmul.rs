@@ -1,17 +1,23 @@
-//! `ipfs-accelerate bench matmul`: square f32 matmul GFLOP/s on webgpu, through
+//! `ipfs-accelerate bench matmul`: square matmul GFLOP/s on webgpu, through
 //! the same path models take (graph → plan → [`LoadedPlan`]), beside the CPU
-//! backend.
+//! backend, at f32 and at f16 weights.
+//!
+//! B is a weight constant (as a model's weights are), so `--precision 16`
+//! stores it on the device as f16 and runs the `matmul_f16w` kernel; f32 uses
+//! the same graph, so both rows move the same bytes apart from B's size.
 //!
 //! [`LoadedPlan::run`] always writes the inputs and reads the outputs back, and
 //! the executor has no entry point without them, so the webgpu side is timed
-//! twice: end-to-end (one matmul per run, upload and readback included), and
-//! kernel-only as the difference between a plan of [`CHAIN`] chained matmuls
-//! and a plan of one, which move the same bytes to and from the device.
+//! twice: end-to-end (one matmul per run, upload of A and readback included),
+//! and kernel-only as the difference between a plan of [`CHAIN`] chained
+//! matmuls and a plan of one, which move the same bytes to and from the device.
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use ipfs_accelerate_gpu::{compile, AdapterReport, DeviceWeights, GpuContext, KernelRunner, LoadedPlan};
+use ipfs_accelerate_gpu::{
+    compile_with, AdapterReport, CompileOptions, DeviceWeights, GpuContext, KernelRunner, LoadedPlan,
+};
 use ipfs_accelerate_tensor::{CpuBackend, DType, Graph, GraphBuilder, Tensor, Weights};
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -22,9 +28,13 @@ const CHAIN: usize = 8;
 /// Largest size accepted (a 16384² f32 matrix is 1 GiB).
 const MAX_SIZE: usize = 16384;
 
-const END_TO_END: &str = "end-to-end: LoadedPlan::run of one matmul, writing both inputs and reading the product back";
+const END_TO_END: &str = "end-to-end: LoadedPlan::run of one matmul, writing A and reading the product back (B is a weight, on the device since load)";
 const KERNEL: &str = "kernel: (run of 8 chained matmuls - run of 1) / 7, same upload and readback, so they cancel";
-const F16_NOTE: &str = "f16: not available in this build: the webgpu matmul kernels are f32 only";
+const F16_MEASURED: &str =
+    "f16: B (the weight) stored as float16 on the device, converted from f32 at load; arithmetic in float32 (matmul_f16w)";
+const F16_MISSING: &str = "f16: this adapter has no shader-f16";
+const F16_SKIPPED: &str = "f16: not measured (--precision 32)";
+const DIFF: &str = "max diff: largest |webgpu - cpu| / (1 + |cpu|) over the product";
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -34,6 +44,19 @@ enum Backend {
     /// The CPU backend.
     Cpu,
     /// Both, side by side with a ratio.
+    Both,
+}
+
+/// `--precision` of `bench matmul`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PrecisionArg {
+    /// f32 weights.
+    #[value(name = "32")]
+    F32,
+    /// f16 weights (needs the adapter's shader-f16), f32 arithmetic.
+    #[value(name = "16")]
+    F16,
+    /// Both, one row each.
     Both,
 }
 
@@ -47,7 +70,12 @@ pub struct BenchMatmulArgs {
     /// (llvmpipe) use small ones: it is about a thousand times slower than a GPU.
     #[arg(long, value_delimiter = ',', default_value = "512,1024,2048,4096")]
     sizes: Vec<usize>,
-    /// Seconds to measure each size on each backend (after one warm-up run).
+    /// Weight (B) precision on webgpu: 32, 16 (float16 weights, float32 arithmetic;
+    /// needs shader-f16), or both [default: both when the adapter has shader-f16, else 32].
+    /// The cpu backend is always float32.
+    #[arg(long, value_enum)]
+    precision: Option<PrecisionArg>,
+    /// Seconds to measure each size on each backend and precision (after one warm-up run).
     #[arg(long, default_value_t = 2.0)]
     seconds: f64,
     /// Print one JSON object with all results.
@@ -55,8 +83,11 @@ pub struct BenchMatmulArgs {
     json: bool,
 }
 
+/// One precision's webgpu result at one size.
 #[derive(Serialize)]
 struct GpuTiming {
+    /// "f32" or "f16": how B is stored on the device.
+    weights: &'static str,
     /// GFLOP/s of one run, upload and readback included.
     end_to_end_gflops: f64,
     end_to_end_ms: f64,
@@ -65,6 +96,12 @@ struct GpuTiming {
     kernel_gflops: Option<f64>,
     kernel_ms: Option<f64>,
     chain_runs: usize,
+    /// end-to-end GFLOP/s over cpu GFLOP/s.
+    vs_cpu: Option<f64>,
+    /// kernel GFLOP/s over cpu GFLOP/s.
+    kernel_vs_cpu: Option<f64>,
+    /// Largest |gpu − cpu| / (1 + |cpu|) over the product's elements.
+    max_rel_diff: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -74,20 +111,22 @@ struct CpuTiming {
     runs: usize,
 }
 
+/// webgpu results of one size, per precision (null: not measured).
+#[derive(Serialize, Default)]
+struct GpuRows {
+    f32: Option<GpuTiming>,
+    f16: Option<GpuTiming>,
+}
+
 #[derive(Serialize)]
 struct Row {
     size: usize,
-    dtype: &'static str,
     /// 2·n³.
     flops: f64,
-    webgpu: Option<GpuTiming>,
+    /// null when webgpu was not measured.
+    webgpu: Option<GpuRows>,
+    /// Always f32.
     cpu: Option<CpuTiming>,
-    /// webgpu end-to-end GFLOP/s over cpu GFLOP/s.
-    webgpu_vs_cpu: Option<f64>,
-    /// webgpu kernel GFLOP/s over cpu GFLOP/s.
-    webgpu_kernel_vs_cpu: Option<f64>,
-    /// Largest |gpu − cpu| / (1 + |cpu|) over the product's elements.
-    max_rel_diff: Option<f64>,
 }
 
 pub fn run(args: BenchMatmulArgs) -> Result<()> {
@@ -119,6 +158,23 @@ pub fn run(args: BenchMatmulArgs) -> Result<()> {
         None
     };
     let adapter: Option<AdapterReport> = runner.as_ref().map(|r| r.context().report().clone());
+    let shader_f16 = runner.as_ref().map(|r| r.context().has_shader_f16());
+
+    // Which weight precisions webgpu runs: f32, f16.
+    let asked = args.precision.unwrap_or(if shader_f16 == Some(true) { PrecisionArg::Both } else { PrecisionArg::F32 });
+    let mut run_f32 = asked != PrecisionArg::F16;
+    let mut run_f16 = asked != PrecisionArg::F32;
+    let f16_note = match shader_f16 {
+        Some(false) if run_f16 => {
+            eprintln!("notice: {F16_MISSING}; measuring f32 weights only");
+            run_f16 = false;
+            run_f32 = true;
+            F16_MISSING
+        }
+        Some(false) => F16_MISSING,
+        _ if run_f16 => F16_MEASURED,
+        _ => F16_SKIPPED,
+    };
     let cpu = CpuBackend::new();
 
     let mut rows = Vec::new();
@@ -126,42 +182,9 @@ pub fn run(args: BenchMatmulArgs) -> Result<()> {
         let flops = 2.0 * (n as f64).powi(3);
         let a = random(n, 1, 1.0);
         let b = random(n, 2, 1.0 / (n as f64).sqrt() as f32);
-        let inputs = [("a", &a), ("b", &b)];
-        let (single, weights) = chain_graph(n, 1)?;
-
-        let mut gpu_product = None;
-        let webgpu = match &runner {
-            Some(runner) => {
-                let spinner = spinner(format!("matmul {n} webgpu"));
-                let load = |graph: &Graph| -> Result<LoadedPlan> {
-                    let plan = compile(graph).with_context(|| format!("compiling the {n}x{n} matmul plan"))?;
-                    LoadedPlan::load(runner, &plan, &weights, &DeviceWeights::new())
-                        .with_context(|| format!("loading the {n}x{n} matmul plan"))
-                };
-                let plan = load(&single)?;
-                let run = || plan.run(runner, &inputs).with_context(|| format!("webgpu {n}x{n} matmul"));
-                gpu_product = Some(run()?.remove(0)); // warm-up
-                let (e2e, runs) = time(seconds, || run().map(drop))?;
-                let (chained, _) = chain_graph(n, CHAIN)?;
-                let chain_plan = load(&chained)?;
-                let run_chain =
-                    || chain_plan.run(runner, &inputs).with_context(|| format!("webgpu {n}x{n} matmul chain"));
-                run_chain()?; // warm-up
-                let (chain, chain_runs) = time(seconds, || run_chain().map(drop))?;
-                spinner.finish_and_clear();
-                let kernel = (chain - e2e) / (CHAIN - 1) as f64;
-                let kernel = (kernel > 0.0).then_some(kernel);
-                Some(GpuTiming {
-                    end_to_end_gflops: flops / e2e / 1e9,
-                    end_to_end_ms: e2e * 1e3,
-                    runs,
-                    kernel_gflops: kernel.map(|k| flops / k / 1e9),
-                    kernel_ms: kernel.map(|k| k * 1e3),
-                    chain_runs,
-                })
-            }
-            None => None,
-        };
+        let inputs = [("a", &a)];
+        let (single, weights) = chain_graph(n, 1, &b)?;
+        let (chained, _) = chain_graph(n, CHAIN, &b)?;
 
         let mut cpu_product = None;
         let cpu_timing = if want_cpu {
@@ -174,25 +197,64 @@ pub fn run(args: BenchMatmulArgs) -> Result<()> {
         } else {
             None
         };
-
-        let max_rel_diff = match (&gpu_product, &cpu_product) {
-            (Some(g), Some(c)) => Some(max_rel_diff(g, c)?),
-            _ => None,
-        };
         let ratio = |gpu: Option<f64>| match (gpu, &cpu_timing) {
             (Some(g), Some(c)) if c.gflops > 0.0 => Some(g / c.gflops),
             _ => None,
         };
-        rows.push(Row {
-            size: n,
-            dtype: "f32",
-            flops,
-            webgpu_vs_cpu: ratio(webgpu.as_ref().map(|w| w.end_to_end_gflops)),
-            webgpu_kernel_vs_cpu: ratio(webgpu.as_ref().and_then(|w| w.kernel_gflops)),
-            webgpu,
-            cpu: cpu_timing,
-            max_rel_diff,
-        });
+
+        let webgpu = match &runner {
+            Some(runner) => {
+                let mut gpu_rows = GpuRows::default();
+                for (f16_weights, wanted) in [(false, run_f32), (true, run_f16)] {
+                    if !wanted {
+                        continue;
+                    }
+                    let label = if f16_weights { "f16" } else { "f32" };
+                    let spinner = spinner(format!("matmul {n} webgpu {label}"));
+                    let load = |graph: &Graph| -> Result<LoadedPlan> {
+                        let plan = compile_with(graph, CompileOptions { f16_weights, ..CompileOptions::default() })
+                            .with_context(|| format!("compiling the {n}x{n} {label} matmul plan"))?;
+                        LoadedPlan::load(runner, &plan, &weights, &DeviceWeights::new())
+                            .with_context(|| format!("loading the {n}x{n} {label} matmul plan"))
+                    };
+                    let plan = load(&single)?;
+                    let run = || plan.run(runner, &inputs).with_context(|| format!("webgpu {n}x{n} {label} matmul"));
+                    let product = run()?.remove(0); // warm-up
+                    let (e2e, runs) = time(seconds, || run().map(drop))?;
+                    let chain_plan = load(&chained)?;
+                    let run_chain = || {
+                        chain_plan.run(runner, &inputs).with_context(|| format!("webgpu {n}x{n} {label} matmul chain"))
+                    };
+                    run_chain()?; // warm-up
+                    let (chain, chain_runs) = time(seconds, || run_chain().map(drop))?;
+                    spinner.finish_and_clear();
+                    let kernel = (chain - e2e) / (CHAIN - 1) as f64;
+                    let kernel = (kernel > 0.0).then_some(kernel);
+                    let end_to_end_gflops = flops / e2e / 1e9;
+                    let kernel_gflops = kernel.map(|k| flops / k / 1e9);
+                    let timing = GpuTiming {
+                        weights: label,
+                        end_to_end_gflops,
+                        end_to_end_ms: e2e * 1e3,
+                        runs,
+                        kernel_gflops,
+                        kernel_ms: kernel.map(|k| k * 1e3),
+                        chain_runs,
+                        vs_cpu: ratio(Some(end_to_end_gflops)),
+                        kernel_vs_cpu: ratio(kernel_gflops),
+                        max_rel_diff: cpu_product.as_ref().map(|c| max_rel_diff(&product, c)).transpose()?,
+                    };
+                    if f16_weights {
+                        gpu_rows.f16 = Some(timing);
+                    } else {
+                        gpu_rows.f32 = Some(timing);
+                    }
+                }
+                Some(gpu_rows)
+            }
+            None => None,
+        };
+        rows.push(Row { size: n, flops, webgpu, cpu: cpu_timing });
     }
 
     if args.json {
@@ -205,70 +267,100 @@ pub fn run(args: BenchMatmulArgs) -> Result<()> {
                 "webgpu_adapter": adapter,
                 "webgpu_error": gpu_error,
                 "cpu_threads": cpu.threads(),
-                "timing": { "end_to_end": END_TO_END, "kernel": KERNEL },
+                "timing": { "end_to_end": END_TO_END, "kernel": KERNEL, "max_rel_diff": DIFF },
+                "precisions": {
+                    "f32": runner.is_some() && run_f32,
+                    "f16": runner.is_some() && run_f16,
+                },
                 "f16": {
-                    "available": false,
-                    "adapter_shader_f16": adapter.as_ref().map(|a| a.shader_f16),
-                    "note": F16_NOTE,
+                    "measured": runner.is_some() && run_f16,
+                    "adapter_shader_f16": shader_f16,
+                    "note": f16_note,
                 },
                 "results": rows,
             })
         );
         return Ok(());
     }
-    print_table(&rows, adapter.as_ref(), cpu.threads(), want_gpu);
+    print_table(&rows, adapter.as_ref(), cpu.threads(), f16_note);
     Ok(())
 }
 
-fn print_table(rows: &[Row], adapter: Option<&AdapterReport>, threads: usize, want_gpu: bool) {
-    println!("matmul f32, n x n times n x n (2n^3 flops)");
+fn print_table(rows: &[Row], adapter: Option<&AdapterReport>, threads: usize, f16_note: &str) {
+    println!("matmul, n x n times n x n (2n^3 flops); B is a weight, stored as f32 or f16 on webgpu");
     if let Some(a) = adapter {
-        println!("  webgpu: [{}] {} ({}, {}, {})", a.index, a.name, a.backend, a.device_type, a.driver_info);
-    }
-    println!("  cpu:    {threads} threads");
-    let dash = || "-".to_string();
-    let f = |v: Option<f64>, prec: usize| v.map_or_else(dash, |v| format!("{v:.prec$}"));
-    println!(
-        "{:>6} {:>14} {:>10} {:>14} {:>10} {:>11} {:>10} {:>10} {:>10} {:>9}",
-        "n", "webgpu e2e", "e2e ms", "webgpu kernel", "kernel ms", "cpu", "cpu ms", "e2e/cpu", "kernel/cpu", "max diff"
-    );
-    println!("{:>6} {:>14} {:>10} {:>14} {:>10} {:>11}", "", "GFLOP/s", "", "GFLOP/s", "", "GFLOP/s");
-    for r in rows {
-        let w = r.webgpu.as_ref();
-        let c = r.cpu.as_ref();
         println!(
-            "{:>6} {:>14} {:>10} {:>14} {:>10} {:>11} {:>10} {:>10} {:>10} {:>9}",
-            r.size,
-            f(w.map(|w| w.end_to_end_gflops), 2),
-            f(w.map(|w| w.end_to_end_ms), 3),
-            f(w.and_then(|w| w.kernel_gflops), 2),
-            f(w.and_then(|w| w.kernel_ms), 3),
-            f(c.map(|c| c.gflops), 2),
-            f(c.map(|c| c.ms), 3),
-            f(r.webgpu_vs_cpu, 3).to_string() + if r.webgpu_vs_cpu.is_some() { "x" } else { "" },
-            f(r.webgpu_kernel_vs_cpu, 3).to_string() + if r.webgpu_kernel_vs_cpu.is_some() { "x" } else { "" },
-            r.max_rel_diff.map_or_else(dash, |d| format!("{d:.1e}")),
+            "  webgpu: [{}] {} ({}, {}, {}), shader-f16: {}",
+            a.index,
+            a.name,
+            a.backend,
+            a.device_type,
+            a.driver_info,
+            if a.shader_f16 { "yes" } else { "no" }
         );
     }
-    if want_gpu && adapter.is_some() {
+    println!("  cpu:    {threads} threads, f32");
+    let dash = || "-".to_string();
+    let f = |v: Option<f64>, prec: usize| v.map_or_else(dash, |v| format!("{v:.prec$}"));
+    let x = |v: Option<f64>| v.map_or_else(dash, |v| format!("{v:.3}x"));
+    println!(
+        "{:>6} {:>5} {:>14} {:>10} {:>14} {:>10} {:>11} {:>10} {:>10} {:>10} {:>9}",
+        "n",
+        "B",
+        "webgpu e2e",
+        "e2e ms",
+        "webgpu kernel",
+        "kernel ms",
+        "cpu",
+        "cpu ms",
+        "e2e/cpu",
+        "kernel/cpu",
+        "max diff"
+    );
+    println!("{:>6} {:>5} {:>14} {:>10} {:>14} {:>10} {:>11}", "", "", "GFLOP/s", "", "GFLOP/s", "", "GFLOP/s");
+    for r in rows {
+        let gpu: Vec<&GpuTiming> = r.webgpu.iter().flat_map(|w| [w.f32.as_ref(), w.f16.as_ref()]).flatten().collect();
+        let c = r.cpu.as_ref();
+        let cpu_cells = (f(c.map(|c| c.gflops), 2), f(c.map(|c| c.ms), 3));
+        if gpu.is_empty() {
+            println!(
+                "{:>6} {:>5} {:>14} {:>10} {:>14} {:>10} {:>11} {:>10} {:>10} {:>10} {:>9}",
+                r.size, "f32", "-", "-", "-", "-", cpu_cells.0, cpu_cells.1, "-", "-", "-"
+            );
+        }
+        for (i, w) in gpu.iter().enumerate() {
+            // The cpu runs once per size: show it on the first row only.
+            let (cg, cm) = if i == 0 { cpu_cells.clone() } else { (String::new(), String::new()) };
+            println!(
+                "{:>6} {:>5} {:>14} {:>10} {:>14} {:>10} {:>11} {:>10} {:>10} {:>10} {:>9}",
+                if i == 0 { r.size.to_string() } else { String::new() },
+                w.weights,
+                f(Some(w.end_to_end_gflops), 2),
+                f(Some(w.end_to_end_ms), 3),
+                f(w.kernel_gflops, 2),
+                f(w.kernel_ms, 3),
+                cg,
+                cm,
+                x(w.vs_cpu),
+                x(w.kernel_vs_cpu),
+                w.max_rel_diff.map_or_else(dash, |d| format!("{d:.1e}")),
+            );
+        }
+    }
+    if adapter.is_some() {
         println!("{END_TO_END}");
         println!("{KERNEL} ('-' when lost in timing noise)");
-        let f16 = match adapter.map(|a| a.shader_f16) {
-            Some(true) => " (adapter shader-f16: yes)",
-            Some(false) => " (adapter shader-f16: no)",
-            None => "",
-        };
-        println!("{F16_NOTE}{f16}");
-    } else {
-        println!("{F16_NOTE}");
+        println!("{DIFF}");
+        println!("{f16_note}");
     }
 }
 
-/// `c_1 = a·b`, `c_k = c_{k−1}·b`: `len` matmuls of n×n inputs `a` and `b`.
-fn chain_graph(n: usize, len: usize) -> Result<(Graph, Weights)> {
+/// `c_1 = a·b`, `c_k = c_{k−1}·b`: `len` matmuls of the n×n input `a` and the
+/// n×n weight constant `b`.
+fn chain_graph(n: usize, len: usize, b: &Tensor) -> Result<(Graph, Weights)> {
     let mut g = GraphBuilder::new();
     let a = g.input("a", DType::Float32, vec![n, n])?;
-    let b = g.input("b", DType::Float32, vec![n, n])?;
+    let b = g.constant("b", b.clone())?;
     let mut c = g.matmul(a, b)?;
     for _ in 1..len {
         c = g.matmul(c, b)?;
