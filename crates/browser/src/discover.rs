@@ -1,0 +1,1 @@
+//! Finding installed browsers.
