@@ -10,5 +10,14 @@
 //!   `MLGraphBuilder`.
 #![deny(missing_docs)]
 
+pub mod bridge;
+pub mod chunks;
 pub mod discover;
+pub mod engine;
+mod error;
 pub mod launch;
+pub mod protocol;
+
+pub use bridge::{Bridge, BridgeConfig, LoadStats, WorkerHandle};
+pub use engine::{BrowserBackend, BrowserEngine};
+pub use error::{BridgeError, Result};

@@ -47,26 +47,7 @@ impl DeviceWeights {
         if let Some(buffer) = buffers.get(&key) {
             return Ok(buffer.clone());
         }
-        let tensor = weights.get(name).ok_or_else(|| GpuError::Plan(format!("weight {name:?} is not in the model")))?;
-        let bad = |e: ipfs_accelerate_tensor::Error| GpuError::Plan(format!("weight {name:?}: {e}"));
-        let tensor = match rows {
-            Some(rows) => &row_block(tensor, rows)
-                .ok_or_else(|| GpuError::Plan(format!("weight {name:?} {} has no rows {rows:?}", tensor.shape())))?,
-            None => tensor,
-        };
-        // Widen or narrow float storage once, here.
-        let tensor = match (tensor.dtype(), dtype) {
-            (DType::Float32 | DType::Int32, DType::Float32) | (DType::Float16, DType::Float16) => tensor.clone(),
-            (DType::Float16, DType::Float32) => tensor.to_f32().map_err(bad)?,
-            (DType::Float32, DType::Float16) => {
-                let halves: Vec<half::f16> =
-                    tensor.to_f32_vec().map_err(bad)?.into_iter().map(half::f16::from_f32).collect();
-                Tensor::from_f16(tensor.shape().clone(), &halves).map_err(bad)?
-            }
-            (stored, wanted) => {
-                return Err(GpuError::Plan(format!("weight {name:?} is {stored}; the plan wants it as {wanted}")))
-            }
-        };
+        let tensor = weight_tensor(weights, name, dtype, rows)?;
         let bytes = tensor.as_bytes();
         if (bytes.len() as u64).max(4).next_multiple_of(4) != size {
             return Err(GpuError::Plan(format!(
@@ -77,6 +58,34 @@ impl DeviceWeights {
         let buffer = Arc::new(runner.storage_buffer(name, bytes)?);
         buffers.insert(key, buffer.clone());
         Ok(buffer)
+    }
+}
+
+/// Weight `name` as a plan stores it on the device: `dtype` (float32 or
+/// float16, converted here when the model stores the other) and only `rows`
+/// when given. The browser bridge uses the same bytes.
+pub fn weight_tensor(weights: &Weights, name: &str, dtype: DType, rows: Option<[usize; 2]>) -> Result<Tensor> {
+    let tensor = weights.get(name).ok_or_else(|| GpuError::Plan(format!("weight {name:?} is not in the model")))?;
+    let bad = |e: ipfs_accelerate_tensor::Error| GpuError::Plan(format!("weight {name:?}: {e}"));
+    let block;
+    let tensor = match rows {
+        Some(rows) => {
+            block = row_block(tensor, rows)
+                .ok_or_else(|| GpuError::Plan(format!("weight {name:?} {} has no rows {rows:?}", tensor.shape())))?;
+            &block
+        }
+        None => tensor,
+    };
+    // Widen or narrow float storage once, here.
+    match (tensor.dtype(), dtype) {
+        (DType::Float32 | DType::Int32, DType::Float32) | (DType::Float16, DType::Float16) => Ok(tensor.clone()),
+        (DType::Float16, DType::Float32) => tensor.to_f32().map_err(bad),
+        (DType::Float32, DType::Float16) => {
+            let halves: Vec<half::f16> =
+                tensor.to_f32_vec().map_err(bad)?.into_iter().map(half::f16::from_f32).collect();
+            Tensor::from_f16(tensor.shape().clone(), &halves).map_err(bad)
+        }
+        (stored, wanted) => Err(GpuError::Plan(format!("weight {name:?} is {stored}; the plan wants it as {wanted}"))),
     }
 }
 

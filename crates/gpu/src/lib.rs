@@ -46,7 +46,7 @@ pub use wgpu;
 
 pub use context::{AdapterReport, AdapterSelector, GpuContext, KeyLimits, ADAPTER_ENV};
 pub use error::{GpuError, Result};
-pub use executor::{DeviceWeights, LoadedPlan};
+pub use executor::{weight_tensor, DeviceWeights, LoadedPlan};
 pub use kernels::{kernel, BindingKind, BindingSpec, CompiledKernel, KernelRunner, KernelSpec, Launch, KERNELS};
 pub use pipeline_cache::PipelineCacheStatus;
 pub use plan::{compile, compile_with, CompileOptions, Plan};

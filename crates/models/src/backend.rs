@@ -24,6 +24,10 @@ pub enum BackendKind {
     Cpu,
     /// The native WebGPU backend.
     WebGpu,
+    /// WebGPU inside a browser worker.
+    BrowserWebGpu,
+    /// WebNN inside a browser worker.
+    BrowserWebNn,
 }
 
 impl BackendKind {
@@ -32,6 +36,8 @@ impl BackendKind {
         match self {
             BackendKind::Cpu => "cpu",
             BackendKind::WebGpu => "webgpu",
+            BackendKind::BrowserWebGpu => "browser-webgpu",
+            BackendKind::BrowserWebNn => "browser-webnn",
         }
     }
 }

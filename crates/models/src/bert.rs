@@ -9,7 +9,6 @@
 //! `[total_tokens, hidden]`, so the linear layers never compute on padding and
 //! only attention is per sequence (as text-embeddings-inference does).
 
-use crate::backend::BackendKind;
 use crate::config::{BertConfig, BertVariant};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -281,9 +280,10 @@ impl BertModel {
         for e in batch {
             self.check_tokens(e)?;
         }
-        match engine.kind() {
-            BackendKind::Cpu => self.forward_packed(engine, batch),
-            BackendKind::WebGpu => self.forward_padded(engine, batch),
+        if engine.prefers_padded() {
+            self.forward_padded(engine, batch)
+        } else {
+            self.forward_packed(engine, batch)
         }
     }
 

@@ -39,6 +39,13 @@ impl TextEmbedder {
 
     /// Loads the model in `dir` onto the chosen backend at `precision`.
     pub fn load_with(dir: &Path, backend: BackendChoice, precision: Precision) -> Result<Self> {
+        let (engine, notice) = backend.open(precision)?;
+        Self::load_on(dir, engine, notice)
+    }
+
+    /// Loads the model in `dir` onto an engine made elsewhere (a browser
+    /// worker), with the notice to show, if any.
+    pub fn load_on(dir: &Path, engine: Engine, notice: Option<String>) -> Result<Self> {
         if !dir.is_dir() {
             return Err(Error::ModelDirMissing(dir.to_path_buf()));
         }
@@ -57,7 +64,6 @@ impl TextEmbedder {
         let model = BertModel::load(bert_config, variant, &file)?;
         let max_seq_length = pipeline.max_seq_length.unwrap_or(512).min(model.max_tokens());
         let tokenizer = TextTokenizer::load(dir, max_seq_length)?;
-        let (engine, notice) = backend.open(precision)?;
         tracing::debug!(dir = %dir.display(), variant = ?variant, max_seq_length, "loaded text embedder");
         Ok(TextEmbedder { dir: dir.to_path_buf(), model, tokenizer, pipeline, max_seq_length, engine, notice })
     }

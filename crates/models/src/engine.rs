@@ -24,6 +24,26 @@ pub enum Engine {
     Cpu(CpuBackend),
     /// The native WebGPU backend.
     WebGpu(Box<GpuEngine>),
+    /// A backend implemented outside this crate (browser workers).
+    External(Box<dyn GraphRunner>),
+}
+
+/// A backend outside this crate that runs graphs: implemented by the
+/// browser crate's workers, so models run there without knowing browsers.
+pub trait GraphRunner: Send + Sync {
+    /// Which backend this is.
+    fn kind(&self) -> BackendKind;
+    /// A one-line description (backend, browser, adapter).
+    fn describe(&self) -> String;
+    /// Runs the graph `build` makes for `shape_key` on `inputs`, returning
+    /// the outputs in the graph's order; `build` is called only when no
+    /// compiled form for `shape_key` is loaded yet.
+    fn run(
+        &self,
+        shape_key: &[usize],
+        build: &mut dyn FnMut() -> Result<(Graph, Weights)>,
+        inputs: &[(&str, &Tensor)],
+    ) -> Result<Vec<Tensor>>;
 }
 
 impl Engine {
@@ -32,6 +52,7 @@ impl Engine {
         match self {
             Engine::Cpu(_) => BackendKind::Cpu,
             Engine::WebGpu(_) => BackendKind::WebGpu,
+            Engine::External(runner) => runner.kind(),
         }
     }
 
@@ -44,13 +65,21 @@ impl Engine {
                 let weights = if gpu.f16_weights() { ", f16 weights" } else { "" };
                 format!("webgpu ({}, {}, {}{weights})", r.name, r.backend, r.device_type)
             }
+            Engine::External(runner) => runner.describe(),
         }
+    }
+
+    /// Whether models should send padded batches with an attention mask (so
+    /// one compiled graph serves many batch shapes) rather than packed ones:
+    /// true everywhere but the CPU, which computes nothing on padding.
+    pub fn prefers_padded(&self) -> bool {
+        !matches!(self, Engine::Cpu(_))
     }
 
     /// Compiled plans kept (always 0 on the CPU, which compiles per call).
     pub fn cached_plans(&self) -> usize {
         match self {
-            Engine::Cpu(_) => 0,
+            Engine::Cpu(_) | Engine::External(_) => 0,
             Engine::WebGpu(gpu) => gpu.plans.lock().unwrap_or_else(|p| p.into_inner()).len(),
         }
     }
@@ -69,6 +98,12 @@ impl Engine {
                 Ok(cpu.compile(&graph, &weights)?.run(inputs)?)
             }
             Engine::WebGpu(gpu) => gpu.run(shape_key, build, inputs),
+            Engine::External(runner) => {
+                let mut build = Some(build);
+                let mut once =
+                    || build.take().map(|b| b()).unwrap_or_else(|| Err(Error::Backend("graph built twice".into())));
+                runner.run(shape_key, &mut once, inputs)
+            }
         }
     }
 }
