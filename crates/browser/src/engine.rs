@@ -33,6 +33,46 @@ impl BrowserBackend {
     }
 }
 
+/// Where and how [`BrowserEngine::launch`] starts its browser.
+#[derive(Debug, Clone)]
+pub struct BrowserLaunch {
+    /// WebGPU or WebNN.
+    pub backend: BrowserBackend,
+    /// `chrome`, `chromium`, `edge`, `firefox` or a path (default: the
+    /// first Chromium-family browser found).
+    pub browser: Option<String>,
+    /// Run without a window.
+    pub headless: bool,
+    /// Keep the browser profile (its weight cache) under this data dir;
+    /// `None` uses a fresh temporary profile.
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Bridge address; a fixed port keeps the page's origin, and with it the
+    /// browser's weight cache, the same across runs.
+    pub bridge_addr: std::net::SocketAddr,
+    /// How long the page may take to start and join.
+    pub join_timeout: std::time::Duration,
+}
+
+/// The bridge port `launch` tries first (falling back to any free port).
+pub const DEFAULT_BRIDGE_PORT: u16 = 47_470;
+
+impl BrowserLaunch {
+    /// Headless, default browser, the default bridge port, 60 s to join.
+    pub fn new(backend: BrowserBackend) -> Self {
+        BrowserLaunch {
+            backend,
+            browser: None,
+            headless: true,
+            data_dir: None,
+            bridge_addr: std::net::SocketAddr::from(([127, 0, 0, 1], DEFAULT_BRIDGE_PORT)),
+            join_timeout: std::time::Duration::from_secs(60),
+        }
+    }
+}
+
+/// Model keys and output names loaded on the page, by shape key.
+type LoadedModels = Mutex<HashMap<Vec<usize>, (String, Vec<String>)>>;
+
 /// A connected worker page running models on `backend`.
 pub struct BrowserEngine {
     backend: BrowserBackend,
@@ -40,8 +80,8 @@ pub struct BrowserEngine {
     worker: WorkerHandle,
     /// Whatever keeps the browser alive (its process), dropped with the engine.
     _keep: Option<Box<dyn Send + Sync>>,
-    /// Model keys already loaded on the page, by shape key.
-    loaded: Mutex<HashMap<Vec<usize>, (String, Vec<String>)>>,
+    /// Model keys (and output names) already loaded on the page, by shape key.
+    loaded: LoadedModels,
     /// What the page last reported about weight chunks: (hits, misses).
     cache: Mutex<(u32, u32)>,
 }
@@ -65,10 +105,72 @@ impl BrowserEngine {
             BrowserBackend::WebNn => caps["webnn"]["available"].as_bool() == Some(true),
         };
         if !available {
-            let reason = caps[backend.name()]["reason"].as_str().unwrap_or("not reported");
-            return Err(Error::Backend(format!("the browser worker has no usable {} ({reason})", backend.name())));
+            let report = &caps[backend.name()];
+            // WebNN reports per device type why createContext failed.
+            let device_errors: Vec<String> = report["devices"]
+                .as_object()
+                .map(|d| d.iter().filter_map(|(k, v)| v["error"].as_str().map(|e| format!("{k}: {e}"))).collect())
+                .unwrap_or_default();
+            let reason = match report["reason"].as_str() {
+                Some(r) => r.to_string(),
+                None if !device_errors.is_empty() => device_errors.join("; "),
+                None => "not reported".to_string(),
+            };
+            let hint = match backend {
+                BrowserBackend::WebNn => {
+                    "; Debian's chromium has no WebNN backend: scripts/install-webnn-chromium.sh installs a Chromium \
+                     that has one, then pass its path with --browser"
+                }
+                BrowserBackend::WebGpu => "",
+            };
+            return Err(Error::Backend(format!(
+                "the browser worker has no usable {} ({reason}){hint}",
+                backend.name()
+            )));
         }
         Ok(BrowserEngine { backend, bridge, worker, _keep: keep, loaded: Mutex::default(), cache: Mutex::default() })
+    }
+
+    /// Starts a bridge, launches a browser on its worker page, waits for the
+    /// page to join, and checks it has the backend.
+    pub fn launch(options: &BrowserLaunch) -> Result<Self> {
+        use crate::discover::{find, resolve, BrowserKind};
+        use crate::launch::{launch, LaunchOptions, Profile};
+        let browser = match &options.browser {
+            Some(spec) => resolve(spec).map_err(backend_error)?,
+            None => [BrowserKind::Chrome, BrowserKind::Chromium, BrowserKind::Edge]
+                .into_iter()
+                .find_map(find)
+                .ok_or_else(|| {
+                    Error::Backend(
+                        "no Chrome, Chromium or Edge found: install one (apt-get install chromium), \
+                         or pass --browser PATH"
+                            .into(),
+                    )
+                })?,
+        };
+        let config = |addr| crate::BridgeConfig { addr, ..crate::BridgeConfig::default() };
+        let bridge = match Bridge::start(config(options.bridge_addr)) {
+            Ok(b) => b,
+            Err(_) => {
+                tracing::info!(
+                    "bridge port {} is busy; using any free port (the browser's weight cache is per port)",
+                    options.bridge_addr
+                );
+                Bridge::start(config(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))).map_err(backend_error)?
+            }
+        };
+        let profile = match &options.data_dir {
+            Some(dir) => Profile::Slot { data_dir: dir.clone(), slot: 0 },
+            None => Profile::Ephemeral,
+        };
+        let launch_options = LaunchOptions { headless: options.headless, profile, extra_args: Vec::new() };
+        let process = launch(&browser, &bridge.worker_url(), &launch_options).map_err(backend_error)?;
+        let worker = bridge.wait_for_worker(options.join_timeout).map_err(|e| {
+            let tail = process.output_tail(5).replace('\n', " | ");
+            Error::Backend(format!("{e}; {browser} said: {tail}"))
+        })?;
+        BrowserEngine::new(options.backend, bridge, worker, Some(Box::new(process)))
     }
 
     /// The bridge the page is connected to.
@@ -184,10 +286,8 @@ impl GraphRunner for BrowserEngine {
     fn describe(&self) -> String {
         let caps = self.worker.capabilities();
         let browser = caps["userAgent"].as_str().unwrap_or("unknown browser");
-        let browser = browser
-            .split_whitespace()
-            .find(|p| p.starts_with("Chrome/") || p.starts_with("Firefox/"))
-            .unwrap_or(browser);
+        let browser =
+            browser.split_whitespace().find(|p| p.contains("Chrome/") || p.starts_with("Firefox/")).unwrap_or(browser);
         match self.backend {
             BrowserBackend::WebGpu => {
                 let a = &caps["webgpu"]["adapter"];

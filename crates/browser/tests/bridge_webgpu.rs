@@ -15,14 +15,21 @@ use ipfs_accelerate_models::{BackendChoice, TextEmbedder};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A headless Chromium with its own fresh profile, killed on drop.
+/// A headless Chromium with its own profile, killed on drop.
 struct Browser {
     child: Child,
-    _profile: tempfile::TempDir,
+    _profile: Option<tempfile::TempDir>,
 }
 
 impl Browser {
     fn open(url: &str) -> Option<Browser> {
+        let profile = tempfile::tempdir().unwrap();
+        let mut browser = Browser::open_with_profile(url, profile.path())?;
+        browser._profile = Some(profile);
+        Some(browser)
+    }
+
+    fn open_with_profile(url: &str, profile: &std::path::Path) -> Option<Browser> {
         let path =
             ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| std::path::Path::new(p).exists());
         let Some(path) = path else {
@@ -30,7 +37,6 @@ impl Browser {
             eprintln!("SKIPPED: no chromium");
             return None;
         };
-        let profile = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(path);
         cmd.args([
             "--headless=new",
@@ -42,7 +48,7 @@ impl Browser {
             "--disable-sync",
             "--disable-quic",
         ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--user-data-dir={}", profile.display()))
         .arg(url)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -52,7 +58,7 @@ impl Browser {
         if std::env::var("USER").as_deref() == Ok("root") || cfg!(unix) && unsafe_is_root() {
             cmd.arg("--no-sandbox");
         }
-        Some(Browser { child: cmd.spawn().unwrap(), _profile: profile })
+        Some(Browser { child: cmd.spawn().unwrap(), _profile: None })
     }
 }
 
@@ -100,6 +106,54 @@ fn minilm_in_chromium_webgpu_matches_the_cpu_backend() {
     for (b, c) in on_browser.iter().zip(&cpu.embed(&texts, 2).unwrap()) {
         let cos = cosine(b, c);
         assert!(cos >= 0.999, "cosine {cos}");
+    }
+}
+
+#[test]
+fn a_second_load_in_the_same_profile_reads_weights_from_the_browser_cache() {
+    let Some(dir) = common::test_model("all-MiniLM-L6-v2") else { return };
+    let profile = tempfile::tempdir().unwrap();
+    let mut addr = None;
+    let mut stats = Vec::new();
+    for _ in 0..2 {
+        // The same origin (address) and profile: Cache Storage survives.
+        let config = BridgeConfig { addr: addr.unwrap_or(BridgeConfig::default().addr), ..BridgeConfig::default() };
+        let bridge = Bridge::start(config).unwrap();
+        addr = Some(bridge.addr());
+        let Some(browser) = Browser::open_with_profile(&bridge.worker_url(), profile.path()) else { return };
+        let worker = bridge.wait_for_worker(Duration::from_secs(60)).unwrap();
+        let engine = BrowserEngine::new(BrowserBackend::WebGpu, bridge, worker, Some(Box::new(browser))).unwrap();
+        let engine = std::sync::Arc::new(engine);
+        let model =
+            TextEmbedder::load_on(&dir, Engine::External(Box::new(SharedEngine(engine.clone()))), None).unwrap();
+        model.embed(&["hello"], 1).unwrap();
+        stats.push(engine.cache_stats());
+    }
+    let ((hits1, misses1), (hits2, misses2)) = (stats[0], stats[1]);
+    assert!(hits1 == 0 && misses1 > 0, "first load: {hits1} hits, {misses1} misses");
+    assert!(hits2 == misses1 && misses2 == 0, "second load: {hits2} hits, {misses2} misses");
+}
+
+/// Lets the test keep a handle on the engine the model owns.
+struct SharedEngine(std::sync::Arc<BrowserEngine>);
+
+impl ipfs_accelerate_models::engine::GraphRunner for SharedEngine {
+    fn kind(&self) -> ipfs_accelerate_models::BackendKind {
+        self.0.kind()
+    }
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+    fn run(
+        &self,
+        shape_key: &[usize],
+        build: &mut dyn FnMut() -> ipfs_accelerate_models::Result<(
+            ipfs_accelerate_tensor::Graph,
+            ipfs_accelerate_tensor::Weights,
+        )>,
+        inputs: &[(&str, &ipfs_accelerate_tensor::Tensor)],
+    ) -> ipfs_accelerate_models::Result<Vec<ipfs_accelerate_tensor::Tensor>> {
+        self.0.run(shape_key, build, inputs)
     }
 }
 
