@@ -24,6 +24,7 @@ enum Command {
     Embed(commands::embed::EmbedArgs),
     Similarity(commands::similarity::SimilarityArgs),
     Devices(commands::devices::DevicesArgs),
+    Browsers(commands::browsers::BrowsersArgs),
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
     #[command(subcommand)]
@@ -45,6 +46,7 @@ fn main() {
         Command::Embed(args) => commands::embed::run(args),
         Command::Similarity(args) => commands::similarity::run(args),
         Command::Devices(args) => commands::devices::run(args),
+        Command::Browsers(args) => commands::browsers::run(args),
         Command::Bench(cmd) => commands::bench::run(cmd),
         Command::Ipfs(cmd) => commands::ipfs::run(cmd),
         Command::Models(cmd) => commands::models::run(cmd),

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod browsers;
 pub mod devices;
 pub mod embed;
 pub mod ipfs;
