@@ -39,7 +39,8 @@ pub struct BrowserLaunch {
     /// WebGPU or WebNN.
     pub backend: BrowserBackend,
     /// `chrome`, `chromium`, `edge`, `firefox` or a path (default: the
-    /// first Chromium-family browser found).
+    /// first Chromium-family browser found); [`MANUAL`] launches none and
+    /// waits for the user to open the worker URL in a browser of their own.
     pub browser: Option<String>,
     /// Run without a window.
     pub headless: bool,
@@ -52,6 +53,12 @@ pub struct BrowserLaunch {
     /// How long the page may take to start and join.
     pub join_timeout: std::time::Duration,
 }
+
+/// `--browser manual`: print the worker URL and wait for someone to open it.
+pub const MANUAL: &str = "manual";
+
+/// How long [`BrowserEngine::launch`] waits for a person to open the URL.
+pub const MANUAL_JOIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// The bridge port `launch` tries first (falling back to any free port).
 pub const DEFAULT_BRIDGE_PORT: u16 = 47_470;
@@ -136,6 +143,17 @@ impl BrowserEngine {
     pub fn launch(options: &BrowserLaunch) -> Result<Self> {
         use crate::discover::{find, resolve, BrowserKind};
         use crate::launch::{launch, LaunchOptions, Profile};
+        if options.browser.as_deref() == Some(MANUAL) {
+            let bridge = start_bridge(options.bridge_addr)?;
+            eprintln!(
+                "open {} in a browser with {} to join as a worker (waiting up to {} s)",
+                bridge.worker_url(),
+                options.backend.name(),
+                MANUAL_JOIN_TIMEOUT.as_secs()
+            );
+            let worker = bridge.wait_for_worker(MANUAL_JOIN_TIMEOUT).map_err(backend_error)?;
+            return BrowserEngine::new(options.backend, bridge, worker, None);
+        }
         let browser = match &options.browser {
             Some(spec) => resolve(spec).map_err(backend_error)?,
             None => [BrowserKind::Chrome, BrowserKind::Chromium, BrowserKind::Edge]
@@ -265,6 +283,19 @@ impl BrowserEngine {
                     kernels: Vec::new(),
                 })
             }
+        }
+    }
+}
+
+/// A bridge on `addr`, or on any free port when `addr` is busy (the page's
+/// origin, and with it the browser's weight cache, then differs).
+fn start_bridge(addr: std::net::SocketAddr) -> Result<Bridge> {
+    let config = |addr| crate::BridgeConfig { addr, ..crate::BridgeConfig::default() };
+    match Bridge::start(config(addr)) {
+        Ok(b) => Ok(b),
+        Err(_) => {
+            tracing::info!("bridge port {addr} is busy; using any free port (the browser's weight cache is per port)");
+            Bridge::start(config(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))).map_err(backend_error)
         }
     }
 }

@@ -19,5 +19,5 @@ pub mod launch;
 pub mod protocol;
 
 pub use bridge::{Bridge, BridgeConfig, LoadStats, WorkerHandle};
-pub use engine::{BrowserBackend, BrowserEngine, BrowserLaunch, DEFAULT_BRIDGE_PORT};
+pub use engine::{BrowserBackend, BrowserEngine, BrowserLaunch, DEFAULT_BRIDGE_PORT, MANUAL};
 pub use error::{BridgeError, Result};

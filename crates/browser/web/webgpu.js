@@ -39,9 +39,7 @@ export async function openDevice() {
     requiredLimits[name] = adapter.limits[name];
   }
   const requiredFeatures = adapter.features.has('shader-f16') ? ['shader-f16'] : [];
-  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
-  device.lost.then((info) => console.warn(`WebGPU device lost: ${info.message}`));
-  return device;
+  return adapter.requestDevice({ requiredLimits, requiredFeatures });
 }
 
 /**

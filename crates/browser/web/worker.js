@@ -21,6 +21,10 @@ const models = new Map();
 let devicePromise = null;
 /** Weight buffers on the device by key, shared by the plans of a model. */
 const gpuWeights = new Map();
+/** Keys of the models running on the GPU device (lost with it). */
+const gpuModels = new Set();
+/** Why the last GPU device was lost, for the errors of later runs. */
+let deviceLost = null;
 
 /** Run requests waiting for their input frames, by id. */
 const waiting = new Map();
@@ -39,7 +43,18 @@ function frame(id, index, data) {
 }
 
 async function loadWebgpu(message, stats) {
-  devicePromise ??= openDevice();
+  if (!devicePromise) {
+    devicePromise = openDevice();
+    // A lost device takes its buffers and pipelines with it: forget them, so
+    // runs fail with the reason and a new load opens a new device.
+    devicePromise.then((device) => device.lost.then((info) => {
+      deviceLost = info.message || 'unknown reason';
+      devicePromise = null;
+      gpuWeights.clear();
+      for (const key of gpuModels) models.delete(key);
+      gpuModels.clear();
+    }), () => { devicePromise = null; });
+  }
   const device = await devicePromise;
   const kernels = new Map();
   for (const k of message.kernels) {
@@ -88,6 +103,7 @@ async function handle(socket, message) {
         models.get(message.model)?.destroy();
         const executor = message.backend === 'webnn' ? await loadWebnn(message, stats) : await loadWebgpu(message, stats);
         models.set(message.model, executor);
+        if (message.backend !== 'webnn') gpuModels.add(message.model);
         send(socket, { type: 'loaded', id: message.id, cache_hits: stats.hits, cache_misses: stats.misses });
         status(`running (${models.size} model(s) loaded)`);
       } catch (e) {
@@ -119,7 +135,10 @@ async function runReady(socket, id) {
   waiting.delete(id);
   try {
     const executor = models.get(message.model);
-    if (!executor) throw new Error(`model ${message.model} is not loaded`);
+    if (!executor) {
+      const lost = deviceLost ? ` (the GPU device was lost: ${deviceLost})` : '';
+      throw new Error(`model ${message.model} is not loaded${lost}`);
+    }
     const inputs = new Map(message.inputs.map((d, i) => [d.name, { dtype: d.dtype, shape: d.shape, data: frames[i] }]));
     const outputs = await executor.run(inputs);
     const descs = [...outputs].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape }));

@@ -91,3 +91,41 @@ fn a_browser_without_webnn_or_a_missing_browser_is_one_clear_error() {
         assert_clear_error(&out, "no usable webnn");
     }
 }
+
+#[test]
+fn browser_manual_prints_the_worker_url_and_any_browser_can_join() {
+    let Some(model) = common::test_model("all-MiniLM-L6-v2") else { return };
+    let Some(chromium) = present(Some(PathBuf::from("/usr/bin/chromium")), "chromium") else { return };
+    let data = tempfile::tempdir().unwrap();
+    let mut cli = Command::new(env!("CARGO_BIN_EXE_ipfs-accelerate"))
+        .args(["embed", "--model", model.to_str().unwrap(), "--backend", "browser-webgpu", "--browser", "manual"])
+        .args(["--json", "joined by hand"])
+        .env("IPFS_ACCELERATE_DATA_DIR", data.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(cli.stderr.take().unwrap()), &mut line).unwrap();
+    let url = line.split_whitespace().find(|w| w.starts_with("http://127.0.0.1:")).unwrap_or_else(|| panic!("{line}"));
+    // "The user" opens the URL in their own browser.
+    let profile = tempfile::tempdir().unwrap();
+    let mut browser = Command::new(chromium);
+    // Its own process group, so the renderer is stopped with it below.
+    std::os::unix::process::CommandExt::process_group(&mut browser, 0);
+    let mut browser = browser
+        .args(["--headless=new", "--enable-unsafe-webgpu", "--no-first-run", "--disable-background-networking"])
+        .args(["--disable-component-update", "--disable-sync", "--no-sandbox"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = cli.wait_with_output().unwrap();
+    let _ = Command::new("kill").args(["-KILL", &format!("-{}", browser.id())]).status();
+    let _ = browser.wait();
+    let (device, rows) = embeddings(&out);
+    assert!(device.starts_with("browser-webgpu"), "{device}");
+    assert_eq!(rows.len(), 1);
+}

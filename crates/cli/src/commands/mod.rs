@@ -36,7 +36,8 @@ pub struct BackendArgs {
     /// browser-webgpu / browser-webnn (a browser started as a worker).
     #[arg(long, default_value = "auto")]
     pub backend: String,
-    /// Browser for the browser-* backends: chrome, chromium, edge, firefox, or a path
+    /// Browser for the browser-* backends: chrome, chromium, edge, firefox, a path, or manual
+    /// (start none: print the worker URL and wait for you to open it in any browser)
     /// [default: the first Chrome, Chromium or Edge found].
     #[arg(long, value_name = "NAME|PATH")]
     pub browser: Option<String>,
