@@ -199,6 +199,10 @@ pub struct BrowserProcess {
 /// stderr to [`LOG_FILE`] in it, and starts it in its own process group (unix). If it
 /// exits within [`STARTUP_GRACE`] the error carries the last lines of its output. This
 /// blocks for up to [`STARTUP_GRACE`]; call it from a blocking context.
+///
+/// On Linux the browser is told to quit (SIGTERM) when the *thread* that launched it
+/// exits, so a killed process leaves no orphan browser: launch from a thread that lives
+/// as long as the browser should (the main thread, or a long-lived one).
 pub fn launch(browser: &InstalledBrowser, url: &str, opts: &LaunchOptions) -> Result<BrowserProcess, BrowserError> {
     if !crate::discover::is_executable(&browser.path) {
         return Err(BrowserError::NotExecutable(browser.path.clone()));
@@ -234,6 +238,19 @@ pub fn launch(browser: &InstalledBrowser, url: &str, opts: &LaunchOptions) -> Re
     {
         use std::os::unix::process::CommandExt;
         cmd.process_group(0);
+    }
+    // If this process dies without running `stop` (killed, SIGTERM), the
+    // kernel tells the browser to quit too, so no orphan keeps running.
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe and touches only the child.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
     }
     let child = cmd.spawn().map_err(|source| BrowserError::Spawn { path: browser.path.clone(), source })?;
     let process = BrowserProcess {

@@ -123,7 +123,7 @@ fn browser_manual_prints_the_worker_url_and_any_browser_can_join() {
         .spawn()
         .unwrap();
     let out = cli.wait_with_output().unwrap();
-    let _ = Command::new("kill").args(["-KILL", &format!("-{}", browser.id())]).status();
+    let _ = Command::new("kill").args(["-s", "KILL", "--", &format!("-{}", browser.id())]).status();
     let _ = browser.wait();
     let (device, rows) = embeddings(&out);
     assert!(device.starts_with("browser-webgpu"), "{device}");
