@@ -129,6 +129,14 @@ impl Bridge {
         let addr = listener.local_addr().map_err(|e| BridgeError::Io(e.to_string()))?;
         let app = router(shared.clone());
         let (shutdown, stop) = oneshot::channel::<()>();
+        // A run is a JSON message and then small binary frames: without
+        // TCP_NODELAY, Nagle's algorithm holds each frame back until the
+        // page acknowledges the previous one (tens of ms per request).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY on a bridge connection: {e}");
+            }
+        });
         runtime.spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async {
                 let _ = stop.await;
