@@ -1,7 +1,8 @@
 // Weights by CID: each weight buffer arrives as chunks named by CIDv1 (raw
 // codec, SHA-256). Every chunk is checked against its CID with SubtleCrypto
-// before use, and kept in Cache Storage keyed by CID, so loading the same
-// model again in this browser profile reads no byte from the network.
+// before use, and kept in Cache Storage under its URL (/ipfs/CID?format=raw),
+// so loading the same model again in this browser profile reads no byte from
+// the network.
 
 const CACHE_NAME = 'ipfs-accelerate-weights-v1';
 const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
@@ -30,7 +31,12 @@ function base32Decode(text) {
  */
 export function sha256OfCid(cid) {
   if (!cid.startsWith('b')) throw new Error(`CID ${cid} is not base32 CIDv1`);
-  const bytes = base32Decode(cid.slice(1));
+  let bytes;
+  try {
+    bytes = base32Decode(cid.slice(1));
+  } catch (e) {
+    throw new Error(`CID ${cid} is not base32 CIDv1 (${e.message})`);
+  }
   // version 1, codec raw (0x55), multihash sha2-256 (0x12) of 32 bytes (0x20)
   if (bytes.length !== 36 || bytes[0] !== 1 || bytes[1] !== 0x55 || bytes[2] !== 0x12 || bytes[3] !== 0x20) {
     throw new Error(`CID ${cid} is not a raw-leaf SHA-256 CIDv1`);
@@ -77,6 +83,10 @@ async function remember(cache, url, buffer) {
  * @returns {Promise<ArrayBuffer>}
  */
 export async function loadWeight(ref, stats) {
+  // Every CID must name a raw SHA-256 block before anything is requested:
+  // a CID also becomes part of a URL.
+  for (const cid of ref.chunks) sha256OfCid(cid);
+  if (!Number.isSafeInteger(ref.bytes) || ref.bytes < 0) throw new Error(`weight ${ref.key}: invalid size ${ref.bytes}`);
   const cache = await openCache();
   const out = new Uint8Array(ref.bytes);
   let offset = 0;
