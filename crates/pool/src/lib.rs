@@ -1,0 +1,14 @@
+//! The resource pool: turns a set of workers — native CPU and WebGPU
+//! backends, browser pages, remote servers — into one reliable accelerator.
+//!
+//! * [`circuit`]: a per-worker circuit breaker (closed / open / half-open)
+//!   driven by an injectable clock.
+//! * [`journal`]: the SQLite journal of workers, placements, requests and
+//!   one row per inference, and the statistics `ipfs-accelerate stats` shows.
+//! * [`queue`]: the bounded priority queue in front of the workers; a full
+//!   queue answers "busy" instead of growing.
+#![deny(missing_docs)]
+
+pub mod circuit;
+pub mod journal;
+pub mod queue;
