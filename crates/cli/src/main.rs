@@ -31,6 +31,7 @@ enum Command {
     Ipfs(commands::ipfs::IpfsCommand),
     #[command(subcommand)]
     Models(commands::models::ModelsCommand),
+    Stats(commands::stats::StatsArgs),
 }
 
 fn main() {
@@ -50,6 +51,7 @@ fn main() {
         Command::Bench(cmd) => commands::bench::run(cmd),
         Command::Ipfs(cmd) => commands::ipfs::run(cmd),
         Command::Models(cmd) => commands::models::run(cmd),
+        Command::Stats(args) => commands::stats::run(args),
     };
     if let Err(err) = result {
         // One line: the error and its causes, never a backtrace.

@@ -8,6 +8,7 @@ pub mod ipfs;
 pub mod models;
 pub mod pull;
 pub mod similarity;
+pub mod stats;
 
 use crate::model_ref::ModelArgs;
 use anyhow::Result;
