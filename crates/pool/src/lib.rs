@@ -7,8 +7,18 @@
 //!   one row per inference, and the statistics `ipfs-accelerate stats` shows.
 //! * [`queue`]: the bounded priority queue in front of the workers; a full
 //!   queue answers "busy" instead of growing.
+//! * [`worker`]: the `Worker` trait and the workers in this process (CPU,
+//!   native WebGPU, a browser page's engine).
+//! * [`pool`]: dispatchers that pick the best worker (capability, circuit,
+//!   load, measured latency, loaded model) and retry elsewhere on failure,
+//!   so every request gets exactly one answer.
 #![deny(missing_docs)]
 
 pub mod circuit;
 pub mod journal;
+pub mod pool;
 pub mod queue;
+pub mod worker;
+
+pub use pool::{Answer, Pool, PoolConfig, PoolError, Ticket, WorkerStatus};
+pub use worker::{EngineWorker, LocalWorker, Worker, WorkerError, WorkerKind};
