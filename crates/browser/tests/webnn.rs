@@ -20,6 +20,8 @@
 #[path = "../../models/tests/common/mod.rs"]
 mod common;
 
+mod support;
+
 use ipfs_accelerate_models::config::Architecture;
 use ipfs_accelerate_models::{BertModel, ModelConfig, SafetensorsFile};
 use ipfs_accelerate_tensor::graph::decompose::decompose_fused;
@@ -27,7 +29,7 @@ use ipfs_accelerate_tensor::graph::{AttentionOptions, AttentionSegment};
 use ipfs_accelerate_tensor::{CpuBackend, DType, GemmOptions, Graph, GraphBuilder, LayerNormOptions, Tensor, Weights};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -347,25 +349,7 @@ fn serve(site: Site) -> (u16, mpsc::Receiver<Event>) {
 }
 
 fn handle(stream: TcpStream, site: &Site, tx: &mpsc::Sender<Event>) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let mut parts = line.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
-    let mut length = 0usize;
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h)? == 0 || h.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            if k.trim().eq_ignore_ascii_case("content-length") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
+    let support::Request { method, target, body } = support::read_request(&stream)?;
     let body = String::from_utf8_lossy(&body).into_owned();
     let path = target.split('?').next().unwrap_or("");
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();

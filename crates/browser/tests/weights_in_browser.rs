@@ -18,11 +18,13 @@
 //!
 //! Without chromium the test prints a skip notice and passes, unless `CI=true`.
 
+mod support;
+
 use ipfs_accelerate_ipfs::block::{DAG_PB, RAW};
 use ipfs_accelerate_ipfs::{cid_for, CidVersion};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -101,25 +103,7 @@ fn serve(site: Arc<Site>) -> (u16, mpsc::Receiver<Event>) {
 }
 
 fn handle(stream: TcpStream, site: &Site, tx: &mpsc::Sender<Event>) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let mut parts = line.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
-    let mut length = 0usize;
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h)? == 0 || h.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            if k.trim().eq_ignore_ascii_case("content-length") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
+    let support::Request { method, target, body } = support::read_request(&stream)?;
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let found = |b: &[u8], ty: &str| Some((b.to_vec(), ty.to_string()));

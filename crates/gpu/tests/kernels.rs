@@ -4,43 +4,13 @@
 //! Without an adapter these tests print a skip notice and pass — unless `CI=true`, where
 //! a missing adapter is a failure (CI installs `mesa-vulkan-drivers libvulkan1`).
 
-use std::sync::OnceLock;
+mod support;
 
 use ipfs_accelerate_gpu::params::{
     linear_workgroups, row_workgroups, Activation, AttentionParams, BinaryOp, BinaryParams, CopyParams, GatherParams,
     LayerNormParams, MatmulParams, ReduceOp, RowParams, UnaryOp, UnaryParams,
 };
 use ipfs_accelerate_gpu::{AdapterSelector, GpuContext, GpuError, KernelRunner, Launch, KERNELS};
-
-/// One device for the whole test binary: creating one on lavapipe is slow.
-fn runner() -> Option<&'static KernelRunner> {
-    static RUNNER: OnceLock<Option<KernelRunner>> = OnceLock::new();
-    RUNNER
-        .get_or_init(|| match GpuContext::new() {
-            Ok(ctx) => {
-                let r = ctx.report();
-                eprintln!("GPU kernel tests on {} ({}, {}, {})", r.name, r.backend, r.device_type, r.driver_info);
-                Some(KernelRunner::new(&ctx))
-            }
-            Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-                panic!("CI=true and no GPU adapter, so the GPU kernel tests cannot run: {e}")
-            }
-            Err(e) => {
-                eprintln!("skipping GPU kernel tests: {e}");
-                None
-            }
-        })
-        .as_ref()
-}
-
-macro_rules! gpu {
-    () => {
-        match runner() {
-            Some(r) => r,
-            None => return,
-        }
-    };
-}
 
 /// xorshift64*: deterministic inputs without a dependency.
 struct Rng(u64);

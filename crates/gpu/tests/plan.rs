@@ -5,41 +5,15 @@
 //! Runs on whatever adapter wgpu finds (Mesa's llvmpipe in CI). Without one
 //! the tests print a skip notice and pass, unless `CI=true`.
 
+mod support;
+
 use ipfs_accelerate_gpu::plan::{BufferRole, Plan};
-use ipfs_accelerate_gpu::{
-    compile, compile_with, CompileOptions, DeviceWeights, GpuContext, GpuError, KernelRunner, LoadedPlan,
-};
+use ipfs_accelerate_gpu::{compile, compile_with, CompileOptions, DeviceWeights, GpuError, KernelRunner, LoadedPlan};
 use ipfs_accelerate_tensor::cpu::CpuBackend;
 use ipfs_accelerate_tensor::graph::{
     AttentionOptions, AttentionSegment, GemmOptions, Graph, GraphBuilder, LayerNormOptions, Weights,
 };
 use ipfs_accelerate_tensor::{DType, Tensor};
-use std::sync::OnceLock;
-
-fn runner() -> Option<&'static KernelRunner> {
-    static RUNNER: OnceLock<Option<KernelRunner>> = OnceLock::new();
-    RUNNER
-        .get_or_init(|| match GpuContext::new() {
-            Ok(ctx) => Some(KernelRunner::new(&ctx)),
-            Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-                panic!("CI=true and no GPU adapter, so the plan tests cannot run: {e}")
-            }
-            Err(e) => {
-                eprintln!("SKIPPED: no GPU adapter: {e}");
-                None
-            }
-        })
-        .as_ref()
-}
-
-macro_rules! gpu {
-    () => {
-        match runner() {
-            Some(r) => r,
-            None => return,
-        }
-    };
-}
 
 /// Deterministic values in [-1, 1).
 fn values(n: usize, seed: u32) -> Vec<f32> {
@@ -223,7 +197,7 @@ fn scratch_buffers_are_reused() {
     let plan = compile(&graph).unwrap();
     let scratch = plan.buffers.iter().filter(|b| b.role == BufferRole::Scratch).count();
     assert!(scratch <= 3, "{scratch} scratch buffers");
-    let Some(runner) = runner() else { return };
+    let Some(runner) = support::runner() else { return };
     let x = tensor(&[64], 1);
     check(runner, &graph, &Weights::new(), &[("x", &x)], 1e-6);
 }
