@@ -8,80 +8,13 @@
 
 #[path = "../../models/tests/common/mod.rs"]
 mod common;
+mod support;
 
+use ipfs_accelerate_browser::launch::Profile;
 use ipfs_accelerate_browser::{Bridge, BridgeConfig, BrowserBackend, BrowserEngine};
 use ipfs_accelerate_models::engine::Engine;
 use ipfs_accelerate_models::{BackendChoice, TextEmbedder};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A headless Chromium with its own profile, killed on drop.
-struct Browser {
-    child: Child,
-    _profile: Option<tempfile::TempDir>,
-}
-
-impl Browser {
-    fn open(url: &str) -> Option<Browser> {
-        let profile = tempfile::tempdir().unwrap();
-        let mut browser = Browser::open_with_profile(url, profile.path())?;
-        browser._profile = Some(profile);
-        Some(browser)
-    }
-
-    fn open_with_profile(url: &str, profile: &std::path::Path) -> Option<Browser> {
-        let path =
-            ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| std::path::Path::new(p).exists());
-        let Some(path) = path else {
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true and no chromium");
-            eprintln!("SKIPPED: no chromium");
-            return None;
-        };
-        let mut cmd = Command::new(path);
-        cmd.args([
-            "--headless=new",
-            "--enable-unsafe-webgpu",
-            "--no-first-run",
-            "--no-default-browser-check",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-quic",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(url)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-        // Its own process group, so the renderer dies with it.
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        // Chromium refuses to run as root without this.
-        if std::env::var("USER").as_deref() == Ok("root") || cfg!(unix) && unsafe_is_root() {
-            cmd.arg("--no-sandbox");
-        }
-        Some(Browser { child: cmd.spawn().unwrap(), _profile: None })
-    }
-}
-
-fn unsafe_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
-        .unwrap_or(false)
-}
-
-impl Browser {
-    /// Kills the browser and every process it started (renderer, GPU).
-    fn kill(&mut self) {
-        // SAFETY: killpg only sends a signal to the group this test created.
-        unsafe { libc::killpg(self.child.id() as i32, libc::SIGKILL) };
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
     let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
@@ -94,7 +27,8 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 fn minilm_in_chromium_webgpu_matches_the_cpu_backend() {
     let Some(dir) = common::test_model("all-MiniLM-L6-v2") else { return };
     let bridge = Bridge::start(BridgeConfig::default()).unwrap();
-    let Some(browser) = Browser::open(&bridge.worker_url()) else { return };
+    let Some(chromium) = support::chromium() else { return };
+    let browser = support::open(&chromium, &bridge.worker_url(), Profile::Ephemeral, &[]);
     let worker = bridge.wait_for_worker(Duration::from_secs(60)).unwrap();
     assert_eq!(worker.capabilities()["webgpu"]["available"], true, "{}", worker.capabilities());
     let engine = BrowserEngine::new(BrowserBackend::WebGpu, bridge, worker, Some(Box::new(browser))).unwrap();
@@ -112,7 +46,7 @@ fn minilm_in_chromium_webgpu_matches_the_cpu_backend() {
 #[test]
 fn a_second_load_in_the_same_profile_reads_weights_from_the_browser_cache() {
     let Some(dir) = common::test_model("all-MiniLM-L6-v2") else { return };
-    let profile = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
     let mut addr = None;
     let mut stats = Vec::new();
     for _ in 0..2 {
@@ -120,7 +54,9 @@ fn a_second_load_in_the_same_profile_reads_weights_from_the_browser_cache() {
         let config = BridgeConfig { addr: addr.unwrap_or(BridgeConfig::default().addr), ..BridgeConfig::default() };
         let bridge = Bridge::start(config).unwrap();
         addr = Some(bridge.addr());
-        let Some(browser) = Browser::open_with_profile(&bridge.worker_url(), profile.path()) else { return };
+        let Some(chromium) = support::chromium() else { return };
+        let profile = Profile::Slot { data_dir: data.path().to_path_buf(), slot: 0 };
+        let browser = support::open(&chromium, &bridge.worker_url(), profile, &[]);
         let worker = bridge.wait_for_worker(Duration::from_secs(60)).unwrap();
         let engine = BrowserEngine::new(BrowserBackend::WebGpu, bridge, worker, Some(Box::new(browser))).unwrap();
         let engine = std::sync::Arc::new(engine);
@@ -161,14 +97,15 @@ impl ipfs_accelerate_models::engine::GraphRunner for SharedEngine {
 fn a_wrong_token_is_refused_and_a_killed_browser_fails_requests_quickly() {
     let bridge = Bridge::start(BridgeConfig::default()).unwrap();
     let wrong = format!("http://{}/?token=not-the-token", bridge.addr());
-    let Some(mut intruder) = Browser::open(&wrong) else { return };
+    let Some(chromium) = support::chromium() else { return };
+    let intruder = support::open(&chromium, &wrong, Profile::Ephemeral, &[]);
     assert!(bridge.wait_for_worker(Duration::from_secs(8)).is_err(), "a page with a wrong token joined");
-    intruder.kill();
+    support::crash(&intruder);
 
-    let Some(mut browser) = Browser::open(&bridge.worker_url()) else { return };
+    let browser = support::open(&chromium, &bridge.worker_url(), Profile::Ephemeral, &[]);
     let worker = bridge.wait_for_worker(Duration::from_secs(60)).unwrap();
     assert!(worker.ping(Duration::from_secs(10)).is_ok());
-    browser.kill();
+    support::crash(&browser);
     let start = Instant::now();
     let err = worker.ping(Duration::from_secs(60)).unwrap_err();
     assert!(start.elapsed() < Duration::from_secs(20), "took {:?}: {err}", start.elapsed());

@@ -22,6 +22,7 @@ mod common;
 
 mod support;
 
+use ipfs_accelerate_browser::launch::Profile;
 use ipfs_accelerate_models::config::Architecture;
 use ipfs_accelerate_models::{BertModel, ModelConfig, SafetensorsFile};
 use ipfs_accelerate_tensor::graph::decompose::decompose_fused;
@@ -32,16 +33,11 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 /// How long the page may take for all cases (MiniLM builds in a few seconds).
 const DEADLINE: Duration = Duration::from_secs(300);
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
 
 /// The unpacked @sparticuz/chromium binary, or `None` (skip; a failure under CI).
 fn webnn_chromium() -> Option<PathBuf> {
@@ -58,7 +54,7 @@ fn webnn_chromium() -> Option<PathBuf> {
     if path.is_file() {
         return Some(path);
     }
-    if ci() {
+    if support::ci() {
         panic!("CI=true and the WebNN chromium {} is missing: run scripts/install-webnn-chromium.sh", path.display());
     }
     eprintln!("SKIPPED: WebNN chromium {} is missing; run scripts/install-webnn-chromium.sh", path.display());
@@ -389,58 +385,6 @@ fn handle(stream: TcpStream, site: &Site, tx: &mpsc::Sender<Event>) -> std::io::
     out.flush()
 }
 
-/// The browser, in its own process group, killed with its children on drop.
-struct Browser {
-    child: Child,
-    _profile: tempfile::TempDir,
-}
-
-impl Browser {
-    fn launch(chromium: &Path, url: &str) -> Browser {
-        use std::os::unix::process::CommandExt;
-        let profile = tempfile::tempdir().unwrap();
-        let dir = chromium.parent().unwrap();
-        let ld = match std::env::var("LD_LIBRARY_PATH") {
-            Ok(v) if !v.is_empty() => format!("{}:{v}", dir.display()),
-            _ => dir.display().to_string(),
-        };
-        let child = Command::new(chromium)
-            .args([
-                "--headless=new",
-                // The sparticuz build is meant to run without the setuid/namespace
-                // sandbox (and root cannot use it at all).
-                "--no-sandbox",
-                "--enable-features=WebMachineLearningNeuralNetwork",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-quic",
-                "--disable-gpu",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg(url)
-            .env("LD_LIBRARY_PATH", ld)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", chromium.display()));
-        Browser { child, _profile: profile }
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        // The whole group: the browser and its renderer/utility processes.
-        let _ =
-            Command::new("kill").args(["-KILL", "--", &format!("-{}", self.child.id())]).stderr(Stdio::null()).status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
@@ -531,7 +475,12 @@ fn webnn_executor_matches_cpu_backend() {
     };
     let (port, rx) = serve(site);
     let start = Instant::now();
-    let mut browser = Browser::launch(&chromium, &format!("http://127.0.0.1:{port}/harness.html?device=cpu"));
+    let browser = support::open(
+        &chromium,
+        &format!("http://127.0.0.1:{port}/harness.html?device=cpu"),
+        Profile::Ephemeral,
+        &["--disable-gpu"],
+    );
 
     let mut reports = BTreeMap::new();
     loop {
@@ -543,7 +492,7 @@ fn webnn_executor_matches_cpu_backend() {
             Ok(Event::Error(e)) => panic!("the harness page failed: {e}"),
             Ok(Event::Done) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                if let Ok(Some(status)) = browser.child.try_wait() {
+                if let Some(status) = browser.exit_status() {
                     panic!("chromium exited early ({status}) after {:?}", start.elapsed());
                 }
                 assert!(start.elapsed() < DEADLINE, "no answer from the page within {DEADLINE:?}");

@@ -20,38 +20,18 @@
 
 mod support;
 
+use ipfs_accelerate_browser::launch::Profile;
 use ipfs_accelerate_ipfs::block::{DAG_PB, RAW};
 use ipfs_accelerate_ipfs::{cid_for, CidVersion};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const DEADLINE: Duration = Duration::from_secs(120);
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// `IPFS_ACCELERATE_CHROMIUM`, or Debian's chromium; `None` (skip) without one.
-fn chromium() -> Option<PathBuf> {
-    let found = match std::env::var_os("IPFS_ACCELERATE_CHROMIUM") {
-        Some(p) => Some(PathBuf::from(p)),
-        None => ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().map(PathBuf::from).find(|p| p.exists()),
-    };
-    match found {
-        Some(p) if p.is_file() => Some(p),
-        _ => {
-            assert!(!ci(), "CI=true and no chromium (/usr/bin/chromium or IPFS_ACCELERATE_CHROMIUM)");
-            eprintln!("SKIPPED: no chromium (/usr/bin/chromium or IPFS_ACCELERATE_CHROMIUM)");
-            None
-        }
-    }
-}
 
 /// Deterministic bytes.
 fn bytes(n: usize, seed: u64) -> Vec<u8> {
@@ -154,57 +134,6 @@ fn handle(stream: TcpStream, site: &Site, tx: &mpsc::Sender<Event>) -> std::io::
     out.flush()
 }
 
-/// The browser, in its own process group, killed with its children on drop.
-struct Browser {
-    child: Child,
-    _profile: tempfile::TempDir,
-}
-
-impl Browser {
-    fn launch(chromium: &Path, url: &str) -> Browser {
-        use std::os::unix::process::CommandExt;
-        let profile = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new(chromium);
-        cmd.args([
-            "--headless=new",
-            "--enable-unsafe-webgpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-quic",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()));
-        // Root cannot use chromium's sandbox.
-        if unsafe { libc::getuid() } == 0 {
-            cmd.arg("--no-sandbox");
-        }
-        if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-            cmd.env("XDG_RUNTIME_DIR", std::env::temp_dir());
-        }
-        let child = cmd
-            .arg(url)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", chromium.display()));
-        Browser { child, _profile: profile }
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        // The whole group: the browser and its renderer/utility processes.
-        unsafe {
-            libc::killpg(self.child.id() as libc::pid_t, libc::SIGKILL);
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The chunk requests the server saw for each step (those after the previous
 /// step's report and before this one's).
 fn requests_per_step(log: &[String]) -> BTreeMap<String, Vec<String>> {
@@ -222,7 +151,7 @@ fn requests_per_step(log: &[String]) -> BTreeMap<String, Vec<String>> {
 
 #[test]
 fn weights_loader_verifies_and_caches_chunks_in_chromium() {
-    let Some(chromium) = chromium() else { return };
+    let Some(chromium) = support::chromium() else { return };
 
     // (1) Three good chunks of different sizes.
     let good: Vec<Vec<u8>> = vec![bytes(1000, 1), bytes(4096, 2), bytes(333, 3)];
@@ -281,7 +210,7 @@ fn weights_loader_verifies_and_caches_chunks_in_chromium() {
     let (port, rx) = serve(site.clone());
     let start = Instant::now();
     // 127.0.0.1 is a secure context: Cache Storage and SubtleCrypto are there.
-    let mut browser = Browser::launch(&chromium, &format!("http://127.0.0.1:{port}/harness.html"));
+    let browser = support::open(&chromium, &format!("http://127.0.0.1:{port}/harness.html"), Profile::Ephemeral, &[]);
     let mut reports: BTreeMap<String, Value> = BTreeMap::new();
     loop {
         match rx.recv_timeout(Duration::from_secs(1)) {
@@ -298,7 +227,7 @@ fn weights_loader_verifies_and_caches_chunks_in_chromium() {
             Ok(Event::Error(e)) => panic!("the harness page failed: {e}"),
             Ok(Event::Done) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                if let Ok(Some(status)) = browser.child.try_wait() {
+                if let Some(status) = browser.exit_status() {
                     panic!("chromium exited early ({status}) after {:?}", start.elapsed());
                 }
                 assert!(start.elapsed() < DEADLINE, "no answer from the page within {DEADLINE:?}");

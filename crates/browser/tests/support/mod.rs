@@ -40,3 +40,41 @@ pub fn read_request(stream: &TcpStream) -> std::io::Result<Request> {
     reader.read_exact(&mut body)?;
     Ok(Request { method, target, body })
 }
+
+use ipfs_accelerate_browser::discover::{find, BrowserKind, InstalledBrowser};
+use ipfs_accelerate_browser::launch::{launch, BrowserProcess, LaunchOptions, Profile};
+use std::path::{Path, PathBuf};
+
+/// Whether the tests run under CI, where a missing browser is a failure.
+pub fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Chromium as the crate finds it (`IPFS_ACCELERATE_CHROMIUM`, PATH, standard
+/// places), or `None` (skip with a notice; a failure under CI).
+pub fn chromium() -> Option<PathBuf> {
+    match find(BrowserKind::Chromium) {
+        Some(b) => Some(b.path),
+        None => {
+            assert!(!ci(), "CI=true and no chromium (apt-get install chromium, or IPFS_ACCELERATE_CHROMIUM)");
+            eprintln!("SKIPPED: no chromium (apt-get install chromium, or IPFS_ACCELERATE_CHROMIUM)");
+            None
+        }
+    }
+}
+
+/// Starts the browser at `path` headless on `url` with the crate's own
+/// launcher (its flags, own process group, stopped on drop), plus `extra`
+/// arguments.
+pub fn open(path: &Path, url: &str, profile: Profile, extra: &[&str]) -> BrowserProcess {
+    let browser = InstalledBrowser::from_path(path).unwrap_or_else(|e| panic!("{e}"));
+    let options = LaunchOptions { headless: true, profile, extra_args: extra.iter().map(|a| a.to_string()).collect() };
+    launch(&browser, url, &options).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Kills the browser and every process of its group at once, as a crash would.
+pub fn crash(browser: &BrowserProcess) {
+    // SAFETY: killpg only signals the group the launcher created for this browser.
+    unsafe { libc::killpg(browser.pid() as libc::pid_t, libc::SIGKILL) };
+    let _ = browser.stop();
+}
