@@ -8,6 +8,8 @@
 mod common;
 mod support;
 
+use ipfs_accelerate_browser::discover::InstalledBrowser;
+use ipfs_accelerate_browser::launch::{launch, LaunchOptions};
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use support::assert_clear_error;
@@ -109,22 +111,11 @@ fn browser_manual_prints_the_worker_url_and_any_browser_can_join() {
     std::io::BufRead::read_line(&mut std::io::BufReader::new(cli.stderr.take().unwrap()), &mut line).unwrap();
     let url = line.split_whitespace().find(|w| w.starts_with("http://127.0.0.1:")).unwrap_or_else(|| panic!("{line}"));
     // "The user" opens the URL in their own browser.
-    let profile = tempfile::tempdir().unwrap();
-    let mut browser = Command::new(chromium);
-    // Its own process group, so the renderer is stopped with it below.
-    std::os::unix::process::CommandExt::process_group(&mut browser, 0);
-    let mut browser = browser
-        .args(["--headless=new", "--enable-unsafe-webgpu", "--no-first-run", "--disable-background-networking"])
-        .args(["--disable-component-update", "--disable-sync", "--no-sandbox"])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(url)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let installed = InstalledBrowser::from_path(&chromium).unwrap();
+    let browser = launch(&installed, url, &LaunchOptions::default()).unwrap();
     let out = cli.wait_with_output().unwrap();
-    let _ = Command::new("kill").args(["-s", "KILL", "--", &format!("-{}", browser.id())]).status();
-    let _ = browser.wait();
+    // Stops the browser and its whole process group.
+    drop(browser);
     let (device, rows) = embeddings(&out);
     assert!(device.starts_with("browser-webgpu"), "{device}");
     assert_eq!(rows.len(), 1);
