@@ -156,8 +156,8 @@ struct Job {
 struct Inner {
     slots: RwLock<Vec<Arc<Slot>>>,
     queue: BoundedQueue<Job>,
-    /// Moving average latency in ms, by (worker kind, model).
-    latency: Mutex<HashMap<(WorkerKind, PathBuf), f64>>,
+    /// Moving average latency in ms, by model, then worker kind.
+    latency: Mutex<HashMap<PathBuf, HashMap<WorkerKind, f64>>>,
     config: PoolConfig,
     clock: Arc<dyn Clock>,
 }
@@ -366,7 +366,11 @@ fn record_latency(inner: &Inner, kind: WorkerKind, model: &Path, latency: Durati
     let ms = latency.as_secs_f64() * 1e3;
     let alpha = inner.config.latency_smoothing.clamp(0.01, 1.0);
     let mut table = inner.latency.lock().unwrap_or_else(|p| p.into_inner());
-    let entry = table.entry((kind, model.to_path_buf())).or_insert(ms);
+    let by_kind = match table.get_mut(model) {
+        Some(by_kind) => by_kind,
+        None => table.entry(model.to_path_buf()).or_default(),
+    };
+    let entry = by_kind.entry(kind).or_insert(ms);
     *entry = alpha * ms + (1.0 - alpha) * *entry;
 }
 
@@ -381,18 +385,20 @@ fn choose(inner: &Inner, job: &Job) -> Choice {
         };
         return Choice::Never(reason);
     }
-    let latency = inner.latency.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let latency = inner.latency.lock().unwrap_or_else(|p| p.into_inner());
+    let by_kind = latency.get(job.model.as_path());
     // Prefer workers this request has not failed on yet.
     let mut ranked: Vec<(f64, &Arc<Slot>)> = capable
         .iter()
         .map(|s| {
-            let measured = latency.get(&(s.worker.kind(), job.model.clone())).copied().unwrap_or(0.0);
+            let measured = by_kind.and_then(|k| k.get(&s.worker.kind())).copied().unwrap_or(0.0);
             let load = (s.in_flight.load(Ordering::SeqCst) + 1) as f64;
             let affinity = if s.worker.has_loaded(&job.model) { 0.5 } else { 1.0 };
             let retry_penalty = if job.tried.iter().any(|t| t == s.worker.id()) { 1e9 } else { 0.0 };
             (measured.max(0.001) * load * affinity + retry_penalty, *s)
         })
         .collect();
+    drop(latency);
     ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut reasons = Vec::new();
     for (_, slot) in ranked {
