@@ -320,11 +320,9 @@ impl NodeContext<'_> {
         let mut next = self.inputs[1..].iter().copied();
         let scale = if has_scale { next.next() } else { None };
         let bias = if has_bias { next.next() } else { None };
-        for (i, present) in [has_scale, has_bias].into_iter().enumerate() {
-            let at = 1 + i - usize::from(!has_scale && i == 1);
-            if present && self.in_dims(at).iter().product::<usize>() != cols as usize {
-                return Err(unsupported(self.node, "scale or bias that does not cover the normalized axes"));
-            }
+        // The inputs after x are exactly the scale and bias that are present.
+        if (1..self.inputs.len()).any(|i| self.in_dims(i).iter().product::<usize>() != cols as usize) {
+            return Err(unsupported(self.node, "scale or bias that does not cover the normalized axes"));
         }
         let constants = vec![("HAS_BIAS", has_bias as u32 as f64), ("HAS_SCALE", has_scale as u32 as f64)];
         let mut step = self.step("layernorm", constants, words(&LayerNormParams::new(rows, cols, epsilon)));
