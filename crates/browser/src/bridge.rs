@@ -407,10 +407,11 @@ async fn serve_page(socket: WebSocket, shared: Arc<Shared>) {
     shared.joined.notify_waiters();
     tracing::info!(worker = conn.worker_id, "a browser worker joined");
 
+    // `bye` needs no special case: the bridge shuts its runtime down right
+    // after sending it, which closes every connection.
     let writer = tokio::spawn(async move {
         while let Some(m) = queue.recv().await {
-            let bye = matches!(&m, Message::Text(t) if t.contains("\"type\":\"bye\""));
-            if sink.send(m).await.is_err() || bye {
+            if sink.send(m).await.is_err() {
                 break;
             }
         }
