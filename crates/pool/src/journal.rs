@@ -470,11 +470,19 @@ impl Journal {
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
 
         // Read-only checks first: nothing is written to a file until it is
-        // known to be ours (or empty).
-        let fresh = match Self::check(&conn, &path).map_err(|e| match e {
-            JournalError::Sql { source, .. } => sql(source),
-            other => other,
-        })? {
+        // known to be ours (or empty). They run in one read transaction so
+        // the header and the table count come from the same snapshot (another
+        // process may be creating the schema right now).
+        let header = {
+            let read = conn.transaction().map_err(sql)?;
+            let header = Self::check(&read, &path).map_err(|e| match e {
+                JournalError::Sql { source, .. } => sql(source),
+                other => other,
+            })?;
+            read.commit().map_err(sql)?;
+            header
+        };
+        let fresh = match header {
             Header::Journal => false,
             Header::Empty => true,
         };
