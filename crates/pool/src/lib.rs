@@ -21,4 +21,4 @@ pub mod queue;
 pub mod worker;
 
 pub use pool::{Answer, Pool, PoolConfig, PoolError, Ticket, WorkerStatus};
-pub use worker::{EngineWorker, LocalWorker, Worker, WorkerError, WorkerKind};
+pub use worker::{EngineWorker, LocalWorker, Worker, WorkerError, WorkerInfo, WorkerKind};

@@ -6,7 +6,6 @@
 //! measuring lives in the [`crate::pool::Pool`].
 
 use ipfs_accelerate_models::{BackendChoice, Engine, Precision, TextEmbedder};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -51,12 +50,32 @@ pub struct WorkerError {
     pub message: String,
 }
 
+/// What a worker says about itself when it registers: the journal and
+/// `pool status` show it, and the latency table is kept per browser.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct WorkerInfo {
+    /// The browser (`chromium 148.0…`), for browser workers.
+    pub browser: Option<String>,
+    /// Features, limits and ops, as JSON (a browser page's capability report).
+    pub capabilities: serde_json::Value,
+    /// The precision it runs at (`f32`, `f16`).
+    pub precision: String,
+}
+
 /// A worker the pool can send embedding requests to.
+///
+/// Only `id`, `kind`, `embed`, `has_loaded` and `health` are required; the
+/// rest have defaults that fit a worker which is always ready and never
+/// restarts (the native CPU backend).
 pub trait Worker: Send + Sync {
     /// A stable id, unique in the pool.
     fn id(&self) -> &str;
     /// What kind of worker it is.
     fn kind(&self) -> WorkerKind;
+    /// Browser, capabilities and precision, for the journal and `pool status`.
+    fn info(&self) -> WorkerInfo {
+        WorkerInfo { precision: "f32".into(), capabilities: serde_json::json!({}), browser: None }
+    }
     /// Embeds `texts` with the model in `model_dir` (loading it first if
     /// needed), one vector per text.
     fn embed(&self, model_dir: &Path, texts: &[&str]) -> Result<Vec<Vec<f32>>, WorkerError>;
@@ -67,18 +86,52 @@ pub trait Worker: Send + Sync {
     fn can_serve(&self, _model_dir: &Path) -> bool {
         true
     }
-    /// A cheap liveness check.
+    /// The models loaded now, for `pool status` and the journal's placements.
+    fn loaded_models(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
+    /// A cheap liveness check (a browser page answers a ping).
     fn health(&self, timeout: Duration) -> Result<(), WorkerError>;
+    /// Brings the worker back after a failed health check or a run of
+    /// failures: reconnect, or restart its browser. `Ok` means it is ready
+    /// again; the pool calls it off the request path, and again later when
+    /// it fails.
+    fn recover(&self) -> Result<(), WorkerError> {
+        Ok(())
+    }
+    /// Whether it holds resources now (a browser is running); a worker that
+    /// is not warm starts on its first request.
+    fn is_warm(&self) -> bool {
+        true
+    }
+    /// Starts it ahead of the first request (launches its browser).
+    fn warm_up(&self) -> Result<(), WorkerError> {
+        Ok(())
+    }
+    /// Releases its resources (closes its browser) when it has had no
+    /// request for `idle`; true when it did. It starts again on demand.
+    fn close_if_idle(&self, _idle: Duration) -> bool {
+        false
+    }
 }
 
 /// A worker running models in this process on an engine it makes per model
-/// (the CPU backend, or native WebGPU).
+/// (the CPU backend, or native WebGPU). With a memory budget it unloads the
+/// least recently used models to make room for a new one.
 pub struct LocalWorker {
     id: String,
     kind: WorkerKind,
     backend: BackendChoice,
     precision: Precision,
-    models: Mutex<HashMap<PathBuf, Arc<TextEmbedder>>>,
+    memory_budget: Option<u64>,
+    /// Least recently used first.
+    models: Mutex<Vec<LoadedModel>>,
+}
+
+struct LoadedModel {
+    dir: PathBuf,
+    embedder: Arc<TextEmbedder>,
+    bytes: u64,
 }
 
 impl LocalWorker {
@@ -93,18 +146,45 @@ impl LocalWorker {
     }
 
     fn new(id: impl Into<String>, kind: WorkerKind, backend: BackendChoice, precision: Precision) -> Self {
-        LocalWorker { id: id.into(), kind, backend, precision, models: Mutex::default() }
+        LocalWorker { id: id.into(), kind, backend, precision, memory_budget: None, models: Mutex::default() }
+    }
+
+    /// Keeps the weights of loaded models under `bytes` (their
+    /// `model.safetensors` sizes), unloading the least recently used first.
+    pub fn with_memory_budget(mut self, bytes: u64) -> Self {
+        self.memory_budget = Some(bytes);
+        self
     }
 
     fn model(&self, dir: &Path) -> Result<Arc<TextEmbedder>, WorkerError> {
+        // Held while loading: two requests for a new model load it once.
         let mut models = self.models.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(m) = models.get(dir) {
-            return Ok(m.clone());
+        if let Some(i) = models.iter().position(|m| m.dir == dir) {
+            let hit = models.remove(i);
+            let embedder = hit.embedder.clone();
+            models.push(hit);
+            return Ok(embedder);
         }
-        let model = TextEmbedder::load_with(dir, self.backend, self.precision).map_err(|e| self.error(e))?;
-        let model = Arc::new(model);
-        models.insert(dir.to_path_buf(), model.clone());
-        Ok(model)
+        let bytes = std::fs::metadata(dir.join("model.safetensors")).map(|m| m.len()).unwrap_or(0);
+        if let Some(budget) = self.memory_budget {
+            if bytes > budget {
+                return Err(self.error(format!(
+                    "{} needs {} MiB of weights, more than this worker's memory budget of {} MiB",
+                    dir.display(),
+                    bytes >> 20,
+                    budget >> 20
+                )));
+            }
+            // A model still running elsewhere is freed when that run ends.
+            while models.iter().map(|m| m.bytes).sum::<u64>() + bytes > budget {
+                let evicted = models.remove(0);
+                tracing::info!(worker = %self.id, model = %evicted.dir.display(), "unloaded the least recently used model to stay under the memory budget");
+            }
+        }
+        let embedder = TextEmbedder::load_with(dir, self.backend, self.precision).map_err(|e| self.error(e))?;
+        let embedder = Arc::new(embedder);
+        models.push(LoadedModel { dir: dir.to_path_buf(), embedder: embedder.clone(), bytes });
+        Ok(embedder)
     }
 
     fn error(&self, e: impl std::fmt::Display) -> WorkerError {
@@ -121,13 +201,25 @@ impl Worker for LocalWorker {
         self.kind
     }
 
+    fn info(&self) -> WorkerInfo {
+        let precision = match self.precision {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+        };
+        WorkerInfo { browser: None, capabilities: serde_json::json!({}), precision: precision.into() }
+    }
+
     fn embed(&self, model_dir: &Path, texts: &[&str]) -> Result<Vec<Vec<f32>>, WorkerError> {
         let model = self.model(model_dir)?;
         model.embed(texts, texts.len().max(1)).map_err(|e| self.error(e))
     }
 
     fn has_loaded(&self, model_dir: &Path) -> bool {
-        self.models.lock().unwrap_or_else(|p| p.into_inner()).contains_key(model_dir)
+        self.models.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|m| m.dir == model_dir)
+    }
+
+    fn loaded_models(&self) -> Vec<PathBuf> {
+        self.models.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|m| m.dir.clone()).collect()
     }
 
     fn health(&self, _timeout: Duration) -> Result<(), WorkerError> {
@@ -181,6 +273,10 @@ impl Worker for EngineWorker {
 
     fn can_serve(&self, model_dir: &Path) -> bool {
         model_dir == self.model_dir
+    }
+
+    fn loaded_models(&self) -> Vec<PathBuf> {
+        vec![self.model_dir.clone()]
     }
 
     fn health(&self, _timeout: Duration) -> Result<(), WorkerError> {
