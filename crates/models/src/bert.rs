@@ -13,6 +13,7 @@ use crate::config::{BertConfig, BertVariant};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::safetensors_file::SafetensorsFile;
+use crate::shard::{self, LayerRange};
 use crate::tokenizer::Encoded;
 use ipfs_accelerate_tensor::graph::{AttentionOptions, AttentionSegment};
 use ipfs_accelerate_tensor::{DType, GemmOptions, Graph, GraphBuilder, LayerNormOptions, Operand, Tensor, Weights};
@@ -193,12 +194,22 @@ impl BertModel {
         self.cfg.max_position_embeddings.saturating_sub(self.position_offset())
     }
 
+    /// Number of encoder layers.
+    pub fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// All encoder layers: the range the unsharded model runs.
+    pub fn all_layers(&self) -> LayerRange {
+        LayerRange { start: 0, end: self.layers.len() }
+    }
+
     /// The encoder graph for a packed batch of sequences of these lengths.
     ///
     /// Inputs (all `int32 [total_tokens]`): `input_ids`, `token_type_ids`,
     /// `position_ids`. Output: `last_hidden_state`, `float32 [total_tokens, hidden]`.
     pub fn graph(&self, seq_lens: &[usize]) -> Result<(Graph, Weights)> {
-        self.encoder_graph(seq_lens, false)
+        self.stage_graph(seq_lens, self.all_layers())
     }
 
     /// The encoder graph for `batch` sequences padded to `len` tokens each:
@@ -208,30 +219,83 @@ impl BertModel {
     /// sequences of up to `len` tokens, which is what lets the WebGPU backend
     /// reuse one compiled plan for many batches.
     pub fn padded_graph(&self, batch: usize, len: usize) -> Result<(Graph, Weights)> {
-        self.encoder_graph(&vec![len; batch], true)
+        self.padded_stage_graph(batch, len, self.all_layers())
     }
 
-    fn encoder_graph(&self, seq_lens: &[usize], masked: bool) -> Result<(Graph, Weights)> {
+    /// The graph of one pipeline stage, encoder layers `range`, for a packed
+    /// batch of sequences of these lengths. A stage starting at layer 0 has
+    /// the inputs of [`Self::graph`] (it runs the embeddings); a later stage
+    /// has one input, `hidden_in`, `float32 [total_tokens, hidden]`: the
+    /// previous stage's `last_hidden_state`. The full range is exactly
+    /// [`Self::graph`].
+    pub fn stage_graph(&self, seq_lens: &[usize], range: LayerRange) -> Result<(Graph, Weights)> {
+        self.encoder_graph(seq_lens, false, range)
+    }
+
+    /// [`Self::stage_graph`] for `batch` sequences padded to `len` tokens,
+    /// with the `attention_mask` input of [`Self::padded_graph`]; `hidden_in`
+    /// is then `float32 [batch * len, hidden]`.
+    pub fn padded_stage_graph(&self, batch: usize, len: usize, range: LayerRange) -> Result<(Graph, Weights)> {
+        self.encoder_graph(&vec![len; batch], true, range)
+    }
+
+    /// Rejects a layer range this model cannot run, before any graph is built.
+    pub(crate) fn check_range(&self, range: LayerRange) -> Result<()> {
+        let layers = self.layers.len();
+        // The whole model is always runnable, even one without layers
+        // (embeddings only), as it was before stages existed.
+        if range == self.all_layers() {
+            return Ok(());
+        }
+        if range.start >= range.end {
+            return Err(Error::InvalidOption(format!(
+                "layer range {range} is empty: a pipeline stage must run at least one of the model's {layers} encoder layers"
+            )));
+        }
+        if range.end > layers {
+            return Err(Error::InvalidOption(format!(
+                "layer range {range} goes past the model's {layers} encoder layers (valid ranges lie within 0..{layers})"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Embeddings (only when `range` starts at layer 0, else the input
+    /// `hidden_in`) followed by the layers of `range`. One builder for the
+    /// whole model and for every stage, so a sharded pipeline computes
+    /// exactly what the unsharded model does.
+    fn encoder_graph(&self, seq_lens: &[usize], masked: bool, range: LayerRange) -> Result<(Graph, Weights)> {
+        self.check_range(range)?;
         let total: usize = seq_lens.iter().sum();
         let h = self.cfg.hidden_size;
         let heads = self.cfg.num_attention_heads;
         let mut b = GraphBuilder::new();
-        let ids = b.input("input_ids", DType::Int32, [total])?;
-        let types = b.input("token_type_ids", DType::Int32, [total])?;
-        let positions = b.input("position_ids", DType::Int32, [total])?;
+        let embedded = if range.start == 0 {
+            let ids = b.input("input_ids", DType::Int32, [total])?;
+            let types = b.input("token_type_ids", DType::Int32, [total])?;
+            let positions = b.input("position_ids", DType::Int32, [total])?;
+            Embedded::Tokens { ids, types, positions }
+        } else {
+            Embedded::Hidden(b.input("hidden_in", DType::Float32, [total, h])?)
+        };
         let longest = seq_lens.iter().copied().max().unwrap_or(0);
         let mask =
             if masked { Some(b.input("attention_mask", DType::Float32, [seq_lens.len(), longest])?) } else { None };
 
-        let word = b.constant("embeddings.word", self.word.clone())?;
-        let position = b.constant("embeddings.position", self.position.clone())?;
-        let token_type = b.constant("embeddings.token_type", self.token_type.clone())?;
-        let x = b.gather(word, ids, 0)?;
-        let p = b.gather(position, positions, 0)?;
-        let t = b.gather(token_type, types, 0)?;
-        let x = b.add(x, p)?;
-        let x = b.add(x, t)?;
-        let mut hidden = self.norm(&mut b, x, &self.embed_norm, "embeddings.norm")?;
+        let mut hidden = match embedded {
+            Embedded::Tokens { ids, types, positions } => {
+                let word = b.constant("embeddings.word", self.word.clone())?;
+                let position = b.constant("embeddings.position", self.position.clone())?;
+                let token_type = b.constant("embeddings.token_type", self.token_type.clone())?;
+                let x = b.gather(word, ids, 0)?;
+                let p = b.gather(position, positions, 0)?;
+                let t = b.gather(token_type, types, 0)?;
+                let x = b.add(x, p)?;
+                let x = b.add(x, t)?;
+                self.norm(&mut b, x, &self.embed_norm, "embeddings.norm")?
+            }
+            Embedded::Hidden(x) => x,
+        };
 
         let attention = AttentionOptions {
             num_heads: heads,
@@ -242,7 +306,7 @@ impl BertModel {
             segments: seq_lens.iter().map(|&n| AttentionSegment { q_len: n, kv_len: n }).collect(),
             has_mask: masked,
         };
-        for (n, layer) in self.layers.iter().enumerate() {
+        for (n, layer) in self.layers.iter().enumerate().take(range.end).skip(range.start) {
             let name = |s: &str| format!("layer{n}.{s}");
             let qkv = linear(&mut b, hidden, &layer.qkv, &name("qkv"))?;
             let q = b.slice(qkv, &[0, 0], &[total, h])?;
@@ -277,13 +341,46 @@ impl BertModel {
     /// new batch shape rarely compiles a new plan; the real rows are copied
     /// out afterwards.
     pub fn forward(&self, engine: &Engine, batch: &[Encoded]) -> Result<Tensor> {
+        self.forward_stage(engine, batch, self.all_layers(), None)
+    }
+
+    /// Runs encoder layers `range` on a batch, as [`Self::forward`] does for
+    /// all of them. `hidden` is the packed `float32 [total_tokens, hidden]`
+    /// output of the previous stage: required when `range.start > 0`, refused
+    /// at 0 (the stage then embeds the tokens itself). Returns this stage's
+    /// packed hidden states. Bad ranges and shapes are errors, never panics,
+    /// because `hidden` comes from another worker.
+    pub fn forward_stage(
+        &self,
+        engine: &Engine,
+        batch: &[Encoded],
+        range: LayerRange,
+        hidden: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        self.check_range(range)?;
         for e in batch {
             self.check_tokens(e)?;
         }
+        let lens: Vec<usize> = batch.iter().map(|e| e.ids.len()).collect();
+        let hidden = match (range.start, hidden) {
+            (0, Some(_)) => {
+                return Err(Error::InvalidOption(format!(
+                    "layer range {range} starts with the embeddings, so it takes no hidden states: pass None"
+                )))
+            }
+            (0, None) => None,
+            (_, None) => {
+                return Err(Error::InvalidOption(format!(
+                    "layer range {range} continues a pipeline: pass the previous stage's hidden states (float32 [total_tokens, {}])",
+                    self.cfg.hidden_size
+                )))
+            }
+            (_, Some(t)) => Some(shard::packed_rows(t, &lens, self.cfg.hidden_size, range)?),
+        };
         if engine.prefers_padded() {
-            self.forward_padded(engine, batch)
+            self.forward_padded(engine, batch, range, hidden)
         } else {
-            self.forward_packed(engine, batch)
+            self.forward_packed(engine, batch, range, hidden)
         }
     }
 
@@ -306,61 +403,105 @@ impl BertModel {
         Ok(())
     }
 
-    fn forward_packed(&self, engine: &Engine, batch: &[Encoded]) -> Result<Tensor> {
+    /// The shape key of a graph of `range` for these dims: the dims alone for
+    /// the whole model (as before sharding, so its cached plans keep their
+    /// keys), else prefixed by a marker no dim can equal and the range, so a
+    /// stage's plan never collides with the model's or another stage's.
+    fn shape_key(&self, range: LayerRange, dims: &[usize]) -> Vec<usize> {
+        if range == self.all_layers() {
+            dims.to_vec()
+        } else {
+            [&[STAGE_KEY, range.start, range.end][..], dims].concat()
+        }
+    }
+
+    fn forward_packed(
+        &self,
+        engine: &Engine,
+        batch: &[Encoded],
+        range: LayerRange,
+        hidden: Option<&[f32]>,
+    ) -> Result<Tensor> {
         let lens: Vec<usize> = batch.iter().map(|e| e.ids.len()).collect();
         let total: usize = lens.iter().sum();
-        let mut ids = Vec::with_capacity(total);
-        let mut types = Vec::with_capacity(total);
-        let mut positions = Vec::with_capacity(total);
-        let offset = self.position_offset();
-        for e in batch {
-            ids.extend(e.ids.iter().map(|&id| id as i32));
-            types.extend(e.type_ids.iter().map(|&t| t as i32));
-            positions.extend((0..e.ids.len()).map(|i| (offset + i) as i32));
-        }
-        let ids = Tensor::from_i32([total], &ids)?;
-        let types = Tensor::from_i32([total], &types)?;
-        let positions = Tensor::from_i32([total], &positions)?;
-        let inputs = [("input_ids", &ids), ("token_type_ids", &types), ("position_ids", &positions)];
-        let mut out = engine.run(&lens, || self.graph(&lens), &inputs)?;
+        let key = self.shape_key(range, &lens);
+        let build = || self.stage_graph(&lens, range);
+        let mut out = if let Some(hidden) = hidden {
+            let hidden = Tensor::from_f32([total, self.cfg.hidden_size], hidden)?;
+            engine.run(&key, build, &[("hidden_in", &hidden)])?
+        } else {
+            let mut ids = Vec::with_capacity(total);
+            let mut types = Vec::with_capacity(total);
+            let mut positions = Vec::with_capacity(total);
+            let offset = self.position_offset();
+            for e in batch {
+                ids.extend(e.ids.iter().map(|&id| id as i32));
+                types.extend(e.type_ids.iter().map(|&t| t as i32));
+                positions.extend((0..e.ids.len()).map(|i| (offset + i) as i32));
+            }
+            let ids = Tensor::from_i32([total], &ids)?;
+            let types = Tensor::from_i32([total], &types)?;
+            let positions = Tensor::from_i32([total], &positions)?;
+            engine.run(&key, build, &[("input_ids", &ids), ("token_type_ids", &types), ("position_ids", &positions)])?
+        };
         Ok(out.remove(0))
     }
 
-    fn forward_padded(&self, engine: &Engine, batch: &[Encoded]) -> Result<Tensor> {
-        let longest = batch.iter().map(|e| e.ids.len()).max().unwrap_or(0);
+    fn forward_padded(
+        &self,
+        engine: &Engine,
+        batch: &[Encoded],
+        range: LayerRange,
+        hidden: Option<&[f32]>,
+    ) -> Result<Tensor> {
+        let lens: Vec<usize> = batch.iter().map(|e| e.ids.len()).collect();
+        let longest = lens.iter().copied().max().unwrap_or(0);
         let (seqs, len) = (bucket_sequences(batch.len()), bucket_tokens(longest).min(self.max_tokens()));
-        let offset = self.position_offset();
-        // Padding: token 0, type 0 and the first position (all valid rows of
-        // their tables), masked out of every attention.
-        let mut ids = vec![0i32; seqs * len];
-        let mut types = vec![0i32; seqs * len];
-        let mut positions = vec![offset as i32; seqs * len];
-        let mut mask = vec![MASKED; seqs * len];
-        for (s, e) in batch.iter().enumerate() {
-            let row = s * len;
-            for (i, (&id, &ty)) in e.ids.iter().zip(&e.type_ids).enumerate() {
-                ids[row + i] = id as i32;
-                types[row + i] = ty as i32;
-                positions[row + i] = (offset + i) as i32;
-                mask[row + i] = 0.0;
-            }
-        }
-        let ids = Tensor::from_i32([seqs * len], &ids)?;
-        let types = Tensor::from_i32([seqs * len], &types)?;
-        let positions = Tensor::from_i32([seqs * len], &positions)?;
-        let mask = Tensor::from_f32([seqs, len], &mask)?;
-        let inputs =
-            [("input_ids", &ids), ("token_type_ids", &types), ("position_ids", &positions), ("attention_mask", &mask)];
-        let hidden = engine.run(&[seqs, len], || self.padded_graph(seqs, len), &inputs)?.remove(0);
-        // Keep the rows of real tokens, packed.
         let h = self.cfg.hidden_size;
-        let all = hidden.as_f32().expect("the encoder outputs float32");
-        let total: usize = batch.iter().map(|e| e.ids.len()).sum();
-        let mut packed = Vec::with_capacity(total * h);
-        for (s, e) in batch.iter().enumerate() {
-            packed.extend_from_slice(&all[s * len * h..(s * len + e.ids.len()) * h]);
+        let mut mask = vec![MASKED; seqs * len];
+        for (s, &n) in lens.iter().enumerate() {
+            mask[s * len..s * len + n].fill(0.0);
         }
-        Ok(Tensor::from_f32([total, h], &packed)?)
+        let mask = Tensor::from_f32([seqs, len], &mask)?;
+        let key = self.shape_key(range, &[seqs, len]);
+        let build = || self.padded_stage_graph(seqs, len, range);
+        let hidden = if let Some(hidden) = hidden {
+            // Padding rows are zero and masked out of every attention; the
+            // row-wise ops give finite values on them (LayerNorm of a zero
+            // row is its bias), dropped below with the other padding rows.
+            let padded = shard::pad_rows(hidden, &lens, h, seqs, len);
+            let padded = Tensor::from_f32([seqs * len, h], &padded)?;
+            engine.run(&key, build, &[("hidden_in", &padded), ("attention_mask", &mask)])?.remove(0)
+        } else {
+            let offset = self.position_offset();
+            // Padding: token 0, type 0 and the first position (all valid rows of
+            // their tables), masked out of every attention.
+            let mut ids = vec![0i32; seqs * len];
+            let mut types = vec![0i32; seqs * len];
+            let mut positions = vec![offset as i32; seqs * len];
+            for (s, e) in batch.iter().enumerate() {
+                let row = s * len;
+                for (i, (&id, &ty)) in e.ids.iter().zip(&e.type_ids).enumerate() {
+                    ids[row + i] = id as i32;
+                    types[row + i] = ty as i32;
+                    positions[row + i] = (offset + i) as i32;
+                }
+            }
+            let ids = Tensor::from_i32([seqs * len], &ids)?;
+            let types = Tensor::from_i32([seqs * len], &types)?;
+            let positions = Tensor::from_i32([seqs * len], &positions)?;
+            let inputs = [
+                ("input_ids", &ids),
+                ("token_type_ids", &types),
+                ("position_ids", &positions),
+                ("attention_mask", &mask),
+            ];
+            engine.run(&key, build, &inputs)?.remove(0)
+        };
+        // Keep the rows of real tokens, packed.
+        let all = hidden.as_f32().expect("the encoder outputs float32");
+        let packed = shard::unpad_rows(all, &lens, h, len);
+        Ok(Tensor::from_f32([packed.len() / h, h], &packed)?)
     }
 
     fn norm(&self, b: &mut GraphBuilder, x: Operand, norm: &Norm, name: &str) -> Result<Operand> {
@@ -376,6 +517,17 @@ impl BertModel {
             },
         )?)
     }
+}
+
+/// The first entry of a pipeline stage's shape key: no sequence length,
+/// batch size or token count can equal it.
+const STAGE_KEY: usize = usize::MAX;
+
+/// What a graph starts from: token ids (the embeddings run in it) or the
+/// previous pipeline stage's hidden states.
+enum Embedded {
+    Tokens { ids: Operand, types: Operand, positions: Operand },
+    Hidden(Operand),
 }
 
 /// `x · Wᵀ + b`, as WebNN `gemm` with `bTranspose` (weights stay as stored).

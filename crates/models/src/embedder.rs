@@ -93,6 +93,11 @@ impl TextEmbedder {
         self.engine.describe()
     }
 
+    /// The encoder, for the pipeline stages in `shard.rs`.
+    pub(crate) fn model(&self) -> &BertModel {
+        &self.model
+    }
+
     /// The engine the encoder runs on.
     pub fn engine(&self) -> &Engine {
         &self.engine
@@ -132,24 +137,32 @@ impl TextEmbedder {
         if batch_size == 0 {
             return Err(Error::InvalidOption("batch size must be at least 1".into()));
         }
-        let dim = self.dim();
         let mut out = Vec::with_capacity(encoded.len());
         for batch in encoded.chunks(batch_size) {
             let hidden = self.hidden_states(batch)?;
-            let hidden = hidden.as_f32().expect("the encoder outputs float32");
-            let mut start = 0;
-            for e in batch {
-                let tokens = &hidden[start * dim..(start + e.ids.len()) * dim];
-                let mut v = vec![0.0; dim];
-                pool(self.pipeline.pooling, tokens, dim, &mut v);
-                if self.pipeline.normalize {
-                    l2_normalize(&mut v);
-                }
-                out.push(v);
-                start += e.ids.len();
-            }
+            self.pool_batch(batch, &hidden, &mut out);
         }
         Ok(out)
+    }
+
+    /// Pools the packed hidden states of `batch` into one vector per
+    /// sequence (normalized when the pipeline says so), appended to `out`.
+    /// Shared by [`Self::embed_encoded`] and the last pipeline stage, so a
+    /// sharded model pools exactly as the whole one does.
+    pub(crate) fn pool_batch(&self, batch: &[Encoded], hidden: &Tensor, out: &mut Vec<Vec<f32>>) {
+        let dim = self.dim();
+        let hidden = hidden.as_f32().expect("the encoder outputs float32");
+        let mut start = 0;
+        for e in batch {
+            let tokens = &hidden[start * dim..(start + e.ids.len()) * dim];
+            let mut v = vec![0.0; dim];
+            pool(self.pipeline.pooling, tokens, dim, &mut v);
+            if self.pipeline.normalize {
+                l2_normalize(&mut v);
+            }
+            out.push(v);
+            start += e.ids.len();
+        }
     }
 
     /// Runs the encoder once on a packed batch; returns the last hidden

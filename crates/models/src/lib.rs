@@ -5,7 +5,9 @@
 //! memory-mapped from safetensors ([`SafetensorsFile`]), and the architecture
 //! builds a graph of standard ops ([`BertModel::graph`]) that any backend of
 //! `ipfs-accelerate-tensor` runs. [`TextEmbedder`] is the whole
-//! sentence-embedding pipeline on top.
+//! sentence-embedding pipeline on top; [`TextEmbedder::embed_stage`] runs a
+//! range of its encoder layers, one stage of a pipeline sharded across
+//! workers ([`split_layers`]).
 //!
 //! ```no_run
 //! use ipfs_accelerate_models::{BackendChoice, TextEmbedder};
@@ -24,6 +26,7 @@ pub mod engine;
 mod error;
 mod safetensors_file;
 pub mod sentence_transformers;
+mod shard;
 mod tokenizer;
 
 pub use backend::{BackendChoice, BackendKind, Precision};
@@ -33,4 +36,5 @@ pub use embedder::TextEmbedder;
 pub use engine::Engine;
 pub use error::{Error, Result};
 pub use safetensors_file::SafetensorsFile;
+pub use shard::{split_layers, LayerRange, StageOutput};
 pub use tokenizer::{Encoded, TextTokenizer};
