@@ -15,10 +15,15 @@
 #![deny(missing_docs)]
 
 pub mod circuit;
+mod dispatch;
+mod health;
 pub mod journal;
+pub mod latency;
 pub mod pool;
 pub mod queue;
+mod shard;
 pub mod worker;
 
-pub use pool::{Answer, Pool, PoolConfig, PoolError, Ticket, WorkerStatus};
+pub use latency::Prior;
+pub use pool::{Answer, Health, Pool, PoolConfig, PoolError, Ticket, WorkerStatus};
 pub use worker::{EngineWorker, LocalWorker, Worker, WorkerError, WorkerInfo, WorkerKind};

@@ -1,29 +1,28 @@
 //! The pool: a bounded queue of embedding requests, dispatcher threads that
-//! hand each one to the best worker, and retries elsewhere when a worker
-//! fails — so every request gets exactly one answer.
+//! hand each one to the best worker ([`crate::dispatch`]), and a health
+//! thread that pings workers, restarts dead ones and closes idle browsers
+//! ([`crate::health`]) — so every request gets exactly one answer.
 //!
-//! Choosing a worker: among those that can serve the model and whose
-//! circuit breaker lets a request through, the one with the lowest expected
-//! wait — its measured latency for this model (a moving average per worker
-//! kind and model; a worker without measurements is tried first) times one
-//! plus the requests it is running — halved when the model is already
-//! loaded there. A failure counts against the worker's breaker and the
-//! request goes back to the front of the queue for another worker, up to
-//! [`PoolConfig::max_attempts`] tries. While every capable worker's circuit
-//! is open the request waits (up to [`PoolConfig::request_timeout`]); when
-//! no worker can serve the model at all it fails at once, saying so.
+//! With a [`Journal`] attached, the pool registers its workers, records each
+//! request when accepted and, in one transaction when answered, its
+//! inferences (one per worker tried) and its outcome; it keeps the model
+//! placements and worker states current and saves the measured latencies,
+//! which the next pool on the same journal starts from.
 
-use crate::circuit::{CircuitBreaker, CircuitConfig, CircuitSnapshot, Clock, SystemClock};
+use crate::circuit::{CircuitBreaker, CircuitConfig, CircuitSnapshot, CircuitStateName, Clock, SystemClock};
+use crate::dispatch::{self, Job};
+use crate::journal::{Journal, Outcome, WorkerRecord};
+use crate::latency::{browser_family, LatencyTable, Prior};
 use crate::queue::{BoundedQueue, Busy, Priority};
 use crate::worker::{Worker, WorkerKind};
-use std::collections::HashMap;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// How the pool queues, dispatches and retries.
+/// How the pool queues, dispatches, retries and looks after its workers.
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
     /// Requests that may wait; more are refused with [`PoolError::Busy`].
@@ -38,6 +37,20 @@ pub struct PoolConfig {
     pub circuit: CircuitConfig,
     /// Weight of the newest latency in the moving average (0–1].
     pub latency_smoothing: f64,
+    /// Starting guesses of each worker kind's latency, until measured.
+    pub priors: Vec<Prior>,
+    /// How often the health thread pings every warm worker.
+    pub health_interval: Duration,
+    /// How long a ping may take before the worker counts as dead.
+    pub health_timeout: Duration,
+    /// Browser workers kept running even when idle.
+    pub min_warm_browsers: usize,
+    /// A browser idle this long is closed (down to `min_warm_browsers`);
+    /// it starts again on demand.
+    pub browser_idle_timeout: Duration,
+    /// What the scheduler adds to a worker that is not running yet (a
+    /// browser to launch), in ms, so warm workers are preferred.
+    pub cold_start_ms: f64,
 }
 
 impl Default for PoolConfig {
@@ -49,6 +62,12 @@ impl Default for PoolConfig {
             request_timeout: Duration::from_secs(120),
             circuit: CircuitConfig::default(),
             latency_smoothing: 0.2,
+            priors: Vec::new(),
+            health_interval: Duration::from_secs(2),
+            health_timeout: Duration::from_secs(5),
+            min_warm_browsers: 1,
+            browser_idle_timeout: Duration::from_secs(300),
+            cold_start_ms: 3000.0,
         }
     }
 }
@@ -87,6 +106,9 @@ pub enum PoolError {
         /// Why the workers were unavailable.
         reason: String,
     },
+    /// The request itself is unusable (no texts, a bad shard count).
+    #[error("bad request: {0}")]
+    BadRequest(String),
     /// The pool shut down before answering.
     #[error("the pool is shutting down")]
     Closed,
@@ -97,25 +119,50 @@ pub enum PoolError {
 pub struct Answer {
     /// One vector per text.
     pub embeddings: Vec<Vec<f32>>,
-    /// The worker that answered.
+    /// The worker that answered (the last stage's, for a sharded request).
     pub worker: String,
     /// Its kind.
     pub kind: WorkerKind,
-    /// Time on that worker.
+    /// Time on that worker (all stages, for a sharded request).
     pub latency: Duration,
-    /// Workers tried (1 when the first answered).
+    /// Worker calls made (1 when the first answered; one per stage and
+    /// retry for a sharded request).
     pub attempts: usize,
+    /// The worker that ran each stage, for a sharded request.
+    pub stages: Vec<String>,
 }
 
 /// The answer to come for a submitted request.
 pub struct Ticket {
-    rx: mpsc::Receiver<Result<Answer, PoolError>>,
+    pub(crate) rx: mpsc::Receiver<Result<Answer, PoolError>>,
 }
 
 impl Ticket {
     /// Waits for the answer.
     pub fn wait(self) -> Result<Answer, PoolError> {
         self.rx.recv().unwrap_or(Err(PoolError::Closed))
+    }
+}
+
+/// Where a worker stands, beyond its circuit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Health {
+    /// Taking requests.
+    Ready,
+    /// Failed a health check; being restarted (not scheduled meanwhile).
+    Recovering,
+    /// Restarting failed; tried again with backoff.
+    Down,
+}
+
+impl Health {
+    fn from_u8(v: u8) -> Health {
+        match v {
+            1 => Health::Recovering,
+            2 => Health::Down,
+            _ => Health::Ready,
+        }
     }
 }
 
@@ -126,84 +173,225 @@ pub struct WorkerStatus {
     pub id: String,
     /// Its kind.
     pub kind: WorkerKind,
+    /// Its browser, for browser workers.
+    pub browser: Option<String>,
+    /// Ready, recovering or down.
+    pub health: Health,
+    /// Whether it is running (a browser launched); cold workers start on demand.
+    pub warm: bool,
     /// Requests running on it now.
     pub in_flight: usize,
     /// Requests it answered.
     pub answered: usize,
     /// Requests it failed.
     pub failed: usize,
+    /// Times it was brought back after failing a health check.
+    pub recoveries: usize,
+    /// The models loaded on it.
+    pub models: Vec<String>,
     /// Its circuit breaker.
     pub circuit: CircuitSnapshot,
 }
 
-struct Slot {
-    worker: Arc<dyn Worker>,
-    breaker: CircuitBreaker,
-    in_flight: AtomicUsize,
-    answered: AtomicUsize,
-    failed: AtomicUsize,
+impl WorkerStatus {
+    /// One word for the journal and tables: `ready`, `idle` (not running),
+    /// `recovering`, `down`, `circuit-open` or `circuit-half-open`.
+    pub fn state(&self) -> &'static str {
+        match (self.health, self.circuit.state, self.warm) {
+            (Health::Recovering, _, _) => "recovering",
+            (Health::Down, _, _) => "down",
+            (_, CircuitStateName::Open, _) => "circuit-open",
+            (_, CircuitStateName::HalfOpen, _) => "circuit-half-open",
+            (_, _, false) => "idle",
+            _ => "ready",
+        }
+    }
 }
 
-struct Job {
-    model: PathBuf,
-    texts: Vec<String>,
-    reply: mpsc::Sender<Result<Answer, PoolError>>,
-    failures: Vec<String>,
-    tried: Vec<String>,
-    accepted: Instant,
+pub(crate) const READY: u8 = 0;
+pub(crate) const RECOVERING: u8 = 1;
+pub(crate) const DOWN: u8 = 2;
+
+/// A worker with the pool's bookkeeping about it.
+pub(crate) struct Slot {
+    pub(crate) worker: Arc<dyn Worker>,
+    pub(crate) breaker: CircuitBreaker,
+    /// Browser family, for the latency table.
+    pub(crate) browser: String,
+    pub(crate) health: AtomicU8,
+    pub(crate) in_flight: AtomicUsize,
+    pub(crate) answered: AtomicUsize,
+    pub(crate) failed: AtomicUsize,
+    pub(crate) recoveries: AtomicUsize,
+    /// The placements the journal has for it.
+    pub(crate) placed: Mutex<BTreeSet<PathBuf>>,
+    /// The state last written to the journal.
+    pub(crate) journal_state: Mutex<String>,
 }
 
-struct Inner {
-    slots: RwLock<Vec<Arc<Slot>>>,
-    queue: BoundedQueue<Job>,
-    /// Moving average latency in ms, by model, then worker kind.
-    latency: Mutex<HashMap<PathBuf, HashMap<WorkerKind, f64>>>,
-    config: PoolConfig,
-    clock: Arc<dyn Clock>,
+impl Slot {
+    pub(crate) fn health(&self) -> Health {
+        Health::from_u8(self.health.load(Ordering::SeqCst))
+    }
+
+    pub(crate) fn status(&self) -> WorkerStatus {
+        let info = self.worker.info();
+        WorkerStatus {
+            id: self.worker.id().to_string(),
+            kind: self.worker.kind(),
+            browser: info.browser,
+            health: self.health(),
+            warm: self.worker.is_warm(),
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            answered: self.answered.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            recoveries: self.recoveries.load(Ordering::Relaxed),
+            models: self.worker.loaded_models().iter().map(|m| m.display().to_string()).collect(),
+            circuit: self.breaker.snapshot(),
+        }
+    }
 }
 
-/// The pool; stops its dispatchers when dropped, answering what is queued.
+/// State shared by the pool's threads.
+pub(crate) struct Inner {
+    pub(crate) slots: RwLock<Vec<Arc<Slot>>>,
+    pub(crate) queue: BoundedQueue<Job>,
+    pub(crate) latency: Mutex<LatencyTable>,
+    pub(crate) config: PoolConfig,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) journal: Option<Arc<Journal>>,
+    /// Set when the pool is dropped: background threads stop.
+    pub(crate) closing: AtomicBool,
+    /// Wakes the health thread early (a worker just failed).
+    pub(crate) wake_health: Mutex<Option<mpsc::Sender<()>>>,
+    /// Recovery threads, joined when the pool drops.
+    pub(crate) recoveries: Mutex<Vec<JoinHandle<()>>>,
+    /// Which worker runs each stage of each sharded model: kept so a stage's
+    /// layers load once, replaced when that worker fails.
+    pub(crate) stage_placement: Mutex<std::collections::HashMap<(PathBuf, usize, usize), String>>,
+}
+
+impl Inner {
+    pub(crate) fn slots(&self) -> Vec<Arc<Slot>> {
+        self.slots.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Runs a journal write; a failing journal is logged, never fails a request.
+    pub(crate) fn journal<T>(&self, what: &str, f: impl FnOnce(&Journal) -> crate::journal::Result<T>) -> Option<T> {
+        let journal = self.journal.as_ref()?;
+        match f(journal) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!(error = %e, "journal: could not record {what}");
+                None
+            }
+        }
+    }
+
+    pub(crate) fn wake_health(&self) {
+        if let Some(tx) = self.wake_health.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Registers (or re-registers) a worker in the journal with its state.
+    pub(crate) fn register(&self, slot: &Slot) {
+        let status = slot.status();
+        let info = slot.worker.info();
+        let record = WorkerRecord {
+            id: status.id.clone(),
+            kind: status.kind.as_str().to_string(),
+            browser: info.browser,
+            capabilities: info.capabilities,
+            state: status.state().to_string(),
+        };
+        self.journal("a worker", |j| j.register_worker(&record));
+        *slot.journal_state.lock().unwrap_or_else(|p| p.into_inner()) = record.state;
+    }
+}
+
+/// The pool; stops its threads when dropped, answering what is queued and
+/// saving the measured latencies.
 pub struct Pool {
     inner: Arc<Inner>,
     dispatchers: Vec<JoinHandle<()>>,
+    health: Option<JoinHandle<()>>,
 }
 
 impl Pool {
-    /// A pool with no workers yet.
+    /// A pool with no workers yet and no journal.
     pub fn new(config: PoolConfig) -> Pool {
-        Self::with_clock(config, Arc::new(SystemClock))
+        Self::build(config, Arc::new(SystemClock), None)
     }
 
     /// A pool whose circuit breakers use `clock` (tests).
     pub fn with_clock(config: PoolConfig, clock: Arc<dyn Clock>) -> Pool {
+        Self::build(config, clock, None)
+    }
+
+    /// A pool that records everything in `journal` and starts from the
+    /// latencies saved there.
+    pub fn with_journal(config: PoolConfig, journal: Arc<Journal>) -> Pool {
+        Self::build(config, Arc::new(SystemClock), Some(journal))
+    }
+
+    fn build(config: PoolConfig, clock: Arc<dyn Clock>, journal: Option<Arc<Journal>>) -> Pool {
+        let saved = match &journal {
+            Some(j) => j.latencies().unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "journal: could not read the saved latencies; starting from the priors");
+                Vec::new()
+            }),
+            None => Vec::new(),
+        };
+        let (wake_tx, wake_rx) = mpsc::channel();
         let inner = Arc::new(Inner {
             slots: RwLock::default(),
             queue: BoundedQueue::new(config.queue_capacity),
-            latency: Mutex::default(),
+            latency: Mutex::new(LatencyTable::new(config.priors.clone(), saved)),
             config,
             clock,
+            journal,
+            closing: AtomicBool::new(false),
+            wake_health: Mutex::new(Some(wake_tx)),
+            recoveries: Mutex::default(),
+            stage_placement: Mutex::default(),
         });
         let dispatchers = (0..inner.config.dispatchers.max(1))
             .map(|i| {
                 let inner = inner.clone();
                 std::thread::Builder::new()
                     .name(format!("pool-dispatch-{i}"))
-                    .spawn(move || dispatch_loop(&inner))
+                    .spawn(move || dispatch::dispatch_loop(&inner))
                     .expect("the OS starts a thread")
             })
             .collect();
-        Pool { inner, dispatchers }
+        let health = {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name("pool-health".into())
+                .spawn(move || crate::health::health_loop(&inner, wake_rx))
+                .expect("the OS starts a thread")
+        };
+        Pool { inner, dispatchers, health: Some(health) }
     }
 
-    /// Adds a worker (replacing one with the same id).
+    /// Adds a worker (replacing one with the same id) and registers it in
+    /// the journal.
     pub fn add_worker(&self, worker: Arc<dyn Worker>) {
+        let browser = browser_family(worker.info().browser.as_deref());
         let slot = Arc::new(Slot {
             breaker: CircuitBreaker::new(self.inner.config.circuit.clone(), self.inner.clock.clone()),
+            browser,
             worker,
+            health: AtomicU8::new(READY),
             in_flight: AtomicUsize::new(0),
             answered: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
+            recoveries: AtomicUsize::new(0),
+            placed: Mutex::default(),
+            journal_state: Mutex::default(),
         });
+        self.inner.register(&slot);
         let mut slots = self.inner.slots.write().unwrap_or_else(|p| p.into_inner());
         slots.retain(|s| s.worker.id() != slot.worker.id());
         slots.push(slot);
@@ -212,21 +400,80 @@ impl Pool {
     /// Removes a worker; requests running on it finish or are retried elsewhere.
     pub fn remove_worker(&self, id: &str) {
         self.inner.slots.write().unwrap_or_else(|p| p.into_inner()).retain(|s| s.worker.id() != id);
+        self.inner.journal("a worker's removal", |j| j.set_worker_state(id, "removed"));
+    }
+
+    /// Starts the first `min_warm_browsers` browser workers (and every
+    /// other worker) now rather than on their first request, in parallel;
+    /// returns the workers that failed to start, with why.
+    pub fn warm_up(&self) -> Vec<(String, String)> {
+        let mut browsers = 0;
+        let mut starting = Vec::new();
+        for slot in self.inner.slots() {
+            if slot.worker.kind().is_browser() {
+                if browsers >= self.inner.config.min_warm_browsers {
+                    continue;
+                }
+                browsers += 1;
+            }
+            let inner = self.inner.clone();
+            starting.push(std::thread::spawn(move || {
+                let result = slot.worker.warm_up();
+                inner.register(&slot);
+                result.err().map(|e| (slot.worker.id().to_string(), e.message))
+            }));
+        }
+        starting.into_iter().filter_map(|t| t.join().ok().flatten()).collect()
     }
 
     /// Queues a request; fails at once with [`PoolError::Busy`] when the queue is full.
     pub fn submit(&self, model: &Path, texts: Vec<String>, priority: Priority) -> Result<Ticket, PoolError> {
+        self.submit_job(model, texts, None, priority)
+    }
+
+    /// Queues a request to run as a pipeline of `shards` stages, each on a
+    /// worker of its own where the pool has enough (a worker may run two
+    /// stages when it has fewer). When a stage's worker fails, that stage
+    /// moves to another worker and the request goes on from there.
+    pub fn submit_sharded(
+        &self,
+        model: &Path,
+        texts: Vec<String>,
+        shards: usize,
+        priority: Priority,
+    ) -> Result<Ticket, PoolError> {
+        if shards == 0 {
+            return Err(PoolError::BadRequest("--shards must be at least 1".into()));
+        }
+        self.submit_job(model, texts, Some(shards), priority)
+    }
+
+    fn submit_job(
+        &self,
+        model: &Path,
+        texts: Vec<String>,
+        shards: Option<usize>,
+        priority: Priority,
+    ) -> Result<Ticket, PoolError> {
+        if texts.is_empty() {
+            return Err(PoolError::BadRequest("no texts to embed".into()));
+        }
         let (reply, rx) = mpsc::channel();
-        let job = Job {
-            model: model.to_path_buf(),
-            texts,
-            reply,
-            failures: Vec::new(),
-            tried: Vec::new(),
-            accepted: Instant::now(),
-        };
-        self.inner.queue.push(job, priority).map_err(|b: Busy<Job>| PoolError::Busy(b.capacity))?;
-        Ok(Ticket { rx })
+        let model_key = model.display().to_string();
+        let request_id = self.inner.journal("an accepted request", |j| j.accept_request(&model_key));
+        let job = Job::new(model.to_path_buf(), model_key, texts, shards, reply, request_id);
+        match self.inner.queue.push(job, priority) {
+            Ok(()) => Ok(Ticket { rx }),
+            Err(Busy { item, capacity }) => {
+                let error = PoolError::Busy(capacity);
+                if let Some(id) = item.request_id {
+                    let message = error.to_string();
+                    self.inner
+                        .journal("a refused request", |j| j.finish_request(id, Outcome::Busy, Some(&message), &[]));
+                }
+                Err(error)
+            }
+        }
     }
 
     /// Embeds `texts` with `model` through the pool and waits for the answer.
@@ -236,23 +483,28 @@ impl Pool {
 
     /// Every worker's state.
     pub fn status(&self) -> Vec<WorkerStatus> {
-        let slots = self.inner.slots.read().unwrap_or_else(|p| p.into_inner());
-        slots
-            .iter()
-            .map(|s| WorkerStatus {
-                id: s.worker.id().to_string(),
-                kind: s.worker.kind(),
-                in_flight: s.in_flight.load(Ordering::Relaxed),
-                answered: s.answered.load(Ordering::Relaxed),
-                failed: s.failed.load(Ordering::Relaxed),
-                circuit: s.breaker.snapshot(),
-            })
-            .collect()
+        self.inner.slots().iter().map(|s| s.status()).collect()
     }
 
     /// Requests waiting in the queue.
     pub fn queued(&self) -> usize {
         self.inner.queue.len()
+    }
+
+    /// The measured moving averages (and how many inferences each holds).
+    pub fn latencies(&self) -> Vec<crate::journal::LatencyRow> {
+        self.inner.latency.lock().unwrap_or_else(|p| p.into_inner()).rows()
+    }
+
+    /// Saves the measured latencies to the journal now (the health thread
+    /// also does, every few seconds, and the pool when dropped).
+    pub fn save_latencies(&self) {
+        crate::health::save_latencies(&self.inner);
+    }
+
+    /// The journal, when one is attached.
+    pub fn journal(&self) -> Option<&Arc<Journal>> {
+        self.inner.journal.as_ref()
     }
 }
 
@@ -262,150 +514,17 @@ impl Drop for Pool {
         for d in self.dispatchers.drain(..) {
             let _ = d.join();
         }
-    }
-}
-
-/// What the scheduler decided for one job.
-enum Choice {
-    Run(Arc<Slot>, crate::circuit::Permit),
-    /// Capable workers exist but none can take it now: why.
-    Wait(String),
-    /// No worker can run the model.
-    Never(String),
-}
-
-fn dispatch_loop(inner: &Inner) {
-    loop {
-        match inner.queue.pop(Duration::from_millis(200)) {
-            Some(job) => handle(inner, job),
-            // Closed and drained: every queued request has had its answer.
-            None if inner.queue.is_closed() && inner.queue.is_empty() => return,
-            None => {}
+        self.inner.closing.store(true, Ordering::SeqCst);
+        // Dropping the sender wakes the health thread, which then returns.
+        self.inner.wake_health.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = self.health.take() {
+            let _ = h.join();
         }
-    }
-}
-
-fn handle(inner: &Inner, mut job: Job) {
-    match choose(inner, &job) {
-        Choice::Never(reason) => {
-            let _ = job.reply.send(Err(PoolError::NoWorker { model: job.model.display().to_string(), reason }));
+        let recoveries = std::mem::take(&mut *self.inner.recoveries.lock().unwrap_or_else(|p| p.into_inner()));
+        for r in recoveries {
+            let _ = r.join();
         }
-        Choice::Wait(reason) => {
-            let waited = job.accepted.elapsed();
-            if waited >= inner.config.request_timeout || inner.queue.is_closed() {
-                let error = PoolError::Timeout { model: job.model.display().to_string(), waited, reason };
-                let _ = job.reply.send(Err(error));
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-            requeue(inner, job);
-        }
-        Choice::Run(slot, permit) => {
-            slot.in_flight.fetch_add(1, Ordering::SeqCst);
-            let texts: Vec<&str> = job.texts.iter().map(String::as_str).collect();
-            let start = Instant::now();
-            let result = slot.worker.embed(&job.model, &texts);
-            let latency = start.elapsed();
-            slot.in_flight.fetch_sub(1, Ordering::SeqCst);
-            match result {
-                Ok(embeddings) if embeddings.len() == job.texts.len() => {
-                    permit.success();
-                    slot.answered.fetch_add(1, Ordering::Relaxed);
-                    record_latency(inner, slot.worker.kind(), &job.model, latency);
-                    let answer = Answer {
-                        embeddings,
-                        worker: slot.worker.id().to_string(),
-                        kind: slot.worker.kind(),
-                        latency,
-                        attempts: job.tried.len() + 1,
-                    };
-                    let _ = job.reply.send(Ok(answer));
-                }
-                other => {
-                    permit.failure();
-                    slot.failed.fetch_add(1, Ordering::Relaxed);
-                    let message = match other {
-                        Err(e) => e.to_string(),
-                        Ok(v) => format!(
-                            "worker {} answered {} vectors for {} texts",
-                            slot.worker.id(),
-                            v.len(),
-                            job.texts.len()
-                        ),
-                    };
-                    tracing::info!(worker = slot.worker.id(), %message, "a worker failed; retrying elsewhere");
-                    job.failures.push(message);
-                    job.tried.push(slot.worker.id().to_string());
-                    if job.tried.len() >= inner.config.max_attempts {
-                        let error = PoolError::Failed {
-                            model: job.model.display().to_string(),
-                            attempts: job.tried.len(),
-                            failures: std::mem::take(&mut job.failures),
-                        };
-                        let _ = job.reply.send(Err(error));
-                    } else {
-                        requeue(inner, job);
-                    }
-                }
-            }
-        }
+        crate::health::save_latencies(&self.inner);
+        crate::health::sync_journal(&self.inner);
     }
-}
-
-/// Puts a job back at the front; if even that fails (the queue is full or
-/// closed) the job is answered rather than lost.
-fn requeue(inner: &Inner, job: Job) {
-    if let Err(busy) = inner.queue.push(job, Priority::High) {
-        let job = busy.item;
-        let error = if inner.queue.is_closed() { PoolError::Closed } else { PoolError::Busy(busy.capacity) };
-        let _ = job.reply.send(Err(error));
-    }
-}
-
-fn record_latency(inner: &Inner, kind: WorkerKind, model: &Path, latency: Duration) {
-    let ms = latency.as_secs_f64() * 1e3;
-    let alpha = inner.config.latency_smoothing.clamp(0.01, 1.0);
-    let mut table = inner.latency.lock().unwrap_or_else(|p| p.into_inner());
-    let by_kind = match table.get_mut(model) {
-        Some(by_kind) => by_kind,
-        None => table.entry(model.to_path_buf()).or_default(),
-    };
-    let entry = by_kind.entry(kind).or_insert(ms);
-    *entry = alpha * ms + (1.0 - alpha) * *entry;
-}
-
-fn choose(inner: &Inner, job: &Job) -> Choice {
-    let slots = inner.slots.read().unwrap_or_else(|p| p.into_inner()).clone();
-    let capable: Vec<&Arc<Slot>> = slots.iter().filter(|s| s.worker.can_serve(&job.model)).collect();
-    if capable.is_empty() {
-        let reason = if slots.is_empty() {
-            "the pool has no workers".to_string()
-        } else {
-            format!("none of its {} worker(s) serves this model", slots.len())
-        };
-        return Choice::Never(reason);
-    }
-    let latency = inner.latency.lock().unwrap_or_else(|p| p.into_inner());
-    let by_kind = latency.get(job.model.as_path());
-    // Prefer workers this request has not failed on yet.
-    let mut ranked: Vec<(f64, &Arc<Slot>)> = capable
-        .iter()
-        .map(|s| {
-            let measured = by_kind.and_then(|k| k.get(&s.worker.kind())).copied().unwrap_or(0.0);
-            let load = (s.in_flight.load(Ordering::SeqCst) + 1) as f64;
-            let affinity = if s.worker.has_loaded(&job.model) { 0.5 } else { 1.0 };
-            let retry_penalty = if job.tried.iter().any(|t| t == s.worker.id()) { 1e9 } else { 0.0 };
-            (measured.max(0.001) * load * affinity + retry_penalty, *s)
-        })
-        .collect();
-    drop(latency);
-    ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut reasons = Vec::new();
-    for (_, slot) in ranked {
-        match slot.breaker.try_acquire() {
-            Ok(permit) => return Choice::Run(slot.clone(), permit),
-            Err(rejected) => reasons.push(format!("{}: {rejected}", slot.worker.id())),
-        }
-    }
-    Choice::Wait(reasons.join("; "))
 }

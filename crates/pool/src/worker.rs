@@ -5,7 +5,8 @@
 //! and it says what it is. Everything about choosing, retrying and
 //! measuring lives in the [`crate::pool::Pool`].
 
-use ipfs_accelerate_models::{BackendChoice, Engine, Precision, TextEmbedder};
+use ipfs_accelerate_models::{BackendChoice, Engine, LayerRange, Precision, StageOutput, TextEmbedder};
+use ipfs_accelerate_tensor::Tensor;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,6 +37,24 @@ impl WorkerKind {
             WorkerKind::BrowserWebnn => "browser-webnn",
             WorkerKind::Remote => "remote",
         }
+    }
+
+    /// The kind [`WorkerKind::as_str`] names; `None` for anything else.
+    pub fn parse(name: &str) -> Option<WorkerKind> {
+        [
+            WorkerKind::NativeCpu,
+            WorkerKind::NativeWgpu,
+            WorkerKind::BrowserWebgpu,
+            WorkerKind::BrowserWebnn,
+            WorkerKind::Remote,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
+
+    /// Whether it is a browser page (counted against the warm-browser limits).
+    pub fn is_browser(self) -> bool {
+        matches!(self, WorkerKind::BrowserWebgpu | WorkerKind::BrowserWebnn)
     }
 }
 
@@ -79,6 +98,19 @@ pub trait Worker: Send + Sync {
     /// Embeds `texts` with the model in `model_dir` (loading it first if
     /// needed), one vector per text.
     fn embed(&self, model_dir: &Path, texts: &[&str]) -> Result<Vec<Vec<f32>>, WorkerError>;
+    /// Runs one pipeline stage of a sharded model: the encoder layers in
+    /// `range` on `hidden`, the previous stage's packed activations (`None`
+    /// for the first stage). The stage ending at the last layer returns the
+    /// embeddings.
+    fn embed_stage(
+        &self,
+        _model_dir: &Path,
+        _texts: &[&str],
+        _range: LayerRange,
+        _hidden: Option<&Tensor>,
+    ) -> Result<StageOutput, WorkerError> {
+        Err(WorkerError { worker: self.id().to_string(), message: "this worker cannot run pipeline stages".into() })
+    }
     /// Whether the model is loaded already (the scheduler prefers such workers).
     fn has_loaded(&self, model_dir: &Path) -> bool;
     /// Whether it can run this model at all (a browser worker serves the one
@@ -214,6 +246,17 @@ impl Worker for LocalWorker {
         model.embed(texts, texts.len().max(1)).map_err(|e| self.error(e))
     }
 
+    fn embed_stage(
+        &self,
+        model_dir: &Path,
+        texts: &[&str],
+        range: LayerRange,
+        hidden: Option<&Tensor>,
+    ) -> Result<StageOutput, WorkerError> {
+        let model = self.model(model_dir)?;
+        model.embed_stage(texts, range, hidden).map_err(|e| self.error(e))
+    }
+
     fn has_loaded(&self, model_dir: &Path) -> bool {
         self.models.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|m| m.dir == model_dir)
     }
@@ -265,6 +308,20 @@ impl Worker for EngineWorker {
         self.embedder
             .embed(texts, texts.len().max(1))
             .map_err(|e| WorkerError { worker: self.id.clone(), message: e.to_string() })
+    }
+
+    fn embed_stage(
+        &self,
+        model_dir: &Path,
+        texts: &[&str],
+        range: LayerRange,
+        hidden: Option<&Tensor>,
+    ) -> Result<StageOutput, WorkerError> {
+        let error = |message: String| WorkerError { worker: self.id.clone(), message };
+        if model_dir != self.model_dir {
+            return Err(error(format!("serves only {}", self.model_dir.display())));
+        }
+        self.embedder.embed_stage(texts, range, hidden).map_err(|e| error(e.to_string()))
     }
 
     fn has_loaded(&self, model_dir: &Path) -> bool {

@@ -3,7 +3,8 @@
 //! byte-identical), and concurrent writers.
 
 use ipfs_accelerate_pool::journal::{
-    InferenceRecord, Journal, JournalError, Outcome, StatsFilter, WorkerRecord, APPLICATION_ID, SCHEMA_VERSION,
+    InferenceRecord, Journal, JournalError, LatencyRow, Outcome, StatsFilter, WorkerRecord, APPLICATION_ID,
+    SCHEMA_VERSION,
 };
 use serde_json::json;
 use std::path::Path;
@@ -308,7 +309,71 @@ fn a_newer_schema_is_refused_and_left_alone() {
         conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
     }
     let err = assert_refused_untouched(&path, "newer than this ipfs-accelerate reads");
-    assert!(matches!(err, JournalError::NewerSchema { found: 2, supported: 1, .. }), "{err:?}");
+    assert!(
+        matches!(err, JournalError::NewerSchema { found, supported, .. } if found == SCHEMA_VERSION + 1 && supported == SCHEMA_VERSION),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_version_1_journal_is_upgraded_in_place_keeping_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.sqlite3");
+    let request = {
+        let journal = Journal::open(&path).unwrap();
+        journal.accept_request("m").unwrap()
+    };
+    {
+        // What a version 1 journal looked like: no latency table.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("DROP TABLE latency").unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+    }
+    let journal = Journal::open(&path).unwrap();
+    assert_eq!(journal.request(request).unwrap().unwrap().model, "m");
+    assert!(journal.latencies().unwrap().is_empty());
+    let row = LatencyRow {
+        model: "m".into(),
+        worker_kind: "native-cpu".into(),
+        browser: String::new(),
+        ms: 3.5,
+        samples: 4,
+        updated_at: 0,
+    };
+    journal.save_latencies(std::slice::from_ref(&row)).unwrap();
+    journal.save_latencies(&[LatencyRow { ms: 2.5, samples: 5, ..row.clone() }]).unwrap();
+    let saved = journal.latencies().unwrap();
+    assert_eq!(saved.len(), 1);
+    assert_eq!((saved[0].ms, saved[0].samples), (2.5, 5));
+    assert!(saved[0].updated_at > 0);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+}
+
+#[test]
+fn finish_request_writes_the_answer_and_its_inferences_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path().join("j.sqlite3")).unwrap();
+    journal.register_worker(&worker("w1", "ready")).unwrap();
+    let id = journal.accept_request("m").unwrap();
+    let tries = [
+        InferenceRecord {
+            worker_id: Some("w1".into()),
+            status: Outcome::Error,
+            error: Some("page closed".into()),
+            ..InferenceRecord::new("m", "browser-webgpu")
+        },
+        InferenceRecord { worker_id: Some("w1".into()), latency_ms: 4.0, ..InferenceRecord::new("m", "cpu") },
+    ];
+    journal.finish_request(id, Outcome::Ok, None, &tries).unwrap();
+    let err = journal.finish_request(id, Outcome::Error, Some("again"), &tries).unwrap_err();
+    assert!(matches!(err, JournalError::AlreadyCompleted { .. }), "{err:?}");
+    let rows = journal.inferences(&StatsFilter::default()).unwrap();
+    assert_eq!(rows.len(), 2, "the refused second finish wrote nothing");
+    assert!(rows.iter().all(|r| r.record.request_id == Some(id)));
+    assert_eq!(journal.request(id).unwrap().unwrap().status, Some(Outcome::Ok));
+    assert!(journal.pending_requests().unwrap().is_empty());
 }
 
 #[test]

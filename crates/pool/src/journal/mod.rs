@@ -56,6 +56,9 @@
 //! # Ok(()) }
 //! ```
 
+mod latency;
+pub use latency::LatencyRow;
+
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -67,7 +70,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const APPLICATION_ID: i32 = 0x4950_4143;
 
 /// `PRAGMA user_version` of the schema this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// How long a write waits for another process's transaction before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -125,6 +128,15 @@ CREATE INDEX IF NOT EXISTS inferences_model_backend ON inferences(model, backend
 CREATE INDEX IF NOT EXISTS inferences_backend ON inferences(backend);
 CREATE INDEX IF NOT EXISTS inferences_at ON inferences(at);
 CREATE INDEX IF NOT EXISTS inferences_request ON inferences(request_id);
+CREATE TABLE IF NOT EXISTS latency (
+    model       TEXT NOT NULL,
+    worker_kind TEXT NOT NULL,
+    browser     TEXT NOT NULL DEFAULT '',
+    ms          REAL NOT NULL,
+    samples     INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    PRIMARY KEY (model, worker_kind, browser)
+);
 ";
 
 /// What can go wrong with the journal. Every variant names the file.
@@ -441,7 +453,7 @@ impl std::fmt::Debug for Journal {
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
@@ -483,14 +495,17 @@ impl Journal {
             header
         };
         let fresh = match header {
-            Header::Journal => false,
+            Header::Journal(version) => version < SCHEMA_VERSION,
             Header::Empty => true,
         };
         if fresh {
             // Another process may be initializing the same file: decide again
             // under the write lock.
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
-            if let Header::Empty = Self::check(&tx, &path)? {
+            // Older schemas only lack tables: the schema's CREATE ... IF NOT
+            // EXISTS adds them and keeps every row.
+            let current = matches!(Self::check(&tx, &path)?, Header::Journal(v) if v >= SCHEMA_VERSION);
+            if !current {
                 tx.execute_batch(SCHEMA).map_err(sql)?;
                 tx.pragma_update(None, "application_id", APPLICATION_ID).map_err(sql)?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(sql)?;
@@ -519,7 +534,7 @@ impl Journal {
             (APPLICATION_ID, v, _) if v > SCHEMA_VERSION => {
                 Err(JournalError::NewerSchema { path: path.to_path_buf(), found: v, supported: SCHEMA_VERSION })
             }
-            (APPLICATION_ID, v, _) if v >= 1 => Ok(Header::Journal),
+            (APPLICATION_ID, v, _) if v >= 1 => Ok(Header::Journal(v)),
             (APPLICATION_ID, v, n) => foreign(format!("schema version {v} with {n} tables and indexes")),
             (0, _, n) => foreign(format!("application_id 0 with {n} tables and indexes")),
             (other, _, _) => foreign(format!("application_id {other:#010x}, not {APPLICATION_ID:#010x}")),
@@ -531,19 +546,19 @@ impl Journal {
         &self.path
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves at most an open transaction,
         // which its drop rolled back: the connection is still good.
         self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn sql(&self, source: rusqlite::Error) -> JournalError {
+    pub(crate) fn sql(&self, source: rusqlite::Error) -> JournalError {
         JournalError::Sql { path: self.path.clone(), source }
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed when `f`
     /// returns `Ok`.
-    fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.sql(e))?;
         let value = f(&tx)?;
@@ -759,29 +774,68 @@ impl Journal {
 
     /// Records one inference and returns its row id.
     pub fn record_inference(&self, record: &InferenceRecord) -> Result<i64> {
+        self.write(|tx| self.insert_inference(tx, record))
+    }
+
+    fn insert_inference(&self, tx: &rusqlite::Transaction<'_>, record: &InferenceRecord) -> Result<i64> {
+        tx.execute(
+            "INSERT INTO inferences (request_id, model, cid, worker_id, backend, browser, precision,
+                 latency_ms, items, tokens, status, error, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            params![
+                record.request_id.map(|r| r.0),
+                record.model,
+                record.cid,
+                record.worker_id,
+                record.backend,
+                record.browser,
+                record.precision,
+                record.latency_ms,
+                record.items as i64,
+                record.tokens.map(|t| t as i64),
+                record.status.as_str(),
+                record.error,
+                now_ms(),
+            ],
+        )
+        .map_err(|e| self.sql(e))?;
+        Ok(tx.last_insert_rowid())
+    }
+
+    /// Records a request's inferences (one per worker tried) and its one
+    /// answer in a single transaction: the pool's hot path commits once per
+    /// request. Refused like [`Journal::complete_request`] when the request
+    /// was completed before, and then nothing is written.
+    pub fn finish_request(
+        &self,
+        id: RequestId,
+        status: Outcome,
+        error: Option<&str>,
+        inferences: &[InferenceRecord],
+    ) -> Result<()> {
         self.write(|tx| {
-            tx.execute(
-                "INSERT INTO inferences (request_id, model, cid, worker_id, backend, browser, precision,
-                     latency_ms, items, tokens, status, error, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                params![
-                    record.request_id.map(|r| r.0),
-                    record.model,
-                    record.cid,
-                    record.worker_id,
-                    record.backend,
-                    record.browser,
-                    record.precision,
-                    record.latency_ms,
-                    record.items as i64,
-                    record.tokens.map(|t| t as i64),
-                    record.status.as_str(),
-                    record.error,
-                    now_ms(),
-                ],
-            )
-            .map_err(|e| self.sql(e))?;
-            Ok(tx.last_insert_rowid())
+            let n = tx
+                .execute(
+                    "UPDATE requests SET completed_at = ?2, status = ?3, error = ?4
+                     WHERE id = ?1 AND completed_at IS NULL",
+                    params![id.0, now_ms(), status.as_str(), error],
+                )
+                .map_err(|e| self.sql(e))?;
+            if n != 1 {
+                let exists = tx
+                    .query_row("SELECT 1 FROM requests WHERE id = ?1", [id.0], |_| Ok(()))
+                    .optional()
+                    .map_err(|e| self.sql(e))?;
+                let path = self.path.clone();
+                return Err(match exists {
+                    Some(()) => JournalError::AlreadyCompleted { path, id: id.0 },
+                    None => JournalError::UnknownRequest { path, id: id.0 },
+                });
+            }
+            for record in inferences {
+                self.insert_inference(tx, &InferenceRecord { request_id: Some(id), ..record.clone() })?;
+            }
+            Ok(())
         })
     }
 
@@ -906,8 +960,8 @@ impl Journal {
 enum Header {
     /// No schema yet: safe to create one.
     Empty,
-    /// A journal of this or an older schema.
-    Journal,
+    /// A journal of this or an older schema (its `user_version`).
+    Journal(i32),
 }
 
 #[cfg(test)]
