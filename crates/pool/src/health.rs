@@ -130,10 +130,8 @@ fn set_journal_state(inner: &Inner, slot: &Slot) {
     }
     let state = slot.status().state();
     let mut last = slot.journal_state.lock().unwrap_or_else(|p| p.into_inner());
-    if *last != state {
-        if inner.journal("a worker state", |j| j.set_worker_state(slot.worker.id(), state)).is_some() {
-            *last = state.to_string();
-        }
+    if *last != state && inner.journal("a worker state", |j| j.set_worker_state(slot.worker.id(), state)).is_some() {
+        *last = state.to_string();
     }
 }
 
