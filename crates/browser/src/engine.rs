@@ -2,8 +2,14 @@
 //! the host (a WebGPU plan, or a WebNN graph with fused ops decomposed),
 //! publishes the weights as CID-named chunks on the bridge, asks the page to
 //! load them, and then sends runs.
+//!
+//! Several models can share one page: [`BrowserEngine::model_runner`] gives
+//! each its own model number, which keys its graphs on the host and on the
+//! page, while weights go by content (a weight's page key carries the CID of
+//! its bytes), so models never see each other's graphs or weights.
 
 use crate::bridge::{Bridge, WorkerHandle};
+use crate::launch::BrowserProcess;
 use crate::protocol::{HostMessage, KernelRef, WeightRef};
 use ipfs_accelerate_gpu::plan::BufferRole;
 use ipfs_accelerate_gpu::{compile_with, weight_tensor, BindingKind, CompileOptions};
@@ -13,7 +19,8 @@ use ipfs_accelerate_tensor::graph::decompose::decompose_fused;
 use ipfs_accelerate_tensor::graph::ConstantSource;
 use ipfs_accelerate_tensor::{Graph, Tensor, Weights};
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Which browser API runs the models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +54,9 @@ pub struct BrowserLaunch {
     /// Keep the browser profile (its weight cache) under this data dir;
     /// `None` uses a fresh temporary profile.
     pub data_dir: Option<std::path::PathBuf>,
+    /// Which kept profile under `data_dir` (several browsers at once need
+    /// one each: a profile is locked by the browser using it).
+    pub profile_slot: usize,
     /// Bridge address; a fixed port keeps the page's origin, and with it the
     /// browser's weight cache, the same across runs.
     pub bridge_addr: std::net::SocketAddr,
@@ -71,14 +81,16 @@ impl BrowserLaunch {
             browser: None,
             headless: true,
             data_dir: None,
+            profile_slot: 0,
             bridge_addr: std::net::SocketAddr::from(([127, 0, 0, 1], DEFAULT_BRIDGE_PORT)),
             join_timeout: std::time::Duration::from_secs(60),
         }
     }
 }
 
-/// Model keys and output names loaded on the page, by shape key.
-type LoadedModels = Mutex<HashMap<Vec<usize>, (String, Vec<String>)>>;
+/// Model keys and output names loaded on the page, by model number (0 for
+/// the engine used directly as a [`GraphRunner`]) and shape key.
+type LoadedModels = Mutex<HashMap<(u32, Vec<usize>), (String, Vec<String>)>>;
 
 /// A connected worker page running models on `backend`.
 pub struct BrowserEngine {
@@ -87,8 +99,17 @@ pub struct BrowserEngine {
     worker: WorkerHandle,
     /// Whatever keeps the browser alive (its process), dropped with the engine.
     _keep: Option<Box<dyn Send + Sync>>,
-    /// Model keys (and output names) already loaded on the page, by shape key.
+    /// The browser [`BrowserEngine::launch`] started, kept typed so a
+    /// supervisor can check, stop or kill it.
+    process: Option<BrowserProcess>,
+    /// Model keys (and output names) already loaded on the page.
     loaded: LoadedModels,
+    /// Held while a graph is loaded onto the page, so two threads that need
+    /// the same new graph load it once.
+    loading: Mutex<()>,
+    /// The number the next [`BrowserEngine::model_runner`] gets (0 is the
+    /// engine itself).
+    next_model: AtomicU32,
     /// What the page last reported about weight chunks: (hits, misses).
     cache: Mutex<(u32, u32)>,
 }
@@ -135,7 +156,17 @@ impl BrowserEngine {
                 backend.name()
             )));
         }
-        Ok(BrowserEngine { backend, bridge, worker, _keep: keep, loaded: Mutex::default(), cache: Mutex::default() })
+        Ok(BrowserEngine {
+            backend,
+            bridge,
+            worker,
+            _keep: keep,
+            process: None,
+            loaded: Mutex::default(),
+            loading: Mutex::default(),
+            next_model: AtomicU32::new(1),
+            cache: Mutex::default(),
+        })
     }
 
     /// Starts a bridge, launches a browser on its worker page, waits for the
@@ -179,7 +210,7 @@ impl BrowserEngine {
             }
         };
         let profile = match &options.data_dir {
-            Some(dir) => Profile::Slot { data_dir: dir.clone(), slot: 0 },
+            Some(dir) => Profile::Slot { data_dir: dir.clone(), slot: options.profile_slot },
             None => Profile::Ephemeral,
         };
         let launch_options = LaunchOptions { headless: options.headless, profile, extra_args: Vec::new() };
@@ -188,7 +219,47 @@ impl BrowserEngine {
             let tail = process.output_tail(5).replace('\n', " | ");
             Error::Backend(format!("{e}; {browser} said: {tail}"))
         })?;
-        BrowserEngine::new(options.backend, bridge, worker, Some(Box::new(process)))
+        let mut engine = BrowserEngine::new(options.backend, bridge, worker, None)?;
+        engine.process = Some(process);
+        Ok(engine)
+    }
+
+    /// The browser process [`BrowserEngine::launch`] started (`None` for an
+    /// engine made with [`BrowserEngine::new`] or a manual browser).
+    pub fn process(&self) -> Option<&BrowserProcess> {
+        self.process.as_ref()
+    }
+
+    /// Whether the page is still connected and its browser (when this
+    /// engine launched one) still running.
+    pub fn is_alive(&self) -> bool {
+        self.worker.is_alive() && self.process.as_ref().is_none_or(BrowserProcess::is_running)
+    }
+
+    /// Kills the browser's whole process group with SIGKILL, as a crash
+    /// would (no clean shutdown); requests in flight fail once the page's
+    /// socket closes. For fault-injection tests and `pool` chaos runs; does
+    /// nothing for an engine that launched no browser, or off unix.
+    pub fn kill_browser(&self) {
+        #[cfg(unix)]
+        if let Some(process) = &self.process {
+            // Only while the leader is unreaped: its pid (the group id)
+            // cannot have been given to another process yet.
+            if let (true, Ok(pgid)) = (process.is_running(), libc::pid_t::try_from(process.pid())) {
+                // SAFETY: killpg only signals the group the launcher created
+                // for this browser (its leader's pid is the group id).
+                unsafe { libc::killpg(pgid, libc::SIGKILL) };
+            }
+        }
+    }
+
+    /// A [`GraphRunner`] for one model on this engine's page. Each runner
+    /// has its own model number, so its compiled graphs and page model keys
+    /// never collide with another model's, even for equal shape keys; its
+    /// graphs are unloaded from the page when it is dropped.
+    pub fn model_runner(self: &Arc<Self>) -> BrowserModelRunner {
+        let model = self.next_model.fetch_add(1, Ordering::Relaxed);
+        BrowserModelRunner { engine: self.clone(), model }
     }
 
     /// The bridge the page is connected to.
@@ -218,17 +289,29 @@ impl BrowserEngine {
                     f16_weights: false,
                     max_binding_bytes: limits["maxStorageBufferBindingSize"].as_u64(),
                 };
-                let plan = compile_with(graph, options).map_err(backend_error)?;
+                let mut plan = compile_with(graph, options).map_err(backend_error)?;
                 let mut refs = Vec::new();
-                let mut seen = BTreeSet::new();
-                for buffer in &plan.buffers {
-                    if let BufferRole::Weight { name, dtype, rows } = &buffer.role {
+                // The page keeps weight buffers by key across all its models,
+                // so each weight is renamed after its content: two models'
+                // equal names never share a buffer, equal bytes always do.
+                let mut renamed: HashMap<String, String> = HashMap::new();
+                for buffer in &mut plan.buffers {
+                    if let BufferRole::Weight { name, dtype, rows } = &mut buffer.role {
                         let key = plan_weight_key(name, dtype.name(), *rows);
-                        if seen.insert(key.clone()) {
-                            let tensor = weight_tensor(weights, name, *dtype, *rows).map_err(backend_error)?;
-                            let bytes = tensor.as_bytes();
-                            refs.push(WeightRef { key, bytes: bytes.len() as u64, chunks: chunks.add(bytes) });
-                        }
+                        let content_name = match renamed.get(&key) {
+                            Some(n) => n.clone(),
+                            None => {
+                                let tensor = weight_tensor(weights, name, *dtype, *rows).map_err(backend_error)?;
+                                let bytes = tensor.as_bytes();
+                                let cids = chunks.add(bytes);
+                                let content_name = format!("{name}@{}", content_tag(&cids));
+                                let page_key = plan_weight_key(&content_name, dtype.name(), *rows);
+                                refs.push(WeightRef { key: page_key, bytes: bytes.len() as u64, chunks: cids });
+                                renamed.insert(key, content_name.clone());
+                                content_name
+                            }
+                        };
+                        *name = content_name;
                     }
                 }
                 let ids: BTreeSet<&str> = plan.dispatches.iter().map(|d| d.kernel.as_str()).collect();
@@ -300,6 +383,13 @@ fn start_bridge(addr: std::net::SocketAddr) -> Result<Bridge> {
     }
 }
 
+/// A name for a weight's content: the CID (raw, SHA-256) of its chunks'
+/// CID list, so it changes with any byte of the weight.
+fn content_tag(chunk_cids: &[String]) -> String {
+    use ipfs_accelerate_ipfs::{block::RAW, cid_for, CidVersion};
+    cid_for(CidVersion::V1, RAW, chunk_cids.join(",").as_bytes()).to_string()
+}
+
 /// The key `web/webgpu.js` (`weightKey`) gives a plan's weight buffer.
 fn plan_weight_key(name: &str, dtype: &str, rows: Option<[usize; 2]>) -> String {
     let rows = rows.map(|[a, b]| format!("{a}:{b}")).unwrap_or_default();
@@ -340,24 +430,35 @@ impl GraphRunner for BrowserEngine {
         build: &mut dyn FnMut() -> Result<(Graph, Weights)>,
         inputs: &[(&str, &Tensor)],
     ) -> Result<Vec<Tensor>> {
-        let loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner()).get(shape_key).cloned();
-        let (model, output_names) = match loaded {
+        self.run_model(0, shape_key, build, inputs)
+    }
+}
+
+impl BrowserEngine {
+    /// Runs model number `number`'s graph for `shape_key`, loading it onto
+    /// the page first when it is not there yet.
+    fn run_model(
+        &self,
+        number: u32,
+        shape_key: &[usize],
+        build: &mut dyn FnMut() -> Result<(Graph, Weights)>,
+        inputs: &[(&str, &Tensor)],
+    ) -> Result<Vec<Tensor>> {
+        let key = (number, shape_key.to_vec());
+        let lookup = || self.loaded.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+        let (model, output_names) = match lookup() {
             Some(entry) => entry,
             None => {
-                let (graph, weights) = build()?;
-                let model = format!("{}{shape_key:?}", self.backend.name());
-                let id = self.worker.next_id();
-                let message = self.load_message(id, &model, &graph, &weights)?;
-                let stats = self.worker.load(message).map_err(backend_error)?;
-                {
-                    let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-                    cache.0 += stats.cache_hits;
-                    cache.1 += stats.cache_misses;
+                let _loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+                match lookup() {
+                    // Another thread loaded it while this one waited.
+                    Some(entry) => entry,
+                    None => {
+                        let entry = self.load_graph(number, shape_key, build)?;
+                        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).insert(key, entry.clone());
+                        entry
+                    }
                 }
-                let names: Vec<String> = graph.outputs.iter().map(|o| o.name.clone()).collect();
-                let entry = (model, names);
-                self.loaded.lock().unwrap_or_else(|p| p.into_inner()).insert(shape_key.to_vec(), entry.clone());
-                entry
             }
         };
         let mut outputs: HashMap<String, Tensor> =
@@ -366,5 +467,86 @@ impl GraphRunner for BrowserEngine {
             .iter()
             .map(|n| outputs.remove(n).ok_or_else(|| Error::Backend(format!("the page returned no output {n:?}"))))
             .collect()
+    }
+
+    /// Builds and loads one graph onto the page; returns its page model key
+    /// and output names.
+    fn load_graph(
+        &self,
+        number: u32,
+        shape_key: &[usize],
+        build: &mut dyn FnMut() -> Result<(Graph, Weights)>,
+    ) -> Result<(String, Vec<String>)> {
+        let (graph, weights) = build()?;
+        // Model 0 keeps the key pages have always seen; `#` cannot appear in
+        // a shape key's debug form, so the two forms never meet.
+        let model = match number {
+            0 => format!("{}{shape_key:?}", self.backend.name()),
+            n => format!("{}#{n}{shape_key:?}", self.backend.name()),
+        };
+        let id = self.worker.next_id();
+        let message = self.load_message(id, &model, &graph, &weights)?;
+        let stats = self.worker.load(message).map_err(backend_error)?;
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            cache.0 += stats.cache_hits;
+            cache.1 += stats.cache_misses;
+        }
+        let names: Vec<String> = graph.outputs.iter().map(|o| o.name.clone()).collect();
+        Ok((model, names))
+    }
+
+    /// Forgets model number `number`'s graphs and frees them on the page.
+    fn unload_model(&self, number: u32) {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        let keys: Vec<(u32, Vec<usize>)> = loaded.keys().filter(|(n, _)| *n == number).cloned().collect();
+        for key in keys {
+            if let Some((model, _)) = loaded.remove(&key) {
+                if self.worker.is_alive() {
+                    self.worker.unload(&model);
+                }
+            }
+        }
+    }
+}
+
+/// One model's view of a shared [`BrowserEngine`] (see
+/// [`BrowserEngine::model_runner`]): several models run on one page, each
+/// under its own model number.
+pub struct BrowserModelRunner {
+    engine: Arc<BrowserEngine>,
+    model: u32,
+}
+
+impl BrowserModelRunner {
+    /// The engine this runner runs on.
+    pub fn engine(&self) -> &Arc<BrowserEngine> {
+        &self.engine
+    }
+}
+
+impl GraphRunner for BrowserModelRunner {
+    fn kind(&self) -> BackendKind {
+        self.engine.kind()
+    }
+
+    fn describe(&self) -> String {
+        self.engine.describe()
+    }
+
+    fn run(
+        &self,
+        shape_key: &[usize],
+        build: &mut dyn FnMut() -> Result<(Graph, Weights)>,
+        inputs: &[(&str, &Tensor)],
+    ) -> Result<Vec<Tensor>> {
+        self.engine.run_model(self.model, shape_key, build, inputs)
+    }
+}
+
+impl Drop for BrowserModelRunner {
+    fn drop(&mut self) {
+        // The model is gone; its graphs would only hold page memory.
+        self.engine.unload_model(self.model);
     }
 }

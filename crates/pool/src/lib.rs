@@ -14,6 +14,7 @@
 //!   so every request gets exactly one answer.
 #![deny(missing_docs)]
 
+pub mod browser_worker;
 pub mod circuit;
 mod dispatch;
 mod health;
@@ -24,6 +25,7 @@ pub mod queue;
 mod shard;
 pub mod worker;
 
+pub use browser_worker::BrowserWorker;
 pub use latency::Prior;
 pub use pool::{Answer, Health, Pool, PoolConfig, PoolError, Ticket, WorkerStatus};
 pub use worker::{EngineWorker, LocalWorker, Worker, WorkerError, WorkerInfo, WorkerKind};
