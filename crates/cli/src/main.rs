@@ -7,6 +7,7 @@ mod commands;
 mod config;
 mod model_ref;
 mod progress;
+mod table;
 mod texts;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,8 @@ enum Command {
     #[command(subcommand)]
     Models(commands::models::ModelsCommand),
     Stats(commands::stats::StatsArgs),
+    #[command(subcommand)]
+    Pool(commands::pool::PoolCommand),
 }
 
 fn main() {
@@ -52,6 +55,7 @@ fn main() {
         Command::Ipfs(cmd) => commands::ipfs::run(cmd),
         Command::Models(cmd) => commands::models::run(cmd),
         Command::Stats(args) => commands::stats::run(args),
+        Command::Pool(cmd) => commands::pool::run(cmd),
     };
     if let Err(err) = result {
         // One line: the error and its causes, never a backtrace.

@@ -16,7 +16,8 @@
 
 use crate::worker::{Worker, WorkerError, WorkerInfo, WorkerKind};
 use ipfs_accelerate_browser::{BrowserBackend, BrowserEngine, BrowserLaunch};
-use ipfs_accelerate_models::{Engine, TextEmbedder};
+use ipfs_accelerate_models::{Engine, LayerRange, StageOutput, TextEmbedder};
+use ipfs_accelerate_tensor::Tensor;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
@@ -218,6 +219,20 @@ impl BrowserWorker {
         }
     }
 
+    /// Checked before anything starts: bad input must not launch a browser.
+    fn check_request(&self, model_dir: &Path, texts: &[&str]) -> Result<(), WorkerError> {
+        if !self.can_serve(model_dir) {
+            return Err(self.error(format!("does not serve {}", model_dir.display())));
+        }
+        if !model_dir.is_dir() {
+            return Err(self.error(ipfs_accelerate_models::Error::ModelDirMissing(model_dir.to_path_buf()).to_string()));
+        }
+        if texts.is_empty() {
+            return Err(self.error(ipfs_accelerate_models::Error::EmptyInput.to_string()));
+        }
+        Ok(())
+    }
+
     fn error(&self, message: impl Into<String>) -> WorkerError {
         WorkerError { worker: self.id.clone(), message: message.into() }
     }
@@ -363,20 +378,26 @@ impl Worker for BrowserWorker {
     }
 
     fn embed(&self, model_dir: &Path, texts: &[&str]) -> Result<Vec<Vec<f32>>, WorkerError> {
-        if !self.can_serve(model_dir) {
-            return Err(self.error(format!("does not serve {}", model_dir.display())));
-        }
-        // Checked before anything starts: bad input must not launch a browser.
-        if !model_dir.is_dir() {
-            return Err(self.error(ipfs_accelerate_models::Error::ModelDirMissing(model_dir.to_path_buf()).to_string()));
-        }
-        if texts.is_empty() {
-            return Err(self.error(ipfs_accelerate_models::Error::EmptyInput.to_string()));
-        }
+        self.check_request(model_dir, texts)?;
         let _busy = InFlight::enter(self);
         let session = self.session()?;
         let model = session.model(model_dir).map_err(|e| self.failed(&session, e))?;
         model.embed(texts, texts.len().max(1)).map_err(|e| self.failed(&session, e.to_string()))
+    }
+
+    fn embed_stage(
+        &self,
+        model_dir: &Path,
+        texts: &[&str],
+        range: LayerRange,
+        hidden: Option<&Tensor>,
+    ) -> Result<StageOutput, WorkerError> {
+        self.check_request(model_dir, texts)?;
+        let _busy = InFlight::enter(self);
+        let session = self.session()?;
+        let model = session.model(model_dir).map_err(|e| self.failed(&session, e))?;
+        // Only this stage's layers are uploaded to the page (the stage graph's constants).
+        model.embed_stage(texts, range, hidden).map_err(|e| self.failed(&session, e.to_string()))
     }
 
     fn has_loaded(&self, model_dir: &Path) -> bool {
@@ -442,6 +463,10 @@ impl Worker for BrowserWorker {
                 Err(self.error(format!("could not restart its browser: {e}")))
             }
         }
+    }
+
+    fn is_down(&self) -> bool {
+        matches!(&*lock(&self.state), State::Down { .. })
     }
 
     fn is_warm(&self) -> bool {

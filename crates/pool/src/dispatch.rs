@@ -261,8 +261,16 @@ pub(crate) fn choose(
             reasons.push(format!("{}: {}", s.worker.id(), s.status().state()));
             continue;
         }
-        let expected = latency.expected(model_key, MODEL_TYPE, s.worker.kind(), &s.browser).unwrap_or(0.0);
-        let load = (s.in_flight.load(Ordering::SeqCst) + 1) as f64;
+        let in_flight = s.in_flight.load(Ordering::SeqCst);
+        let expected = match latency.expected(model_key, MODEL_TYPE, s.worker.kind(), &s.browser) {
+            Some(ms) => ms,
+            // Unmeasured: tried first, but one request at a time until its
+            // first answer says what it costs (a browser's first request
+            // loads the model, which may take seconds).
+            None if in_flight == 0 => 0.0,
+            None => inner.config.cold_start_ms,
+        };
+        let load = (in_flight + 1) as f64;
         let affinity = if s.worker.has_loaded(model) { 0.5 } else { 1.0 };
         let cold = if s.worker.is_warm() { 0.0 } else { inner.config.cold_start_ms };
         // Workers this request already failed on go last; a stage's own worker first.

@@ -48,9 +48,19 @@ fn check_workers(inner: &Arc<Inner>) {
         if slot.health.load(Ordering::SeqCst) != READY || !slot.worker.is_warm() {
             continue;
         }
-        if let Err(e) = slot.worker.health(inner.config.health_timeout) {
-            tracing::warn!(worker = slot.worker.id(), error = %e, "health check failed; recovering the worker");
-            start_recovery(inner, slot, e.message);
+        match slot.worker.health(inner.config.health_timeout) {
+            Ok(()) => slot.health_failures.store(0, Ordering::SeqCst),
+            Err(e) => {
+                let failures = slot.health_failures.fetch_add(1, Ordering::SeqCst) + 1;
+                // A busy page may miss a ping; a dead one is restarted at once.
+                if slot.worker.is_down() || failures >= inner.config.health_failures.max(1) {
+                    tracing::warn!(worker = slot.worker.id(), error = %e, failures, "health check failed; recovering the worker");
+                    slot.health_failures.store(0, Ordering::SeqCst);
+                    start_recovery(inner, slot, e.message);
+                } else {
+                    tracing::info!(worker = slot.worker.id(), error = %e, failures, "health check failed; checking again");
+                }
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! * [`circuit`]: a per-worker circuit breaker (closed / open / half-open)
 //!   driven by an injectable clock.
+//! * [`config`]: `pool.toml`, the file that lists a pool's workers and settings.
 //! * [`journal`]: the SQLite journal of workers, placements, requests and
 //!   one row per inference, and the statistics `ipfs-accelerate stats` shows.
 //! * [`queue`]: the bounded priority queue in front of the workers; a full
@@ -11,11 +12,14 @@
 //!   native WebGPU, a browser page's engine).
 //! * [`pool`]: dispatchers that pick the best worker (capability, circuit,
 //!   load, measured latency, loaded model) and retry elsewhere on failure,
-//!   so every request gets exactly one answer.
+//!   so every request gets exactly one answer; a health thread that restarts
+//!   dead workers and closes idle browsers; sharded pipeline requests.
+//! * [`latency`]: the measured latencies and the config's priors.
 #![deny(missing_docs)]
 
 pub mod browser_worker;
 pub mod circuit;
+pub mod config;
 mod dispatch;
 mod health;
 pub mod journal;

@@ -41,8 +41,12 @@ pub struct PoolConfig {
     pub priors: Vec<Prior>,
     /// How often the health thread pings every warm worker.
     pub health_interval: Duration,
-    /// How long a ping may take before the worker counts as dead.
+    /// How long a ping may take before it counts as failed.
     pub health_timeout: Duration,
+    /// Failed health checks in a row before a worker that is only slow
+    /// (busy, not known dead) is restarted; a worker that knows it is dead
+    /// is restarted at the first.
+    pub health_failures: u32,
     /// Browser workers kept running even when idle.
     pub min_warm_browsers: usize,
     /// A browser idle this long is closed (down to `min_warm_browsers`);
@@ -65,6 +69,7 @@ impl Default for PoolConfig {
             priors: Vec::new(),
             health_interval: Duration::from_secs(2),
             health_timeout: Duration::from_secs(5),
+            health_failures: 3,
             min_warm_browsers: 1,
             browser_idle_timeout: Duration::from_secs(300),
             cold_start_ms: 3000.0,
@@ -223,6 +228,8 @@ pub(crate) struct Slot {
     pub(crate) answered: AtomicUsize,
     pub(crate) failed: AtomicUsize,
     pub(crate) recoveries: AtomicUsize,
+    /// Failed health checks in a row.
+    pub(crate) health_failures: std::sync::atomic::AtomicU32,
     /// The placements the journal has for it.
     pub(crate) placed: Mutex<BTreeSet<PathBuf>>,
     /// The state last written to the journal.
@@ -388,6 +395,7 @@ impl Pool {
             answered: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
             recoveries: AtomicUsize::new(0),
+            health_failures: std::sync::atomic::AtomicU32::new(0),
             placed: Mutex::default(),
             journal_state: Mutex::default(),
         });

@@ -15,9 +15,11 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum WorkerKind {
-    /// The native CPU backend.
+    /// The native CPU backend (`cpu` in config files).
+    #[serde(alias = "cpu")]
     NativeCpu,
-    /// The native WebGPU backend (wgpu).
+    /// The native WebGPU backend, wgpu (`webgpu` in config files).
+    #[serde(alias = "webgpu")]
     NativeWgpu,
     /// WebGPU in a browser page.
     BrowserWebgpu,
@@ -113,8 +115,8 @@ pub trait Worker: Send + Sync {
     }
     /// Whether the model is loaded already (the scheduler prefers such workers).
     fn has_loaded(&self, model_dir: &Path) -> bool;
-    /// Whether it can run this model at all (a browser worker serves the one
-    /// model it was given).
+    /// Whether it can run this model at all (a worker made for one model,
+    /// or a browser worker given a list, serves only those).
     fn can_serve(&self, _model_dir: &Path) -> bool {
         true
     }
@@ -124,6 +126,12 @@ pub trait Worker: Send + Sync {
     }
     /// A cheap liveness check (a browser page answers a ping).
     fn health(&self, timeout: Duration) -> Result<(), WorkerError>;
+    /// Whether it knows it is dead (its browser crashed or was killed), as
+    /// opposed to slow: the pool then recovers it at the first failed
+    /// health check instead of waiting for several.
+    fn is_down(&self) -> bool {
+        false
+    }
     /// Brings the worker back after a failed health check or a run of
     /// failures: reconnect, or restart its browser. `Ok` means it is ready
     /// again; the pool calls it off the request path, and again later when

@@ -288,3 +288,26 @@ fn bad_requests_fail_clearly_and_leave_the_worker_healthy() {
     assert!(worker.embed(&dir, &TEXTS).is_ok());
     assert_eq!(worker.restarts(), 0);
 }
+
+#[test]
+fn a_model_sharded_over_two_browsers_equals_the_unsharded_cpu_model() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let Some((dir, chromium)) = setup() else { return };
+    use ipfs_accelerate_pool::queue::Priority;
+    use ipfs_accelerate_pool::{Pool, PoolConfig};
+    let want = LocalWorker::cpu("cpu").embed(&dir, &TEXTS).unwrap();
+    let pool = Pool::new(PoolConfig { dispatchers: 1, ..PoolConfig::default() });
+    let (a, b) = (Arc::new(browser_worker("browser-a", &chromium)), Arc::new(browser_worker("browser-b", &chromium)));
+    pool.add_worker(a.clone());
+    pool.add_worker(b.clone());
+    let texts: Vec<String> = TEXTS.iter().map(|t| t.to_string()).collect();
+    let answer = pool.submit_sharded(&dir, texts.clone(), 2, Priority::Normal).unwrap().wait().unwrap();
+    let mut stages = answer.stages.clone();
+    stages.sort();
+    assert_eq!(stages, ["browser-a", "browser-b"], "one stage per browser");
+    assert_close(&answer.embeddings, &want, "2 stages on 2 browsers");
+    // Run again: the stages stay where their layers are loaded.
+    let again = pool.submit_sharded(&dir, texts, 2, Priority::Normal).unwrap().wait().unwrap();
+    assert_eq!(again.stages, answer.stages);
+    assert_close(&again.embeddings, &want, "the second sharded run");
+}

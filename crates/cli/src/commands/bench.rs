@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 mod matmul;
+mod pool;
 
 /// Benchmarks.
 #[derive(Subcommand)]
@@ -32,6 +33,18 @@ the same upload and readback. --precision 16 stores B as float16 on the device (
 float32 arithmetic; needs shader-f16). The adapter is the one `devices` marks
 (IPFS_ACCELERATE_ADAPTER to change it).")]
     Matmul(BenchMatmulArgs),
+    /// What the resource pool adds per request over calling a worker directly (p50/p99), and
+    /// requests/s as CPU workers are added.
+    #[command(after_help = "Examples:
+  ipfs-accelerate bench pool --model ~/.cache/ipfs-accelerate/test-models/all-MiniLM-L6-v2
+  ipfs-accelerate bench pool --model ./all-MiniLM-L6-v2 --requests 1000 --workers 1,2 --callers 16 --json
+
+Overhead: one CPU worker, one request (one short text) at a time; a request's overhead is
+its wall time through the pool minus the worker's own time on it, with and without a
+journal (a temporary file). Throughput: the same requests from --callers threads through
+pools of --workers CPU workers, next to one thread calling one worker directly. CPU workers
+share this machine's cores, so more of them only help when cores are idle.")]
+    Pool(pool::BenchPoolArgs),
 }
 
 /// Options of `bench embed`.
@@ -72,6 +85,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Embed(args) => embed(args),
         BenchCommand::Matmul(args) => matmul::run(args),
+        BenchCommand::Pool(args) => pool::run(args),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod devices;
 pub mod embed;
 pub mod ipfs;
 pub mod models;
+pub mod pool;
 pub mod pull;
 pub mod similarity;
 pub mod stats;

@@ -87,10 +87,10 @@ fn ms(value: Option<f64>) -> String {
 /// The rows as an aligned table, one line per (model, backend).
 fn table(stats: &[StatsRow]) -> String {
     let header = ["model", "backend", "count", "errors", "p50 ms", "p99 ms", "items/s"];
-    let rows: Vec<[String; 7]> = stats
+    let rows: Vec<Vec<String>> = stats
         .iter()
         .map(|s| {
-            [
+            vec![
                 s.model.clone(),
                 s.backend.clone(),
                 s.count.to_string(),
@@ -101,32 +101,5 @@ fn table(stats: &[StatsRow]) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: [&str; 7]| {
-        let mut text = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i > 0 {
-                text.push_str("  ");
-            }
-            // Names left-aligned, numbers right-aligned.
-            if i < 2 {
-                text.push_str(&format!("{cell:<w$}"));
-            } else {
-                text.push_str(&format!("{cell:>w$}"));
-            }
-        }
-        out.push_str(text.trim_end());
-        out.push('\n');
-    };
-    line(header);
-    for row in &rows {
-        line(row.each_ref().map(String::as_str));
-    }
-    out
+    crate::table::render(&header, &rows, 2)
 }
