@@ -301,6 +301,13 @@ impl WorkerHandle {
         }
         let (tx, rx) = std::sync::mpsc::channel();
         self.conn.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Pending { reply: tx, outputs: None });
+        // The page may have gone between the check above and the insert; the
+        // connection drains `pending` only after marking itself dead, so
+        // checking again here means no request waits for a page that left.
+        if !self.is_alive() {
+            self.conn.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            return Err(BridgeError::Disconnected(self.id()));
+        }
         for m in messages {
             if self.conn.outgoing.send(m).is_err() {
                 self.conn.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
@@ -450,6 +457,13 @@ fn handle_text(conn: &Connection, raw: &str) -> bool {
         }
     };
     let mut pending = conn.pending.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(id) = message.answer_id() {
+        if !pending.contains_key(&id) {
+            // A late answer to a request that timed out is harmless; one to
+            // a request never sent means the page is confused or hostile.
+            return answered_before(conn, id);
+        }
+    }
     match message {
         PageMessage::Loaded { id, cache_hits, cache_misses } => {
             if let Some(p) = pending.remove(&id) {
@@ -485,20 +499,39 @@ fn handle_text(conn: &Connection, raw: &str) -> bool {
     true
 }
 
+/// Whether an answer to `id`, which is not pending, may stay: only when the
+/// host sent that id before (the request timed out and was forgotten). An
+/// answer to an id never sent closes the connection, failing what is in
+/// flight there so the pool retries it elsewhere.
+fn answered_before(conn: &Connection, id: u32) -> bool {
+    if id < conn.next_request.load(Ordering::SeqCst) {
+        return true;
+    }
+    tracing::warn!(
+        worker = conn.worker_id,
+        id,
+        "a page answered request {id}, which it was never sent; connection closed"
+    );
+    false
+}
+
 /// Handles a tensor frame of a pending result; `false` closes the connection.
 fn handle_frame(conn: &Connection, data: bytes::Bytes) -> bool {
     let Some((id, index, _)) = parse_frame(&data) else { return false };
     let mut pending = conn.pending.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(p) = pending.get_mut(&id) else { return true };
+    let Some(p) = pending.get_mut(&id) else { return answered_before(conn, id) };
     let Some((descs, frames)) = p.outputs.as_mut() else { return false };
     let Some(desc) = descs.get(index as usize) else { return false };
     let want = desc.dtype.storage_bytes(desc.shape.iter().product::<usize>()).unwrap_or(usize::MAX);
     let payload = data.slice(crate::protocol::FRAME_HEADER..);
     if payload.len() != want {
+        // Garbage: fail this request with what was wrong, then close the
+        // connection (a page that sends malformed tensors is not trusted).
         let message = format!("output {:?} arrived with {} bytes, expected {want}", desc.name, payload.len());
+        tracing::warn!(worker = conn.worker_id, "{message}; connection closed");
         let p = pending.remove(&id).expect("present");
         let _ = p.reply.send(Err(message));
-        return true;
+        return false;
     }
     let slot = &mut frames[index as usize];
     *slot = Some(payload);

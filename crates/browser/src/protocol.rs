@@ -164,6 +164,19 @@ pub enum PageMessage {
     Bye,
 }
 
+impl PageMessage {
+    /// The id of the host request this message answers, if it is an answer.
+    pub fn answer_id(&self) -> Option<u32> {
+        match self {
+            PageMessage::Loaded { id, .. }
+            | PageMessage::Result { id, .. }
+            | PageMessage::Error { id, .. }
+            | PageMessage::Pong { id } => Some(*id),
+            PageMessage::Hello { .. } | PageMessage::Ping { .. } | PageMessage::Bye => None,
+        }
+    }
+}
+
 /// Splits a binary frame into (request id, tensor index, data); `None` when
 /// it is shorter than the header.
 pub fn parse_frame(frame: &[u8]) -> Option<(u32, u32, &[u8])> {

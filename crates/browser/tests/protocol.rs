@@ -81,3 +81,60 @@ fn the_token_is_required_and_chunks_are_served_by_cid() {
     }
     assert_eq!(joined, data);
 }
+
+/// A page that answers a request it was never sent, or sends a tensor of the
+/// wrong size, is disconnected: the request in flight fails at once (so the
+/// pool retries it elsewhere) instead of waiting or taking garbage.
+#[test]
+fn a_page_that_sends_garbage_or_answers_unasked_is_disconnected() {
+    use ipfs_accelerate_tensor::Tensor;
+    let bridge = Bridge::start(BridgeConfig::default()).unwrap();
+    let url = format!("ws://{}/ws?token={}", bridge.addr(), bridge.token());
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    for garbage in ["unasked", "short-frame"] {
+        let (page, _) = runtime.block_on(tokio_tungstenite::connect_async(url.as_str())).unwrap();
+        let (mut tx, mut rx) = page.split();
+        runtime.block_on(tx.send(Message::text(HELLO))).unwrap();
+        runtime.spawn(async move {
+            while let Some(Ok(message)) = rx.next().await {
+                let Message::Text(t) = message else { continue };
+                let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                if v["type"] != "run" {
+                    continue;
+                }
+                let id = v["id"].as_u64().unwrap() as u32;
+                let reply = match garbage {
+                    // An answer to an id far beyond any the host sent.
+                    "unasked" => vec![Message::text(serde_json::json!({"type": "pong", "id": id + 1000}).to_string())],
+                    // A result whose frame holds 3 bytes for a float32 [2].
+                    _ => {
+                        let result = serde_json::json!({"type": "result", "id": id,
+                            "outputs": [{"name": "y", "dtype": "float32", "shape": [2]}]});
+                        let mut frame = Vec::new();
+                        frame.extend_from_slice(&id.to_le_bytes());
+                        frame.extend_from_slice(&0u32.to_le_bytes());
+                        frame.extend_from_slice(&[1, 2, 3]);
+                        vec![Message::text(result.to_string()), Message::binary(frame)]
+                    }
+                };
+                for m in reply {
+                    let _ = tx.send(m).await;
+                }
+            }
+        });
+        let worker = bridge.wait_for_worker(Duration::from_secs(10)).unwrap();
+        let x = Tensor::from_f32([2], &[1.0, 2.0]).unwrap();
+        let start = std::time::Instant::now();
+        let err = worker.run("m", &[("x", &x)]).unwrap_err().to_string();
+        assert!(start.elapsed() < Duration::from_secs(10), "{garbage}: failed at once, not at the timeout");
+        if garbage == "short-frame" {
+            assert!(err.contains("3 bytes, expected 8"), "{garbage}: {err}");
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while worker.is_alive() {
+            assert!(std::time::Instant::now() < deadline, "{garbage}: the page should have been disconnected");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(worker.ping(Duration::from_secs(1)).is_err(), "{garbage}: a disconnected page is not pinged");
+    }
+}

@@ -182,7 +182,7 @@ impl BrowserWorker {
         }
     }
 
-    /// Serves only the models in `dirs` ([`Worker::can_serve`] is false for
+    /// Serves only the models in `dirs` ([`Worker::unsupported`] names the list for
     /// any other), e.g. to keep a small GPU to the models that fit it.
     pub fn with_models(mut self, dirs: Vec<PathBuf>) -> BrowserWorker {
         self.only = Some(dirs);
@@ -219,9 +219,14 @@ impl BrowserWorker {
         }
     }
 
+    /// Whether `model_dir` is in the list given with [`BrowserWorker::with_models`] (if any).
+    fn serves(&self, model_dir: &Path) -> bool {
+        self.only.as_ref().is_none_or(|dirs| dirs.iter().any(|d| d == model_dir))
+    }
+
     /// Checked before anything starts: bad input must not launch a browser.
     fn check_request(&self, model_dir: &Path, texts: &[&str]) -> Result<(), WorkerError> {
-        if !self.can_serve(model_dir) {
+        if !self.serves(model_dir) {
             return Err(self.error(format!("does not serve {}", model_dir.display())));
         }
         if !model_dir.is_dir() {
@@ -404,8 +409,25 @@ impl Worker for BrowserWorker {
         matches!(&*lock(&self.state), State::Up(s) if s.has(model_dir))
     }
 
-    fn can_serve(&self, model_dir: &Path) -> bool {
-        self.only.as_ref().is_none_or(|dirs| dirs.iter().any(|d| d == model_dir))
+    fn unsupported(&self, model_dir: &Path) -> Option<String> {
+        if !self.serves(model_dir) {
+            return Some("it serves only the models in its list".into());
+        }
+        if self.has_loaded(model_dir) {
+            return None;
+        }
+        // The page said what it has when it joined; a browser without the
+        // API is no use however long one waits.
+        if let Some(caps) = lock(&self.last_info).as_ref().map(|i| i.capabilities.clone()) {
+            let api = match self.kind {
+                WorkerKind::BrowserWebnn => "webnn",
+                _ => "webgpu",
+            };
+            if caps[api]["available"].as_bool() == Some(false) {
+                return Some(format!("its browser has no usable {api}"));
+            }
+        }
+        crate::worker::model_support(model_dir)
     }
 
     fn loaded_models(&self) -> Vec<PathBuf> {

@@ -130,10 +130,15 @@ fn run_on(inner: &Inner, mut job: Job, slot: Arc<Slot>, permit: Permit) {
     let texts: Vec<&str> = job.texts.iter().map(String::as_str).collect();
     let (result, latency) = call(&slot, || slot.worker.embed(&job.model, &texts));
     let result = match result {
-        Ok(v) if v.len() != job.texts.len() => {
-            Err(format!("worker {} answered {} vectors for {} texts", slot.worker.id(), v.len(), job.texts.len()))
-        }
-        Ok(v) => Ok(v),
+        Ok(v) => match garbage(&v, job.texts.len()) {
+            None => Ok(v),
+            Some(what) => {
+                // Not a failure to run but a wrong answer: do not trust the
+                // worker until it is restarted (reconnected).
+                slot.needs_recovery.store(true, Ordering::SeqCst);
+                Err(format!("worker {} answered garbage ({what}); it will be restarted", slot.worker.id()))
+            }
+        },
         Err(e) => Err(e.to_string()),
     };
     job.inferences.push(inference(&job, &slot, latency, result.as_ref().err()));
@@ -167,6 +172,23 @@ fn run_on(inner: &Inner, mut job: Job, slot: Arc<Slot>, permit: Permit) {
             }
         }
     }
+}
+
+/// What is wrong with an embedding answer for `texts` texts, if anything:
+/// the wrong number of vectors, vectors of different lengths, empty ones,
+/// or values that are not finite.
+pub(crate) fn garbage(vectors: &[Vec<f32>], texts: usize) -> Option<String> {
+    if vectors.len() != texts {
+        return Some(format!("{} vectors for {texts} texts", vectors.len()));
+    }
+    let dim = vectors.first().map_or(0, Vec::len);
+    if dim == 0 || vectors.iter().any(|v| v.len() != dim) {
+        return Some("vectors of different or zero lengths".into());
+    }
+    if vectors.iter().flatten().any(|x| !x.is_finite()) {
+        return Some("values that are not finite numbers".into());
+    }
+    None
 }
 
 /// Runs `f` on `slot`, counting it in flight, and times it.
@@ -244,13 +266,19 @@ pub(crate) fn choose(
     prefer: Option<&str>,
 ) -> Choice {
     let slots = inner.slots.read().unwrap_or_else(|p| p.into_inner());
-    let capable: Vec<&Arc<Slot>> = slots.iter().filter(|s| s.worker.can_serve(model)).collect();
+    let mut missing = Vec::new();
+    let capable: Vec<&Arc<Slot>> = slots
+        .iter()
+        .filter(|s| match s.worker.unsupported(model) {
+            None => true,
+            Some(why) => {
+                missing.push(format!("{}: {why}", s.worker.id()));
+                false
+            }
+        })
+        .collect();
     if capable.is_empty() {
-        let reason = if slots.is_empty() {
-            "the pool has no workers".to_string()
-        } else {
-            format!("none of its {} worker(s) serves this model", slots.len())
-        };
+        let reason = if slots.is_empty() { "the pool has no workers".to_string() } else { missing.join("; ") };
         return Choice::Never(reason);
     }
     let mut reasons = Vec::new();

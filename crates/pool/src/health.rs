@@ -45,7 +45,14 @@ pub(crate) fn health_loop(inner: &Arc<Inner>, wake: mpsc::Receiver<()>) {
 /// Pings every ready, running worker; starts recovering those that fail.
 fn check_workers(inner: &Arc<Inner>) {
     for slot in inner.slots() {
-        if slot.health.load(Ordering::SeqCst) != READY || !slot.worker.is_warm() {
+        if slot.health.load(Ordering::SeqCst) != READY {
+            continue;
+        }
+        if slot.needs_recovery.swap(false, Ordering::SeqCst) {
+            start_recovery(inner, slot, "it answered with garbage".into());
+            continue;
+        }
+        if !slot.worker.is_warm() {
             continue;
         }
         match slot.worker.health(inner.config.health_timeout) {

@@ -230,6 +230,9 @@ pub(crate) struct Slot {
     pub(crate) recoveries: AtomicUsize,
     /// Failed health checks in a row.
     pub(crate) health_failures: std::sync::atomic::AtomicU32,
+    /// Set when it answered garbage: the health thread restarts it
+    /// (reconnects) whatever its ping says.
+    pub(crate) needs_recovery: AtomicBool,
     /// The placements the journal has for it.
     pub(crate) placed: Mutex<BTreeSet<PathBuf>>,
     /// The state last written to the journal.
@@ -396,6 +399,7 @@ impl Pool {
             failed: AtomicUsize::new(0),
             recoveries: AtomicUsize::new(0),
             health_failures: std::sync::atomic::AtomicU32::new(0),
+            needs_recovery: AtomicBool::new(false),
             placed: Mutex::default(),
             journal_state: Mutex::default(),
         });

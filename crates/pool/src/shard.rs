@@ -7,7 +7,7 @@
 //! on another worker and the request goes on from the activations it
 //! already has: finished stages are not run again.
 
-use crate::dispatch::{call, choose, failed, inference, note_placement, succeeded, Choice, Job};
+use crate::dispatch::{call, choose, failed, garbage, inference, note_placement, succeeded, Choice, Job};
 use crate::pool::{Answer, Inner, PoolError};
 use ipfs_accelerate_models::config::ModelConfig;
 use ipfs_accelerate_models::{split_layers, LayerRange, StageOutput};
@@ -108,8 +108,12 @@ fn run_stage(
         let result = match result {
             Ok(StageOutput::Hidden(_)) if last => Err("the last stage returned activations, not embeddings".into()),
             Ok(StageOutput::Embeddings(_)) if !last => Err("a middle stage returned embeddings".into()),
-            Ok(StageOutput::Embeddings(v)) if v.len() != job.texts.len() => {
-                Err(format!("{} vectors for {} texts", v.len(), job.texts.len()))
+            Ok(StageOutput::Embeddings(v)) if garbage(&v, job.texts.len()).is_some() => {
+                slot.needs_recovery.store(true, std::sync::atomic::Ordering::SeqCst);
+                Err(format!(
+                    "garbage ({}); the worker will be restarted",
+                    garbage(&v, job.texts.len()).unwrap_or_default()
+                ))
             }
             Ok(output) => Ok(output),
             Err(e) => Err(e.to_string()),

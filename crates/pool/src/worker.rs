@@ -115,10 +115,13 @@ pub trait Worker: Send + Sync {
     }
     /// Whether the model is loaded already (the scheduler prefers such workers).
     fn has_loaded(&self, model_dir: &Path) -> bool;
-    /// Whether it can run this model at all (a worker made for one model,
-    /// or a browser worker given a list, serves only those).
-    fn can_serve(&self, _model_dir: &Path) -> bool {
-        true
+    /// Why it cannot run this model at all — the capability it lacks (an
+    /// architecture it does not implement, an API its browser lacks, a
+    /// model outside the list it was given) — or `None` when it can. The
+    /// pool sends it no such request, and when no worker can, answers with
+    /// every worker's reason.
+    fn unsupported(&self, model_dir: &Path) -> Option<String> {
+        model_support(model_dir)
     }
     /// The models loaded now, for `pool status` and the journal's placements.
     fn loaded_models(&self) -> Vec<PathBuf> {
@@ -153,6 +156,15 @@ pub trait Worker: Send + Sync {
     fn close_if_idle(&self, _idle: Duration) -> bool {
         false
     }
+}
+
+/// Why no text-embedding worker can run the model in `dir` (its directory
+/// or `config.json` is missing, or its architecture is not implemented),
+/// or `None` when it looks runnable. Reads only `config.json`.
+pub fn model_support(dir: &Path) -> Option<String> {
+    // Loading the config detects the architecture; today every one it
+    // accepts is a text-embedding encoder.
+    ipfs_accelerate_models::ModelConfig::load(dir).err().map(|e| e.to_string())
 }
 
 /// A worker running models in this process on an engine it makes per model
@@ -273,6 +285,13 @@ impl Worker for LocalWorker {
         self.models.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|m| m.dir.clone()).collect()
     }
 
+    fn unsupported(&self, model_dir: &Path) -> Option<String> {
+        if self.has_loaded(model_dir) {
+            return None;
+        }
+        model_support(model_dir)
+    }
+
     fn health(&self, _timeout: Duration) -> Result<(), WorkerError> {
         Ok(())
     }
@@ -336,8 +355,8 @@ impl Worker for EngineWorker {
         model_dir == self.model_dir
     }
 
-    fn can_serve(&self, model_dir: &Path) -> bool {
-        model_dir == self.model_dir
+    fn unsupported(&self, model_dir: &Path) -> Option<String> {
+        (model_dir != self.model_dir).then(|| format!("it serves only {}", self.model_dir.display()))
     }
 
     fn loaded_models(&self) -> Vec<PathBuf> {

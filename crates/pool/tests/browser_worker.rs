@@ -281,7 +281,7 @@ fn bad_requests_fail_clearly_and_leave_the_worker_healthy() {
     let error = worker.embed(not_a_model.path(), &TEXTS).unwrap_err();
     assert!(error.message.contains("config.json"), "{error}");
     let stranger = tempfile::tempdir().unwrap();
-    assert!(!worker.can_serve(stranger.path()));
+    assert!(worker.unsupported(stranger.path()).is_some_and(|why| why.contains("list")));
     assert!(worker.embed(stranger.path(), &TEXTS).unwrap_err().message.contains("does not serve"));
     assert!(worker.embed(&dir, &[]).is_err(), "no texts");
     worker.health(Duration::from_secs(10)).expect("bad requests leave the page up");

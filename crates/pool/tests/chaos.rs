@@ -119,8 +119,7 @@ fn five_hundred_requests_survive_a_browser_killed_every_two_seconds() {
                 }
                 next += every;
                 // A browser that is running (not already dead or restarting).
-                let running: Vec<_> =
-                    browsers.iter().filter(|b| b.browser_pid().is_some() && !b.is_down()).collect();
+                let running: Vec<_> = browsers.iter().filter(|b| b.browser_pid().is_some() && !b.is_down()).collect();
                 if running.is_empty() {
                     continue;
                 }

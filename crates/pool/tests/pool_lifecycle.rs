@@ -28,6 +28,8 @@ struct Crashable {
     recover_failures: AtomicUsize,
     recovered: AtomicUsize,
     calls: AtomicUsize,
+    /// Answers NaN vectors (a confused or hostile worker) until recovered.
+    garbage: AtomicBool,
 }
 
 impl Crashable {
@@ -40,6 +42,7 @@ impl Crashable {
             recover_failures: AtomicUsize::new(0),
             recovered: AtomicUsize::new(0),
             calls: AtomicUsize::new(0),
+            garbage: AtomicBool::new(false),
         })
     }
 
@@ -61,6 +64,9 @@ impl Worker for Crashable {
     fn embed(&self, model: &Path, texts: &[&str]) -> Result<Vec<Vec<f32>>, WorkerError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.check()?;
+        if self.garbage.load(Ordering::SeqCst) {
+            return Ok(texts.iter().map(|_| vec![f32::NAN; 384]).collect());
+        }
         self.inner.embed(model, texts)
     }
     fn embed_stage(
@@ -89,6 +95,7 @@ impl Worker for Crashable {
             return Err(WorkerError { worker: self.id.clone(), message: "the browser did not start".into() });
         }
         self.dead.store(false, Ordering::SeqCst);
+        self.garbage.store(false, Ordering::SeqCst);
         self.recovered.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
@@ -283,4 +290,54 @@ fn a_memory_budget_unloads_the_least_recently_used_model() {
     let tiny = LocalWorker::cpu("tiny").with_memory_budget(weights / 2);
     let err = tiny.embed(&model, &["one"]).unwrap_err();
     assert!(err.message.contains("memory budget"), "{err}");
+}
+
+#[test]
+fn a_worker_answering_garbage_is_not_believed_and_is_restarted() {
+    let Some(model) = common::test_model("all-MiniLM-L6-v2") else { return };
+    let want = LocalWorker::cpu("direct").embed(&model, &["some text"]).unwrap();
+    let pool = Pool::new(PoolConfig { dispatchers: 1, ..fast_health() });
+    let liar = Crashable::new("liar", WorkerKind::BrowserWebgpu);
+    liar.garbage.store(true, Ordering::SeqCst);
+    pool.add_worker(liar.clone());
+    pool.add_worker(Crashable::new("honest", WorkerKind::NativeCpu));
+    // The unmeasured liar is tried first; its answer is refused and the
+    // request goes to the honest worker.
+    let answer = pool.embed(&model, &["some text"]).unwrap();
+    assert_eq!(answer.worker, "honest");
+    assert_eq!(answer.attempts, 2);
+    assert!(max_diff(&answer.embeddings[0], &want[0]) < 1e-6);
+    wait_until("the liar's restart", Duration::from_secs(10), || liar.recovered.load(Ordering::SeqCst) == 1);
+}
+
+#[test]
+fn a_model_no_worker_can_run_fails_at_once_naming_what_is_missing() {
+    let Some(model) = common::test_model("all-MiniLM-L6-v2") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.json"), r#"{"model_type": "llama", "architectures": ["LlamaForCausalLM"]}"#)
+        .unwrap();
+    let pool = Pool::new(fast_health());
+    pool.add_worker(Arc::new(LocalWorker::cpu("cpu-0")));
+    pool.add_worker(Arc::new(
+        ipfs_accelerate_pool::EngineWorker::new(
+            "only-minilm",
+            WorkerKind::NativeCpu,
+            &model,
+            ipfs_accelerate_models::Engine::Cpu(ipfs_accelerate_tensor::CpuBackend::new()),
+        )
+        .unwrap(),
+    ));
+    let start = Instant::now();
+    match pool.embed(dir.path(), &["x"]) {
+        Err(PoolError::NoWorker { reason, .. }) => {
+            assert!(reason.contains("cpu-0: ") && reason.contains("llama"), "{reason}");
+            assert!(reason.contains("only-minilm: it serves only"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    match pool.embed(&dir.path().join("absent"), &["x"]) {
+        Err(PoolError::NoWorker { reason, .. }) => assert!(reason.contains("absent"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(start.elapsed() < Duration::from_secs(5), "no retries, no waiting");
 }
