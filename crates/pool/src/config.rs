@@ -27,7 +27,7 @@
 //! open_for = 10.0
 //!
 //! [[worker]]
-//! kind = "cpu"               # cpu | webgpu | browser-webgpu | browser-webnn
+//! kind = "cpu"               # cpu | webgpu | browser-webgpu | browser-webnn | remote
 //! memory_budget_mb = 4096    # cpu/webgpu: unload least recently used models past this
 //!
 //! [[worker]]
@@ -36,6 +36,15 @@
 //! browser = "chromium"       # chrome | chromium | edge | firefox | a path
 //! headless = true
 //! ephemeral = false          # true: a fresh profile (no weight cache) each start
+//!
+//! [[worker]]
+//! kind = "remote"            # another server: ipfs-accelerate, OpenAI-compatible or TEI
+//! url = "http://127.0.0.1:8001"  # its root (http or https); /v1/embeddings or /embed is appended
+//! protocol = "openai"        # openai (POST /v1/embeddings) | tei (POST /embed)
+//! api_key_env = "REMOTE_KEY" # or api_key = "…": sent as a bearer token
+//! timeout = 60.0             # longest a request may take
+//! connect_timeout = 5.0      # longest wait to connect
+//! models = { "all-MiniLM-L6-v2" = "minilm" }  # local dir name -> remote name; only these
 //!
 //! [[prior]]                  # a starting guess, replaced by measurements
 //! kind = "browser-webnn"
@@ -48,10 +57,12 @@ use crate::browser_worker::BrowserWorker;
 use crate::circuit::CircuitConfig;
 use crate::latency::Prior;
 use crate::pool::PoolConfig;
+use crate::remote_worker::{check_url, RemoteConfig, RemoteProtocol, RemoteWorker};
 use crate::worker::{LocalWorker, Worker};
 use ipfs_accelerate_browser::{BrowserBackend, BrowserLaunch};
 use ipfs_accelerate_models::Precision;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -174,6 +185,8 @@ pub enum WorkerSpecKind {
     BrowserWebgpu,
     /// WebNN in a browser.
     BrowserWebnn,
+    /// Another server, over HTTP.
+    Remote,
 }
 
 /// One `[[worker]]` (or `count` alike).
@@ -203,6 +216,28 @@ pub struct WorkerSpec {
     /// Browser kinds: a fresh temporary profile on each start.
     #[serde(default)]
     pub ephemeral: bool,
+    /// Remote: the server's root URL, `http://host:port` (required).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Remote: the API it speaks (default openai).
+    #[serde(default)]
+    pub protocol: Option<RemoteProtocol>,
+    /// Remote: the API key, sent as a bearer token.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// Remote: the environment variable holding the API key (keeps it out of the file).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Remote: seconds a request may take (default 60).
+    #[serde(default)]
+    pub timeout: Option<f64>,
+    /// Remote: seconds to wait for a connection (default 5).
+    #[serde(default)]
+    pub connect_timeout: Option<f64>,
+    /// Remote: local model directory name -> the remote's model name; when
+    /// given, only these models are sent there.
+    #[serde(default)]
+    pub models: Option<BTreeMap<String, String>>,
 }
 
 /// The bridge port of the pool's first browser; the next ones count up.
@@ -255,6 +290,8 @@ impl PoolFile {
         }
         let mut ids = std::collections::HashSet::new();
         for spec in &file.workers {
+            // First, so a remote worker with a browser's field hears why it has no such field.
+            check_remote(spec, origin)?;
             if spec.count == 0 {
                 return Err(invalid(format!("a {:?} worker has count = 0: use 1 or more", spec.kind)));
             }
@@ -263,7 +300,10 @@ impl PoolFile {
             }
             let browser = matches!(spec.kind, WorkerSpecKind::BrowserWebgpu | WorkerSpecKind::BrowserWebnn);
             if !browser && (spec.browser.is_some() || spec.ephemeral) {
-                return Err(invalid(format!("browser and ephemeral apply to browser workers, not {:?}", spec.kind)));
+                return Err(invalid(format!(
+                    "browser and ephemeral apply to browser workers, not {}",
+                    spec.kind.name()
+                )));
             }
             if browser && spec.memory_budget_mb.is_some() {
                 return Err(invalid("memory_budget_mb applies to cpu and webgpu workers".into()));
@@ -298,6 +338,22 @@ impl PoolFile {
             secs(field, value, origin)?;
         }
         Ok(file)
+    }
+
+    /// The remote-worker settings of `spec` (a `kind = "remote"` worker
+    /// that parse() accepted), with the API key read from its variable.
+    fn remote_config(spec: &WorkerSpec) -> RemoteConfig {
+        let defaults = RemoteConfig::new(String::new());
+        // parse() checked every duration.
+        let secs = |v: Option<f64>, d: Duration| v.and_then(|v| Duration::try_from_secs_f64(v).ok()).unwrap_or(d);
+        RemoteConfig {
+            url: spec.url.clone().unwrap_or_default(),
+            protocol: spec.protocol.unwrap_or_default(),
+            api_key: spec.api_key.clone().or_else(|| spec.api_key_env.as_ref().and_then(|v| std::env::var(v).ok())),
+            connect_timeout: secs(spec.connect_timeout, defaults.connect_timeout),
+            timeout: secs(spec.timeout, defaults.timeout),
+            models: spec.models.clone(),
+        }
     }
 
     /// The ids the workers will have, in order.
@@ -360,6 +416,7 @@ impl PoolFile {
                     None => w,
                 };
                 let worker: Arc<dyn Worker> = match spec.kind {
+                    WorkerSpecKind::Remote => Arc::new(RemoteWorker::new(id, Self::remote_config(spec))),
                     WorkerSpecKind::Cpu => Arc::new(budget(LocalWorker::cpu(id))),
                     WorkerSpecKind::Webgpu => Arc::new(budget(LocalWorker::wgpu(id, precision))),
                     WorkerSpecKind::BrowserWebgpu | WorkerSpecKind::BrowserWebnn => {
@@ -406,6 +463,75 @@ impl WorkerSpecKind {
             WorkerSpecKind::Webgpu => "webgpu",
             WorkerSpecKind::BrowserWebgpu => "browser-webgpu",
             WorkerSpecKind::BrowserWebnn => "browser-webnn",
+            WorkerSpecKind::Remote => "remote",
         }
     }
+}
+
+/// Checks the remote-worker fields of `spec`: required and well-formed on a
+/// `remote` worker, absent on every other kind (a url on a cpu worker is a
+/// mistake, not something to ignore).
+fn check_remote(spec: &WorkerSpec, origin: &str) -> Result<(), ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid { origin: origin.to_string(), message };
+    let kind = spec.kind.name();
+    let remote_fields = [
+        ("url", spec.url.is_some()),
+        ("protocol", spec.protocol.is_some()),
+        ("api_key", spec.api_key.is_some()),
+        ("api_key_env", spec.api_key_env.is_some()),
+        ("timeout", spec.timeout.is_some()),
+        ("connect_timeout", spec.connect_timeout.is_some()),
+        ("models", spec.models.is_some()),
+    ];
+    if spec.kind != WorkerSpecKind::Remote {
+        if let Some((field, _)) = remote_fields.iter().find(|(_, set)| *set) {
+            return Err(invalid(format!("{field} applies to remote workers, not {kind}")));
+        }
+        return Ok(());
+    }
+    let local_fields = [
+        ("precision", spec.precision.is_some()),
+        ("memory_budget_mb", spec.memory_budget_mb.is_some()),
+        ("browser", spec.browser.is_some()),
+        ("ephemeral", spec.ephemeral),
+        ("headless", !spec.headless),
+    ];
+    if let Some((field, _)) = local_fields.iter().find(|(_, set)| *set) {
+        return Err(invalid(format!("{field} does not apply to a remote worker (the remote server decides that)")));
+    }
+    let url = spec.url.as_deref().ok_or_else(|| {
+        invalid("a remote worker needs url = \"http://host:port\", the root of the server it forwards to".into())
+    })?;
+    if let Some(why) = check_url(url) {
+        return Err(invalid(format!("a remote worker's {why}")));
+    }
+    if spec.api_key.is_some() && spec.api_key_env.is_some() {
+        return Err(invalid("a remote worker takes api_key or api_key_env, not both".into()));
+    }
+    if let Some(var) = &spec.api_key_env {
+        if std::env::var(var).map_or(true, |v| v.is_empty()) {
+            return Err(invalid(format!(
+                "api_key_env = {var:?} names an environment variable that is not set: export it, or remove api_key_env"
+            )));
+        }
+    }
+    for (field, value) in [("timeout", spec.timeout), ("connect_timeout", spec.connect_timeout)] {
+        if let Some(v) = value {
+            if !(v.is_finite() && v > 0.0) || Duration::try_from_secs_f64(v).is_err() {
+                return Err(invalid(format!("{field} = {v} must be a positive number of seconds")));
+            }
+        }
+    }
+    if let Some(models) = &spec.models {
+        if models.is_empty() {
+            return Err(invalid(
+                "models = {} maps nothing, so the remote worker could serve no model: list some, or remove models"
+                    .into(),
+            ));
+        }
+        if let Some((local, _)) = models.iter().find(|(k, v)| k.trim().is_empty() || v.trim().is_empty()) {
+            return Err(invalid(format!("models has an empty name in the entry {local:?}")));
+        }
+    }
+    Ok(())
 }

@@ -15,6 +15,8 @@
 //!   so every request gets exactly one answer; a health thread that restarts
 //!   dead workers and closes idle browsers; sharded pipeline requests.
 //! * [`latency`]: the measured latencies and the config's priors.
+//! * [`remote_worker`]: a worker that is another server (ipfs-accelerate,
+//!   OpenAI-compatible or text-embeddings-inference) reached over HTTP.
 #![deny(missing_docs)]
 
 pub mod browser_worker;
@@ -26,10 +28,12 @@ pub mod journal;
 pub mod latency;
 pub mod pool;
 pub mod queue;
+pub mod remote_worker;
 mod shard;
 pub mod worker;
 
 pub use browser_worker::BrowserWorker;
 pub use latency::Prior;
 pub use pool::{Answer, Health, Pool, PoolConfig, PoolError, Ticket, WorkerStatus};
+pub use remote_worker::{RemoteConfig, RemoteProtocol, RemoteWorker};
 pub use worker::{EngineWorker, LocalWorker, Worker, WorkerError, WorkerInfo, WorkerKind};
