@@ -1,0 +1,125 @@
+//! `GET /openapi.json`: an OpenAPI 3.0 description of the routes, for
+//! clients, code generators and API fuzzers such as schemathesis.
+
+use crate::errors::json_response;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{json, Value};
+
+/// Serves [`document`].
+pub async fn serve() -> Response {
+    json_response(StatusCode::OK, &document())
+}
+
+fn error_responses(codes: &[&str], schema: &str) -> serde_json::Map<String, Value> {
+    codes
+        .iter()
+        .map(|c| {
+            let body =
+                json!({ "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } });
+            (c.to_string(), json!({ "description": "error", "content": body }))
+        })
+        .collect()
+}
+
+fn op(summary: &str, ok: Value, errors: serde_json::Map<String, Value>, body: Option<Value>) -> Value {
+    let mut responses = errors;
+    responses
+        .insert("200".into(), json!({ "description": "success", "content": { "application/json": { "schema": ok } } }));
+    let mut op = json!({ "summary": summary, "responses": responses });
+    if let Some(schema) = body {
+        op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema } } });
+    }
+    op
+}
+
+/// The OpenAPI document.
+pub fn document() -> Value {
+    let texts = json!({ "oneOf": [
+        { "type": "string", "minLength": 1 },
+        { "type": "array", "minItems": 1, "items": { "type": "string", "minLength": 1 } }
+    ]});
+    let openai_errors = |codes: &[&str]| error_responses(codes, "OpenAiError");
+    let tei_errors = |codes: &[&str]| error_responses(codes, "TeiError");
+    let embeddings_body = json!({
+        "type": "object", "required": ["input", "model"],
+        "properties": {
+            "input": texts,
+            "model": { "type": "string" },
+            "encoding_format": { "type": "string", "enum": ["float", "base64"] },
+            "dimensions": { "type": "integer" },
+            "user": { "type": "string" }
+        }
+    });
+    let embeddings_ok = json!({ "type": "object", "properties": {
+        "object": { "type": "string" },
+        "data": { "type": "array", "items": { "type": "object", "properties": {
+            "object": { "type": "string" }, "index": { "type": "integer" },
+            "embedding": { "oneOf": [ { "type": "array", "items": { "type": "number" } }, { "type": "string" } ] }
+        }}},
+        "model": { "type": "string" },
+        "usage": { "type": "object", "properties": {
+            "prompt_tokens": { "type": "integer" }, "total_tokens": { "type": "integer" } } }
+    }});
+    let embed_body = json!({
+        "type": "object", "required": ["inputs"],
+        "properties": {
+            "inputs": texts,
+            "normalize": { "type": "boolean", "default": true },
+            "truncate": { "type": "boolean", "default": false },
+            "model": { "type": "string" }
+        }
+    });
+    let vectors = json!({ "type": "array", "items": { "type": "array", "items": { "type": "number" } } });
+    let any_object = json!({ "type": "object" });
+    let not_loaded = |flavor: &str| error_responses(&["404"], flavor);
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "ipfs-accelerate",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "OpenAI- and text-embeddings-inference-compatible embeddings over the ipfs-accelerate resource pool. With an API key configured, every route but /health needs `Authorization: Bearer KEY`."
+        },
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "schemas": {
+                "OpenAiError": { "type": "object", "properties": { "error": { "type": "object", "properties": {
+                    "message": { "type": "string" }, "type": { "type": "string" },
+                    "param": { "type": "string", "nullable": true }, "code": { "type": "string", "nullable": true } } } } },
+                "TeiError": { "type": "object", "properties": {
+                    "error": { "type": "string" }, "error_type": { "type": "string" } } }
+            }
+        },
+        "security": [ { "bearer": [] } ],
+        "paths": {
+            "/v1/models": { "get": op("The served models", any_object.clone(), openai_errors(&["401"]), None) },
+            "/v1/embeddings": { "post": op("Embeddings (OpenAI)", embeddings_ok, openai_errors(&["400", "401", "404", "413", "429", "503"]), Some(embeddings_body)) },
+            "/v1/chat/completions": { "post": op("Chat completions: no generation model is loaded", any_object.clone(), not_loaded("OpenAiError"), Some(any_object.clone())) },
+            "/v1/completions": { "post": op("Completions: no generation model is loaded", any_object.clone(), not_loaded("OpenAiError"), Some(any_object.clone())) },
+            "/v1/audio/transcriptions": { "post": op("Transcriptions: no speech model is loaded", any_object.clone(), not_loaded("OpenAiError"), None) },
+            "/embed": { "post": op("Embeddings (text-embeddings-inference)", vectors, tei_errors(&["400", "401", "404", "413", "422", "429", "503"]), Some(embed_body)) },
+            "/info": { "get": op("The served model (text-embeddings-inference)", any_object.clone(), tei_errors(&["401"]), None) },
+            "/health": { "get": {
+                "summary": "200 when a worker is ready, 503 otherwise; needs no API key",
+                "security": [],
+                "responses": { "200": { "description": "a worker is ready" }, "503": { "description": "no worker is ready" } }
+            } },
+            "/generate": { "post": op("Generation (TGI): no generation model is loaded", any_object.clone(), not_loaded("TeiError"), Some(any_object.clone())) },
+            "/generate_stream": { "post": op("Streamed generation (TGI): no generation model is loaded", any_object.clone(), not_loaded("TeiError"), Some(any_object.clone())) },
+            "/metrics": { "get": {
+                "summary": "Prometheus text format: requests, latency histograms, queue depth, worker states",
+                "responses": { "200": { "description": "metrics", "content": { "text/plain": { "schema": { "type": "string" } } } } }
+            } },
+            "/openapi.json": { "get": op("This document", any_object, serde_json::Map::new(), None) },
+            "/ipfs/{cid}": { "get": {
+                "summary": "Trustless gateway: a raw block or a CAR of the DAG under the CID (served when the server has a block store)",
+                "parameters": [ { "name": "cid", "in": "path", "required": true, "schema": { "type": "string" } } ],
+                "responses": {
+                    "200": { "description": "application/vnd.ipld.raw or application/vnd.ipld.car" },
+                    "400": { "description": "not a CID, or no acceptable format" },
+                    "404": { "description": "the block is not stored here" }
+                }
+            } }
+        }
+    })
+}

@@ -1,0 +1,170 @@
+//! What every handler shares: the models by name, the pool, the limits and
+//! the metrics.
+
+use crate::errors::{ApiError, Flavor};
+use crate::metrics::Metrics;
+use crate::{Error, ModelSpec, ServerConfig};
+use axum::http::StatusCode;
+use ipfs_accelerate_models::config::BertVariant;
+use ipfs_accelerate_models::sentence_transformers::SentencePipeline;
+use ipfs_accelerate_models::{Architecture, ModelConfig, TextTokenizer};
+use ipfs_accelerate_pool::queue::Priority;
+use ipfs_accelerate_pool::{Pool, PoolError};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// Texts are tokenized up to this many tokens to count them: far past any
+/// model's limit, so an over-long text is reported with its real length.
+const COUNT_LIMIT: usize = 1 << 24;
+
+/// A model the server serves, described from its files without loading
+/// its weights (the pool's workers load those).
+pub struct ServedModel {
+    /// The name clients use.
+    pub name: String,
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Width of its embeddings.
+    pub dim: usize,
+    /// The most tokens (special tokens included) one input may have.
+    pub max_input_length: usize,
+    /// Whether its pipeline normalizes the embeddings.
+    pub normalize: bool,
+    /// Pooling mode, for `/info`.
+    pub pooling: String,
+    tokenizer: TextTokenizer,
+}
+
+impl ServedModel {
+    /// Reads the model's config, sentence-transformers pipeline and
+    /// tokenizer, computing its input limit as the embedder does.
+    pub fn load(spec: &ModelSpec) -> Result<Self, Error> {
+        let fail = |e: ipfs_accelerate_models::Error| Error::Model { name: spec.name.clone(), message: e.to_string() };
+        let config = ModelConfig::load(&spec.dir).map_err(fail)?;
+        let bert = config.bert(&spec.dir).map_err(fail)?;
+        let Architecture::BertFamily(variant) = config.architecture;
+        let offset = match variant {
+            BertVariant::Bert => 0,
+            BertVariant::Roberta => bert.pad_token_id.unwrap_or(1) + 1,
+        };
+        let pipeline = SentencePipeline::load(&spec.dir).map_err(fail)?;
+        let max_input_length =
+            pipeline.max_seq_length.unwrap_or(512).min(bert.max_position_embeddings.saturating_sub(offset));
+        let tokenizer = TextTokenizer::load(&spec.dir, COUNT_LIMIT).map_err(fail)?;
+        Ok(ServedModel {
+            name: spec.name.clone(),
+            dir: spec.dir.clone(),
+            dim: bert.hidden_size,
+            max_input_length,
+            normalize: pipeline.normalize,
+            pooling: format!("{:?}", pipeline.pooling).to_lowercase(),
+            tokenizer,
+        })
+    }
+
+    /// Tokens of each text, special tokens included, before truncation.
+    pub fn count_tokens(&self, texts: &[String], flavor: Flavor) -> Result<Vec<usize>, ApiError> {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let encoded = self.tokenizer.encode_batch(&refs).map_err(|e| {
+            ApiError::new(flavor, StatusCode::UNPROCESSABLE_ENTITY, format!("cannot tokenize the input: {e}"))
+        })?;
+        Ok(encoded.iter().map(|e| e.ids.len()).collect())
+    }
+}
+
+/// The state behind every route.
+pub struct AppState {
+    /// The models, in the order given (the first is TEI's model).
+    pub models: Vec<ServedModel>,
+    /// The workers.
+    pub pool: Arc<Pool>,
+    /// The bearer token clients must send, if any.
+    pub api_key: Option<String>,
+    /// Requests running inference now; one permit each.
+    pub inference_slots: Arc<Semaphore>,
+    /// `--max-concurrency`.
+    pub max_concurrency: usize,
+    /// Most texts in one request.
+    pub max_batch_size: usize,
+    /// Request counts and latencies.
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    /// Loads the models' descriptions and sets up the limits.
+    pub fn new(config: &ServerConfig) -> Result<Self, Error> {
+        if config.models.is_empty() {
+            return Err(Error::Config("at least one model is required".into()));
+        }
+        let mut models: Vec<ServedModel> = Vec::new();
+        for spec in &config.models {
+            if models.iter().any(|m| m.name == spec.name) {
+                return Err(Error::Config(format!(
+                    "two models are named {:?}: give each a name of its own",
+                    spec.name
+                )));
+            }
+            models.push(ServedModel::load(spec)?);
+        }
+        if config.max_concurrency == 0 {
+            return Err(Error::Config("the concurrency limit must be at least 1".into()));
+        }
+        Ok(AppState {
+            models,
+            pool: config.pool.clone(),
+            api_key: config.api_key.clone().filter(|k| !k.is_empty()),
+            inference_slots: Arc::new(Semaphore::new(config.max_concurrency)),
+            max_concurrency: config.max_concurrency,
+            max_batch_size: config.max_batch_size.max(1),
+            metrics: Metrics::default(),
+        })
+    }
+
+    /// The model called `name` (`None`: the first), or 404 naming the ones served.
+    pub fn model(&self, name: Option<&str>, flavor: Flavor) -> Result<&ServedModel, ApiError> {
+        let found = match name {
+            None => self.models.first(),
+            Some(name) => self.models.iter().find(|m| m.name == name),
+        };
+        found.ok_or_else(|| {
+            let names: Vec<&str> = self.models.iter().map(|m| m.name.as_str()).collect();
+            ApiError::new(
+                flavor,
+                StatusCode::NOT_FOUND,
+                format!(
+                    "the model `{}` does not exist on this server; it serves: {}",
+                    name.unwrap_or_default(),
+                    names.join(", ")
+                ),
+            )
+            .param("model")
+            .code("model_not_found")
+        })
+    }
+
+    /// Embeds `texts` with `model` through the pool, waiting on a blocking
+    /// thread so the event loop keeps serving.
+    pub async fn embed(
+        &self,
+        model: &ServedModel,
+        texts: Vec<String>,
+        flavor: Flavor,
+    ) -> Result<Vec<Vec<f32>>, ApiError> {
+        let pool = self.pool.clone();
+        let dir = model.dir.clone();
+        let waited = tokio::task::spawn_blocking(move || pool.submit(&dir, texts, Priority::Normal)?.wait()).await;
+        match waited {
+            Ok(Ok(answer)) => Ok(answer.embeddings),
+            Ok(Err(e)) => Err(ApiError::from_pool(flavor, &e)),
+            Err(e) => Err(ApiError::from_pool(
+                flavor,
+                &PoolError::Failed {
+                    model: model.dir.display().to_string(),
+                    attempts: 0,
+                    failures: vec![e.to_string()],
+                },
+            )),
+        }
+    }
+}
