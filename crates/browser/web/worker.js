@@ -21,6 +21,9 @@ const models = new Map();
 let devicePromise = null;
 /** Weight buffers on the device by key, shared by the plans of a model. */
 const gpuWeights = new Map();
+/** The weight keys each WebGPU model uses, so unloading the last model that
+ * uses a weight frees its buffer (weights are named by content and shared). */
+const modelWeights = new Map();
 /** Keys of the models running on the GPU device (lost with it). */
 const gpuModels = new Set();
 /** Why the last GPU device was lost, for the errors of later runs. */
@@ -51,6 +54,7 @@ async function loadWebgpu(message, stats) {
       deviceLost = info.message || 'unknown reason';
       devicePromise = null;
       gpuWeights.clear();
+      modelWeights.clear();
       for (const key of gpuModels) models.delete(key);
       gpuModels.clear();
     }), () => { devicePromise = null; });
@@ -83,6 +87,20 @@ async function loadWebgpu(message, stats) {
   });
 }
 
+/** Destroys the buffers of `keys` that no loaded model uses any more. */
+function releaseUnused(keys) {
+  for (const key of keys) {
+    let used = false;
+    for (const other of modelWeights.values()) {
+      if (other.has(key)) { used = true; break; }
+    }
+    if (!used) {
+      gpuWeights.get(key)?.destroy();
+      gpuWeights.delete(key);
+    }
+  }
+}
+
 async function loadWebnn(message, stats) {
   if (!navigator.ml) throw new Error('this browser has no WebNN (navigator.ml)');
   const context = await navigator.ml.createContext({ deviceType: message.deviceType || 'cpu' });
@@ -102,6 +120,15 @@ async function handle(socket, message) {
       try {
         models.get(message.model)?.destroy();
         const executor = message.backend === 'webnn' ? await loadWebnn(message, stats) : await loadWebgpu(message, stats);
+        // Recorded after loading, then what a replaced model of the same
+        // key used is released: weights both use stay on the device.
+        const previous = modelWeights.get(message.model);
+        if (message.backend !== 'webnn') {
+          modelWeights.set(message.model, new Set(message.weights.map((w) => w.key)));
+        } else {
+          modelWeights.delete(message.model);
+        }
+        if (previous) releaseUnused(previous);
         models.set(message.model, executor);
         if (message.backend !== 'webnn') gpuModels.add(message.model);
         send(socket, { type: 'loaded', id: message.id, cache_hits: stats.hits, cache_misses: stats.misses });
@@ -118,6 +145,13 @@ async function handle(socket, message) {
     case 'unload':
       models.get(message.model)?.destroy();
       models.delete(message.model);
+      gpuModels.delete(message.model);
+      {
+        const keys = modelWeights.get(message.model);
+        modelWeights.delete(message.model);
+        if (keys) releaseUnused(keys);
+      }
+      status(`running (${models.size} model(s) loaded)`);
       break;
     case 'ping':
       send(socket, { type: 'pong', id: message.id });
