@@ -445,3 +445,22 @@ fn handles_opening_a_new_file_at_once_all_succeed() {
     threads.into_iter().for_each(|t| t.join().unwrap());
     assert_eq!(Journal::open(&path).unwrap().pending_requests().unwrap().len(), 4);
 }
+
+#[test]
+fn the_timeline_buckets_inferences_by_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path().join("j.sqlite3")).unwrap();
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    for (latency, status) in [(2.0, Outcome::Ok), (4.0, Outcome::Ok), (100.0, Outcome::Error)] {
+        let record = InferenceRecord { latency_ms: latency, items: 3, status, ..InferenceRecord::new("m", "cpu") };
+        journal.record_inference(&record).unwrap();
+    }
+    // One bucket wide enough to hold all three.
+    let points = journal.timeline(before - 1, 3_600_000).unwrap();
+    assert_eq!(points.len(), 1, "{points:?}");
+    let p = &points[0];
+    assert_eq!((p.count, p.errors, p.items), (3, 1, 6));
+    assert_eq!(p.mean_ms, Some(3.0));
+    assert_eq!(p.max_ms, Some(4.0), "failed inferences do not count as latencies");
+    assert!(journal.timeline(before + 3_600_000, 1000).unwrap().is_empty());
+}

@@ -57,7 +57,9 @@
 //! ```
 
 mod latency;
+mod timeline;
 pub use latency::LatencyRow;
+pub use timeline::TimelinePoint;
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
