@@ -35,6 +35,7 @@ enum Command {
     Stats(commands::stats::StatsArgs),
     #[command(subcommand)]
     Pool(commands::pool::PoolCommand),
+    Serve(commands::serve::ServeArgs),
 }
 
 fn main() {
@@ -56,6 +57,7 @@ fn main() {
         Command::Models(cmd) => commands::models::run(cmd),
         Command::Stats(args) => commands::stats::run(args),
         Command::Pool(cmd) => commands::pool::run(cmd),
+        Command::Serve(args) => commands::serve::run(args),
     };
     if let Err(err) = result {
         // One line: the error and its causes, never a backtrace.

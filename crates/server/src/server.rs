@@ -92,15 +92,19 @@ impl Server {
                         return Ok(());
                     }
                 };
+                // Handlers are installed before the caller hears the server is
+                // up, so a signal sent right after is never the default (fatal) one.
+                let signals = if handle_signals { Some(Signals::install()) } else { None };
                 let _ = ready_tx.send(Ok(()));
                 let stop = async move {
-                    if handle_signals {
-                        tokio::select! {
-                            _ = notify.notified() => {}
-                            _ = signal() => {}
+                    match signals {
+                        Some(mut signals) => {
+                            tokio::select! {
+                                _ = notify.notified() => {}
+                                _ = signals.recv() => {}
+                            }
                         }
-                    } else {
-                        notify.notified().await;
+                        None => notify.notified().await,
                     }
                 };
                 axum::serve(listener, app).with_graceful_shutdown(stop).await.map_err(Error::Io)
@@ -114,28 +118,54 @@ impl Server {
     }
 }
 
-/// Resolves on Ctrl-C or (on Unix) SIGTERM.
-async fn signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// Ctrl-C and (on Unix) SIGTERM, listened for from the moment of install.
+struct Signals {
     #[cfg(unix)]
-    {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let listen = |kind: SignalKind| match signal(kind) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!("cannot listen for a shutdown signal: {e}");
+                    None
                 }
-                Err(_) => std::future::pending::<()>().await,
+            };
+            Signals { interrupt: listen(SignalKind::interrupt()), terminate: listen(SignalKind::terminate()) }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// Resolves when one of the signals arrives.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
             }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term => {}
+            tokio::select! {
+                _ = next(&mut self.interrupt) => {}
+                _ = next(&mut self.terminate) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
         }
     }
-    #[cfg(not(unix))]
-    ctrl_c.await;
 }

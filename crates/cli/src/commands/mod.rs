@@ -8,6 +8,7 @@ pub mod ipfs;
 pub mod models;
 pub mod pool;
 pub mod pull;
+pub mod serve;
 pub mod similarity;
 pub mod stats;
 

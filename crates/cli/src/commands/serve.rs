@@ -1,0 +1,186 @@
+//! `ipfs-accelerate serve`: the HTTP API (crates/server) over a resource
+//! pool — the one a `pool.toml` describes, or one local worker.
+
+use crate::config::FetchArgs;
+use crate::model_ref::{self, ModelArgs};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use ipfs_accelerate_gpu::{GpuContext, ADAPTER_ENV};
+use ipfs_accelerate_ipfs::FsBlockstore;
+use ipfs_accelerate_models::Precision;
+use ipfs_accelerate_pool::journal::{self, Journal};
+use ipfs_accelerate_pool::{LocalWorker, Pool, PoolConfig, Worker};
+use ipfs_accelerate_server::{ModelSpec, Server, ServerConfig};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Serve OpenAI- and Hugging Face TEI-compatible embeddings over HTTP.
+#[derive(Args)]
+#[command(after_help = "Examples:
+  ipfs-accelerate serve --model ~/.cache/ipfs-accelerate/test-models/all-MiniLM-L6-v2
+  ipfs-accelerate serve --addr 127.0.0.1:0 --model minilm=all-MiniLM-L6-v2 --backend cpu
+  ipfs-accelerate serve --model minilm=sentence-transformers/all-MiniLM-L6-v2 --pool pool.toml --api-key KEY
+  curl http://127.0.0.1:8000/v1/embeddings -H 'Content-Type: application/json' \\
+       -d '{\"model\": \"minilm\", \"input\": [\"Hello, world\"]}'
+
+Once the models are resolved and the socket is bound, one line `listening on http://ADDR`
+is printed on stdout. Ctrl-C or SIGTERM stops taking connections and exits once the
+requests in flight are answered. Routes, limits and error shapes: docs/server.md.")]
+pub struct ServeArgs {
+    /// Address to listen on. The default serves this machine only; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    addr: SocketAddr,
+    /// A model to serve, as NAME=REF or REF (named after REF's last path component). REF is
+    /// anything `embed --model` takes: a directory, a name from `models ls`, a CID, or a
+    /// Hugging Face id. Repeat for several; the first is the one TEI's /embed uses by default.
+    #[arg(long = "model", value_name = "[NAME=]REF", required = true)]
+    models: Vec<String>,
+    /// Run on the resource pool this file describes (docs/pool.md) instead of one local worker.
+    #[arg(long, value_name = "POOL.TOML")]
+    pool: Option<PathBuf>,
+    /// Without --pool, the one worker's backend: auto (native WebGPU when a hardware GPU is
+    /// found, else the CPU), cpu, or webgpu (any adapter, software ones included).
+    #[arg(long, default_value = "auto")]
+    backend: String,
+    /// Weight precision of a webgpu worker: 32 or 16.
+    #[arg(long, default_value = "32")]
+    precision: String,
+    /// Require `Authorization: Bearer KEY` on every route but /health.
+    #[arg(long, value_name = "KEY")]
+    api_key: Option<String>,
+    /// The pool's journal, which `stats` and `pool status` read [default: the pool file's,
+    /// else $IPFS_ACCELERATE_DATA_DIR/journal.sqlite3].
+    #[arg(long, value_name = "PATH")]
+    journal: Option<PathBuf>,
+    /// Inference requests running at once; more are answered 429 at once.
+    #[arg(long, value_name = "N", default_value_t = 512)]
+    max_concurrency: usize,
+    /// Largest request body in bytes; larger ones are answered 413.
+    #[arg(long, value_name = "N", default_value_t = 2 * 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Most texts in one request.
+    #[arg(long, value_name = "N", default_value_t = 2048)]
+    max_batch_size: usize,
+    #[command(flatten)]
+    fetch: FetchArgs,
+}
+
+/// Runs `serve` until Ctrl-C or SIGTERM.
+pub fn run(args: ServeArgs) -> Result<()> {
+    let models = resolve_models(&args)?;
+    let pool = match &args.pool {
+        Some(file) => Arc::new(super::pool::start(file, args.journal.as_deref())?.pool),
+        None => Arc::new(local_pool(&args)?),
+    };
+    // The gateway serves the local block store, so other hosts can fetch
+    // (and verify) the weights of the models served here.
+    let blocks = match args.fetch.repo.dir().and_then(|dir| Ok(FsBlockstore::open(dir)?)) {
+        Ok(store) => Some(Arc::new(store) as Arc<dyn ipfs_accelerate_ipfs::BlockSource + Send + Sync>),
+        Err(e) => {
+            eprintln!("warning: /ipfs/ is not served: {e:#}");
+            None
+        }
+    };
+    let config = ServerConfig {
+        api_key: args.api_key.clone(),
+        max_concurrency: args.max_concurrency,
+        max_body_bytes: args.max_body_bytes,
+        max_batch_size: args.max_batch_size,
+        blocks,
+        handle_signals: true,
+        ..ServerConfig::new(args.addr, models, pool)
+    };
+    let server = Server::start(config)?;
+    let addr = server.addr();
+    if !addr.ip().is_loopback() {
+        eprintln!("warning: serving the API to the network on {addr}");
+    }
+    if args.api_key.is_none() && !addr.ip().is_loopback() {
+        eprintln!("warning: no --api-key: anyone who can reach {addr} can use it");
+    }
+    println!("listening on http://{addr}");
+    std::io::stdout().flush()?;
+    server.wait().context("the server stopped")?;
+    Ok(())
+}
+
+/// `--model [NAME=]REF` → name and resolved directory, each checked.
+fn resolve_models(args: &ServeArgs) -> Result<Vec<ModelSpec>> {
+    let mut specs: Vec<ModelSpec> = Vec::new();
+    for arg in &args.models {
+        let (name, reference) = split_model_arg(arg)?;
+        let model = ModelArgs { model: reference.to_string(), fetch: args.fetch.clone() };
+        let dir = model_ref::resolve(&model).with_context(|| format!("cannot resolve --model {arg}"))?;
+        if !dir.is_dir() {
+            bail!("--model {arg}: {} is not a model directory, a stored name, a CID or a Hugging Face id", reference);
+        }
+        if specs.iter().any(|s| s.name == name) {
+            bail!("two models are named {name:?}: give each its own with --model NAME=REF");
+        }
+        specs.push(ModelSpec { name, dir });
+    }
+    Ok(specs)
+}
+
+/// Splits `NAME=REF`; a bare REF is named after its last path component.
+fn split_model_arg(arg: &str) -> Result<(String, &str)> {
+    let (name, reference) = match arg.split_once('=') {
+        Some((name, reference)) => (name.to_string(), reference),
+        None => {
+            let tail = arg.trim_end_matches('/').rsplit('/').next().unwrap_or(arg);
+            (tail.to_string(), arg)
+        }
+    };
+    if name.is_empty() || reference.is_empty() {
+        bail!("--model {arg:?}: expected NAME=REF or REF");
+    }
+    Ok((name, reference))
+}
+
+/// One local worker for `--backend`, with the journal.
+fn local_pool(args: &ServeArgs) -> Result<Pool> {
+    let precision = Precision::parse(&args.precision)?;
+    let worker: Arc<dyn Worker> = match args.backend.as_str() {
+        "cpu" => Arc::new(LocalWorker::cpu("cpu-0")),
+        "webgpu" => Arc::new(LocalWorker::wgpu("webgpu-0", precision)),
+        "auto" if hardware_gpu() => Arc::new(LocalWorker::wgpu("webgpu-0", precision)),
+        "auto" => Arc::new(LocalWorker::cpu("cpu-0")),
+        other => bail!("unknown backend {other:?} for serve: use auto, cpu or webgpu (browsers: use --pool)"),
+    };
+    let path = match &args.journal {
+        Some(path) => path.clone(),
+        None => journal::default_path()?,
+    };
+    let journal = Arc::new(Journal::open(&path)?);
+    let pool = Pool::with_journal(PoolConfig::default(), journal);
+    pool.add_worker(worker);
+    for (id, why) in pool.warm_up() {
+        eprintln!("warning: worker {id} did not start: {why}");
+    }
+    Ok(pool)
+}
+
+/// Whether `auto` should take WebGPU: a hardware adapter exists, or
+/// `IPFS_ACCELERATE_ADAPTER` names one (the rule `embed --backend auto` follows).
+fn hardware_gpu() -> bool {
+    std::env::var_os(ADAPTER_ENV).is_some()
+        || GpuContext::adapters()
+            .iter()
+            .any(|a| matches!(a.device_type.as_str(), "DiscreteGpu" | "IntegratedGpu" | "VirtualGpu"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_model_arg;
+
+    #[test]
+    fn model_arguments_are_named() {
+        assert_eq!(split_model_arg("minilm=/m/all-MiniLM-L6-v2").unwrap(), ("minilm".into(), "/m/all-MiniLM-L6-v2"));
+        assert_eq!(split_model_arg("/m/all-MiniLM-L6-v2/").unwrap().0, "all-MiniLM-L6-v2");
+        assert_eq!(split_model_arg("sentence-transformers/all-MiniLM-L6-v2").unwrap().0, "all-MiniLM-L6-v2");
+        assert!(split_model_arg("=x").is_err());
+        assert!(split_model_arg("x=").is_err());
+    }
+}
