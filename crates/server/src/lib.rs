@@ -29,6 +29,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod dashboard;
 pub mod errors;
 pub mod limits;
 pub mod metrics;

@@ -110,6 +110,11 @@ pub fn document() -> Value {
                 "summary": "Prometheus text format: requests, latency histograms, queue depth, worker states",
                 "responses": { "200": { "description": "metrics", "content": { "text/plain": { "schema": { "type": "string" } } } } }
             } },
+            "/dashboard": { "get": {
+                "summary": "A live page of the workers, models, throughput and latency",
+                "responses": { "200": { "description": "the page", "content": { "text/html": { "schema": { "type": "string" } } } } }
+            } },
+            "/dashboard/data": { "get": op("What the dashboard draws: workers, models, the journal's timeline", any_object.clone(), serde_json::Map::new(), None) },
             "/openapi.json": { "get": op("This document", any_object, serde_json::Map::new(), None) },
             "/ipfs/{cid}": { "get": {
                 "summary": "Trustless gateway: a raw block or a CAR of the DAG under the CID (served when the server has a block store)",

@@ -4,7 +4,7 @@
 
 use crate::errors::{ApiError, Flavor};
 use crate::state::AppState;
-use crate::{auth, limits, openai, openapi, tei};
+use crate::{auth, dashboard, limits, openai, openapi, tei};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::from_fn_with_state;
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Every route path this crate serves (the gateway's `/ipfs/{cid}` aside).
-pub const ROUTES: [&str; 12] = [
+pub const ROUTES: [&str; 14] = [
     "/v1/models",
     "/v1/embeddings",
     "/v1/chat/completions",
@@ -28,6 +28,8 @@ pub const ROUTES: [&str; 12] = [
     "/generate_stream",
     "/metrics",
     "/openapi.json",
+    "/dashboard",
+    "/dashboard/data",
 ];
 
 /// The API's routes, before the shared layers. Inference routes sit behind
@@ -48,6 +50,8 @@ pub fn api_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/generate_stream", post(tei::no_generation_model))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi::serve))
+        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard/data", get(dashboard::data))
         .merge(inference)
 }
 
