@@ -8,7 +8,8 @@
 set -euo pipefail
 
 # Bump these together with a run of the serve_clients tests.
-pins=(openai==3.57.0 huggingface_hub==2.4.0)
+# numpy: huggingface_hub's feature_extraction returns numpy arrays.
+pins=(openai==3.57.0 huggingface_hub==2.4.0 numpy==2.4.6)
 
 venv="${IPFS_ACCELERATE_CLIENT_VENV:-$HOME/.cache/ipfs-accelerate/client-venv}"
 
@@ -39,5 +40,5 @@ echo "install-client-venv: creating $venv with ${pins[*]}"
 rm -rf "$venv"
 python3 -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${pins[@]}"
-"$venv/bin/python" -c 'import openai, huggingface_hub; print("install-client-venv: openai", openai.__version__, "huggingface_hub", huggingface_hub.__version__)'
+"$venv/bin/python" -c 'import openai, huggingface_hub, numpy; print("install-client-venv: openai", openai.__version__, "huggingface_hub", huggingface_hub.__version__, "numpy", numpy.__version__)'
 echo "$want" > "$stamp"

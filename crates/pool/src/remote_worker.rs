@@ -205,7 +205,7 @@ impl RemoteWorker {
                 if down {
                     self.unreachable.store(true, Ordering::SeqCst);
                 }
-                Err(self.error(format!("{what}: {t}")))
+                Err(self.error(format!("{what}: {}", transport_detail(&t))))
             }
         }
     }
@@ -263,6 +263,23 @@ struct OpenAiAnswer {
 struct OpenAiItem {
     embedding: Vec<f32>,
     index: usize,
+}
+
+/// A transport error without the URL its Display starts with (the caller
+/// names it), and without the kind repeated when its cause repeats it.
+fn transport_detail(t: &ureq::Transport) -> String {
+    let text = t.to_string();
+    let text = match t.url() {
+        Some(url) => text.strip_prefix(&format!("{url}: ")).unwrap_or(&text).to_string(),
+        None => text,
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for part in text.split(": ") {
+        if parts.last() != Some(&part) {
+            parts.push(part);
+        }
+    }
+    parts.join(": ")
 }
 
 /// The body as text, at most [`MAX_RESPONSE_BYTES`].

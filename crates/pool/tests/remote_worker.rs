@@ -162,7 +162,8 @@ fn an_unreachable_server_is_down_and_a_stalled_one_times_out() {
     let w = worker(&url, RemoteProtocol::OpenAi);
     assert!(!w.is_down());
     let e = w.embed(Path::new(MODEL), &["a"]).unwrap_err();
-    assert!(e.message.contains(&url), "{e}");
+    assert!(e.message.contains(&url) && e.message.contains("refused"), "{e}");
+    assert_eq!(e.message.matches(&url).count(), 1, "the URL once: {e}");
     assert!(w.is_down(), "a refused connection means recover at once");
     assert!(w.health(Duration::from_secs(1)).is_err());
     assert!(w.recover().is_err(), "it is back only when it answers");

@@ -8,6 +8,7 @@ use serde::Serialize;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod http;
 mod matmul;
 mod pool;
 
@@ -45,6 +46,18 @@ journal (a temporary file). Throughput: the same requests from --callers threads
 pools of --workers CPU workers, next to one thread calling one worker directly. CPU workers
 share this machine's cores, so more of them only help when cores are idle.")]
     Pool(pool::BenchPoolArgs),
+    /// Load on a running server's POST /v1/embeddings from N concurrent clients: req/s, p50/p99
+    /// latency, 429s and errors, and the server's peak memory.
+    #[command(after_help = "Examples:
+  ipfs-accelerate serve --model all-MiniLM-L6-v2=DIR --max-concurrency 8 &
+  ipfs-accelerate bench http --model all-MiniLM-L6-v2 --concurrency 1,8,32 --seconds 10 --server-pid $!
+  ipfs-accelerate bench http --url http://embed-host:8000 --model minilm --requests 500 --texts-per-request 8 --json
+
+Each level runs that many client threads, each with its own keep-alive connection, sending
+requests back to back (--requests in total, or for --seconds). Latency percentiles count
+answered requests only; 429s (the server's concurrency limit) and other failures are counted
+apart, and a client pauses --busy-pause-ms after a 429. --server-pid samples the server's VmRSS every 50 ms and reads its VmHWM after each level.")]
+    Http(http::BenchHttpArgs),
 }
 
 /// Options of `bench embed`.
@@ -86,6 +99,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Embed(args) => embed(args),
         BenchCommand::Matmul(args) => matmul::run(args),
         BenchCommand::Pool(args) => pool::run(args),
+        BenchCommand::Http(args) => http::run(args),
     }
 }
 
