@@ -87,7 +87,7 @@ pub async fn embeddings(
         )
         .param("input"));
     }
-    let counts = model.count_tokens(&texts, FLAVOR)?;
+    let (texts, counts) = model.count_tokens(texts, FLAVOR).await?;
     if let Some((i, n)) = counts.iter().enumerate().find(|(_, n)| **n > model.max_input_length) {
         return Err(ApiError::bad_request(
             FLAVOR,

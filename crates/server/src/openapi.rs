@@ -97,7 +97,8 @@ pub fn document() -> Value {
             "/v1/chat/completions": { "post": op("Chat completions: no generation model is loaded", any_object.clone(), not_loaded("OpenAiError"), Some(any_object.clone())) },
             "/v1/completions": { "post": op("Completions: no generation model is loaded", any_object.clone(), not_loaded("OpenAiError"), Some(any_object.clone())) },
             "/v1/audio/transcriptions": { "post": op("Transcriptions: no speech model is loaded", any_object.clone(), not_loaded("OpenAiError"), None) },
-            "/embed": { "post": op("Embeddings (text-embeddings-inference)", vectors, tei_errors(&["400", "401", "404", "413", "422", "429", "503"]), Some(embed_body)) },
+            "/embed": { "post": op("Embeddings (text-embeddings-inference)", vectors.clone(), tei_errors(&["400", "401", "404", "413", "422", "429", "503"]), Some(embed_body.clone())) },
+            "/": { "post": op("Embeddings (text-embeddings-inference's main route; the same as /embed)", vectors.clone(), tei_errors(&["400", "401", "404", "413", "422", "429", "503"]), Some(embed_body.clone())) },
             "/info": { "get": op("The served model (text-embeddings-inference)", any_object.clone(), tei_errors(&["401"]), None) },
             "/health": { "get": {
                 "summary": "200 when a worker is ready, 503 otherwise; needs no API key",

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Every route path this crate serves (the gateway's `/ipfs/{cid}` aside).
-pub const ROUTES: [&str; 14] = [
+pub const ROUTES: [&str; 15] = [
+    "/",
     "/v1/models",
     "/v1/embeddings",
     "/v1/chat/completions",
@@ -38,6 +39,9 @@ pub fn api_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
     let inference = Router::new()
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/embed", post(tei::embed))
+        // TEI answers `POST /` as its model's main route (embed, for an
+        // embedding model); clients given only a base URL post there.
+        .route("/", post(tei::embed))
         .route_layer(from_fn_with_state(state.clone(), limits::limit_concurrency));
     Router::new()
         .route("/v1/models", get(openai::models))

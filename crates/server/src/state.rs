@@ -33,7 +33,8 @@ pub struct ServedModel {
     pub normalize: bool,
     /// Pooling mode, for `/info`.
     pub pooling: String,
-    tokenizer: TextTokenizer,
+    /// Shared with the blocking threads that count tokens.
+    tokenizer: Arc<TextTokenizer>,
 }
 
 impl ServedModel {
@@ -51,7 +52,7 @@ impl ServedModel {
         let pipeline = SentencePipeline::load(&spec.dir).map_err(fail)?;
         let max_input_length =
             pipeline.max_seq_length.unwrap_or(512).min(bert.max_position_embeddings.saturating_sub(offset));
-        let tokenizer = TextTokenizer::load(&spec.dir, COUNT_LIMIT).map_err(fail)?;
+        let tokenizer = Arc::new(TextTokenizer::load(&spec.dir, COUNT_LIMIT).map_err(fail)?);
         Ok(ServedModel {
             name: spec.name.clone(),
             dir: spec.dir.clone(),
@@ -63,13 +64,29 @@ impl ServedModel {
         })
     }
 
-    /// Tokens of each text, special tokens included, before truncation.
-    pub fn count_tokens(&self, texts: &[String], flavor: Flavor) -> Result<Vec<usize>, ApiError> {
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let encoded = self.tokenizer.encode_batch(&refs).map_err(|e| {
+    /// Tokens of each text, special tokens included, before truncation;
+    /// counted on a blocking thread (a body of megabytes takes a while),
+    /// handing the texts back.
+    pub async fn count_tokens(
+        &self,
+        texts: Vec<String>,
+        flavor: Flavor,
+    ) -> Result<(Vec<String>, Vec<usize>), ApiError> {
+        let tokenizer = self.tokenizer.clone();
+        let counted = tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let counts = tokenizer.encode_batch(&refs).map(|e| e.iter().map(|e| e.ids.len()).collect::<Vec<_>>());
+            (texts, counts)
+        })
+        .await;
+        let tokenize_error = |e: String| {
             ApiError::new(flavor, StatusCode::UNPROCESSABLE_ENTITY, format!("cannot tokenize the input: {e}"))
-        })?;
-        Ok(encoded.iter().map(|e| e.ids.len()).collect())
+        };
+        match counted {
+            Ok((texts, Ok(counts))) => Ok((texts, counts)),
+            Ok((_, Err(e))) => Err(tokenize_error(e.to_string())),
+            Err(e) => Err(tokenize_error(e.to_string())),
+        }
     }
 }
 

@@ -49,8 +49,10 @@ pub async fn embed(
             format!("batch size {} > maximum allowed batch size {}", texts.len(), state.max_batch_size),
         ));
     }
-    if !truncate {
-        let counts = model.count_tokens(&texts, FLAVOR)?;
+    let texts = if truncate {
+        texts
+    } else {
+        let (texts, counts) = model.count_tokens(texts, FLAVOR).await?;
         if let Some(n) = counts.iter().find(|n| **n > model.max_input_length) {
             return Err(ApiError::new(
                 FLAVOR,
@@ -61,7 +63,8 @@ pub async fn embed(
                 ),
             ));
         }
-    }
+        texts
+    };
     // With truncate, the workers' tokenizer cuts each text at the limit.
     let mut vectors = state.embed(model, texts, FLAVOR).await?;
     if normalize && !model.normalize {

@@ -77,6 +77,11 @@ fn openai_and_tei_embeddings_equal_the_cpu_backend() {
     assert_eq!(answer.status, 200, "{}", answer.body);
     let got: Vec<Vec<f32>> = answer.json().as_array().unwrap().iter().map(floats).collect();
     assert!(max_diff(&got, &want) < 1e-5);
+    // TEI's main route `POST /` is the same.
+    let answer = post(&server, "/", &serde_json::json!({ "inputs": TEXTS, "normalize": null }).to_string());
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let got: Vec<Vec<f32>> = answer.json().as_array().unwrap().iter().map(floats).collect();
+    assert!(max_diff(&got, &want) < 1e-5);
     let answer = post(&server, "/embed", &serde_json::json!({ "inputs": TEXTS[0], "truncate": true }).to_string());
     let got: Vec<Vec<f32>> = answer.json().as_array().unwrap().iter().map(floats).collect();
     assert!(max_diff(&got, &want[..1]) < 1e-5);
