@@ -84,3 +84,37 @@ fn graceful_shutdown_finishes_requests_in_flight() {
     assert_eq!(answer.json()["data"][0]["embedding"].as_array().unwrap().len(), 384);
     stopping.join().unwrap().unwrap();
 }
+
+#[test]
+fn a_full_pool_queue_is_answered_429() {
+    let Some(dir) = support::minilm() else { return };
+    let pool = Arc::new(Pool::new(PoolConfig { queue_capacity: 1, ..PoolConfig::default() }));
+    let gate = GatedWorker::new("gated-0");
+    pool.add_worker(gate.clone());
+    let server = Server::start(support::config(&dir, pool)).unwrap();
+    let addr = server.addr();
+    let body = json!({ "model": "minilm", "input": "queued" }).to_string();
+    // Requests pile up behind the held one: in the dispatchers, then in the
+    // one-place queue, until the pool says it is busy.
+    let mut held: Vec<std::thread::JoinHandle<support::Answer>> = Vec::new();
+    let refused = loop {
+        assert!(held.len() < 64, "the pool never refused a request");
+        let body = body.clone();
+        held.push(std::thread::spawn(move || post_to(addr, "/v1/embeddings", &body, None)));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        // Only a refusal can finish while the gate is closed.
+        if let Some(i) = held.iter().position(|h| h.is_finished()) {
+            break held.swap_remove(i).join().unwrap();
+        }
+    };
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert_eq!(refused.json()["error"]["code"], "rate_limit_exceeded");
+    assert!(refused.json()["error"]["message"].as_str().unwrap().contains("busy"), "{}", refused.body);
+    gate.open();
+    for h in held {
+        // A second refusal may still have been on its way.
+        let status = h.join().unwrap().status;
+        assert!(status == 200 || status == 429, "{status}");
+    }
+    server.shutdown().unwrap();
+}
