@@ -15,7 +15,7 @@ use std::time::Instant;
 pub async fn limit_concurrency(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let Ok(_permit) = state.inference_slots.clone().try_acquire_owned() else {
         let flavor = Flavor::for_path(request.uri().path());
-        return ApiError::new(
+        let response = ApiError::new(
             flavor,
             StatusCode::TOO_MANY_REQUESTS,
             format!(
@@ -25,6 +25,12 @@ pub async fn limit_concurrency(State(state): State<Arc<AppState>>, request: Requ
         )
         .code("rate_limit_exceeded")
         .into_response();
+        // The body was not read, so this connection cannot carry another
+        // request: say so, or a keep-alive client's next request on it
+        // meets a closed socket instead of an answer.
+        let mut response = response;
+        response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        return response;
     };
     next.run(request).await
 }

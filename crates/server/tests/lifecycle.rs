@@ -46,6 +46,8 @@ fn requests_beyond_the_concurrency_limit_get_429_at_once() {
     let refused = post(&server, "/v1/embeddings", &body);
     assert_eq!(refused.status, 429, "{}", refused.body);
     assert_eq!(refused.json()["error"]["code"], "rate_limit_exceeded");
+    // Its body was never read: the connection closes, and says so.
+    assert_eq!(refused.connection, "close");
     let refused = post(&server, "/embed", &json!({ "inputs": "x" }).to_string());
     assert_eq!(refused.status, 429, "{}", refused.body);
     assert_eq!(refused.json()["error_type"], "Overloaded");

@@ -42,6 +42,8 @@ pub struct Answer {
     pub status: u16,
     pub body: String,
     pub content_type: String,
+    /// The `Connection` header, empty when absent.
+    pub connection: String,
 }
 
 impl Answer {
@@ -59,8 +61,9 @@ fn answer(result: Result<ureq::Response, ureq::Error>) -> Answer {
     };
     let status = response.status();
     let content_type = response.header("content-type").unwrap_or_default().to_string();
+    let connection = response.header("connection").unwrap_or_default().to_string();
     let body = response.into_string().unwrap();
-    Answer { status, body, content_type }
+    Answer { status, body, content_type, connection }
 }
 
 /// GET `path` on `server`, with `key` as bearer token when given.
