@@ -714,27 +714,7 @@ impl Journal {
     /// Records the one answer to a request. A second completion of the same
     /// request is refused with [`JournalError::AlreadyCompleted`].
     pub fn complete_request(&self, id: RequestId, status: Outcome, error: Option<&str>) -> Result<()> {
-        self.write(|tx| {
-            let n = tx
-                .execute(
-                    "UPDATE requests SET completed_at = ?2, status = ?3, error = ?4
-                     WHERE id = ?1 AND completed_at IS NULL",
-                    params![id.0, now_ms(), status.as_str(), error],
-                )
-                .map_err(|e| self.sql(e))?;
-            if n == 1 {
-                return Ok(());
-            }
-            let exists = tx
-                .query_row("SELECT 1 FROM requests WHERE id = ?1", [id.0], |_| Ok(()))
-                .optional()
-                .map_err(|e| self.sql(e))?;
-            let path = self.path.clone();
-            Err(match exists {
-                Some(()) => JournalError::AlreadyCompleted { path, id: id.0 },
-                None => JournalError::UnknownRequest { path, id: id.0 },
-            })
-        })
+        self.finish_request(id, status, error, &[])
     }
 
     fn requests_where(&self, condition: &str, param: Option<i64>) -> Result<Vec<RequestRow>> {
