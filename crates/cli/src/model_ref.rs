@@ -14,8 +14,9 @@ use crate::progress::{bytes_spinner, FetchProgress};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use ipfs_accelerate_ipfs::gateway::GatewayClient;
+use ipfs_accelerate_ipfs::model_cache;
 use ipfs_accelerate_ipfs::registry::{validate_name, Registry};
-use ipfs_accelerate_ipfs::{export_to, parse_cid, Cid, FsBlockstore};
+use ipfs_accelerate_ipfs::{parse_cid, Cid, FsBlockstore};
 use std::path::{Path, PathBuf};
 
 /// The `--model` option and where to find what it names.
@@ -87,28 +88,16 @@ fn from_hub(hf_id: &str, repo: &Path, offline: bool) -> Result<Cid> {
 
 /// Exports `cid` to `<repo>/models/<cid>` (once), fetching what the store lacks.
 fn exported(cid: &Cid, repo: &Path, fetch: &FetchArgs) -> Result<PathBuf> {
-    let cache = repo.join("models");
-    let target = cache.join(cid.to_string());
-    if target.join(".complete").exists() {
-        return Ok(target);
+    if model_cache::is_exported(repo, cid) {
+        return Ok(model_cache::exported_dir(repo, cid));
     }
     let store = FsBlockstore::open(repo)?;
     if ensure_stored(cid, &store, fetch, repo)? {
         // Keep what was downloaded: a fetched model survives `ipfs gc`.
         store.pin(cid).with_context(|| format!("cannot pin {cid}"))?;
     }
-    std::fs::create_dir_all(&cache).with_context(|| format!("cannot create {}", cache.display()))?;
-    // Export beside the target, then rename: a killed export never leaves a
-    // half-written model where a later load would find it.
-    let staging = cache.join(format!(".export-{}-{cid}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    export_to(&store, cid, &staging).with_context(|| format!("cannot export model {cid} from {}", repo.display()))?;
-    std::fs::write(staging.join(".complete"), b"").context("cannot mark the exported model complete")?;
-    if std::fs::rename(&staging, &target).is_err() {
-        // Another process finished the same export first; use its copy.
-        let _ = std::fs::remove_dir_all(&staging);
-    }
-    Ok(target)
+    model_cache::export_model(&store, cid, repo)
+        .with_context(|| format!("cannot export model {cid} from {}", repo.display()))
 }
 
 /// Makes sure the whole DAG under `cid` is in `store`: with gateways

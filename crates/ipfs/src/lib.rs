@@ -35,6 +35,7 @@ pub mod gateway;
 pub mod importer;
 pub mod kubo_rpc;
 pub mod memory;
+pub mod model_cache;
 pub mod registry;
 pub mod unixfs;
 pub mod varint;

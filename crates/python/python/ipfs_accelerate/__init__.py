@@ -1,0 +1,39 @@
+"""ipfs_accelerate: transformer inference on the CPU and in real browsers
+(WebGPU, WebNN), with content-addressed model weights.
+
+Every number returned is measured; ``is_simulation`` is always False.
+Results are recorded in the SQLite results database (``Accelerator.db_path``).
+
+>>> import ipfs_accelerate
+>>> with ipfs_accelerate.get_accelerator() as acc:
+...     vectors = acc.embed("path/to/all-MiniLM-L6-v2", ["hello", "world"])
+"""
+
+from ._native import __version__
+from ._accelerator import Accelerator, accelerate_with_browser, get_accelerator
+from ._bridge import BrowserBridge, create_browser_bridge
+from .errors import (
+    AcceleratorClosedError,
+    BackendUnavailableError,
+    InferenceError,
+    InvalidInputError,
+    IpfsAccelerateError,
+    ModelNotFoundError,
+    UnsupportedModelTypeError,
+)
+
+__all__ = [
+    "__version__",
+    "Accelerator",
+    "get_accelerator",
+    "accelerate_with_browser",
+    "BrowserBridge",
+    "create_browser_bridge",
+    "IpfsAccelerateError",
+    "InvalidInputError",
+    "ModelNotFoundError",
+    "BackendUnavailableError",
+    "UnsupportedModelTypeError",
+    "AcceleratorClosedError",
+    "InferenceError",
+]

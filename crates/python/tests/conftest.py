@@ -1,0 +1,72 @@
+"""Shared fixtures: the real test model, the CLI binary, a fresh accelerator."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+import ipfs_accelerate
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+IN_CI = os.environ.get("CI") in ("true", "1")
+
+
+def _need(what: str) -> None:
+    """Skips outside CI; under CI a missing prerequisite is a failure."""
+    if IN_CI:
+        pytest.fail(f"CI needs {what}")
+    pytest.skip(f"{what} is missing")
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> str:
+    """all-MiniLM-L6-v2 as fetched by scripts/fetch-test-models.sh."""
+    root = os.environ.get("IPFS_ACCELERATE_TEST_MODELS") or os.path.expanduser("~/.cache/ipfs-accelerate/test-models")
+    path = Path(root) / "all-MiniLM-L6-v2"
+    if not (path / "config.json").is_file():
+        _need(f"the test model in {path} (scripts/fetch-test-models.sh)")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def cli() -> str:
+    """The release ipfs-accelerate binary that `cargo test --release` builds."""
+    target = os.environ.get("CARGO_TARGET_DIR") or str(REPO_ROOT / "target")
+    path = Path(target) / "release" / "ipfs-accelerate"
+    if not path.is_file():
+        _need(f"the CLI binary {path} (cargo build --release -p ipfs-accelerate)")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium (WebGPU through SwiftShader)."""
+    path = shutil.which("chromium")
+    if path is None:
+        _need("chromium (apt-get install chromium)")
+    os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
+    return path
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    """A private data dir and block store, so tests never touch the user's."""
+    monkeypatch.setenv("IPFS_ACCELERATE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("IPFS_ACCELERATE_REPO", str(tmp_path / "repo"))
+    return tmp_path
+
+
+@pytest.fixture
+def acc(data_dir):
+    """An accelerator with its journal in the test's directory."""
+    with ipfs_accelerate.get_accelerator(db_path=str(data_dir / "journal.sqlite3")) as a:
+        yield a
+
+
+@pytest.fixture(scope="module")
+def browser_acc(tmp_path_factory, chromium):
+    """One accelerator for a module's browser tests (a browser start costs seconds)."""
+    d = tmp_path_factory.mktemp("browser")
+    with ipfs_accelerate.get_accelerator(db_path=str(d / "journal.sqlite3"), max_connections=2) as a:
+        yield a
