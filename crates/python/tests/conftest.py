@@ -49,6 +49,21 @@ def chromium() -> str:
     return path
 
 
+@pytest.fixture(scope="session")
+def webnn_chromium() -> str:
+    """The Chromium with a WebNN backend from scripts/install-webnn-chromium.sh."""
+    path = os.environ.get("IPFS_ACCELERATE_WEBNN_CHROMIUM")
+    if not path:
+        root = os.environ.get("IPFS_ACCELERATE_WEBNN_CHROMIUM_DIR") or os.path.expanduser(
+            "~/.cache/ipfs-accelerate/webnn-chromium"
+        )
+        path = os.path.join(root, "chromium", "chromium")
+    if not os.path.isfile(path):
+        _need(f"the WebNN chromium {path} (scripts/install-webnn-chromium.sh)")
+    os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
+    return path
+
+
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch):
     """A private data dir and block store, so tests never touch the user's."""

@@ -17,6 +17,14 @@ def test_webgpu_in_chromium_equals_the_cpu(browser_acc, model_dir, chromium):
     np.testing.assert_allclose(r["output"], cpu, atol=1e-4, rtol=0)
 
 
+def test_webnn_in_chromium_equals_the_cpu(browser_acc, model_dir, webnn_chromium):
+    cpu = browser_acc.embed(model_dir, TEXTS, platform="cpu")
+    r = browser_acc.accelerate_with_browser(model_dir, TEXTS, platform="webnn", browser=webnn_chromium)
+    assert r["platform"] == "webnn" and r["is_simulation"] is False and r["browser"]
+    assert r["worker"].endswith("-webnn-1") or r["worker"].endswith("-webnn-0")
+    np.testing.assert_allclose(r["output"], cpu, atol=1e-4, rtol=0)
+
+
 def test_browser_worker_is_reused(browser_acc, model_dir, chromium):
     first = browser_acc.accelerate_with_browser(model_dir, "a", platform="webgpu", browser="chromium")
     second = browser_acc.accelerate_with_browser(model_dir, "b", platform="webgpu", browser="chromium")
