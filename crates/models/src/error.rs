@@ -53,6 +53,17 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A GGUF file is malformed: what is wrong and the byte offset where it
+    /// was found, so a corrupt download can be told from an unsupported file.
+    #[error("{} is not a valid GGUF file: {message} (at byte offset {offset})", .path.display())]
+    Gguf {
+        /// The file (`<memory>` for bytes parsed in memory).
+        path: PathBuf,
+        /// Where in the file the problem was found.
+        offset: u64,
+        /// What is wrong.
+        message: String,
+    },
     /// A weight the architecture needs is absent or has the wrong shape.
     #[error("weight {name}: {message}; the weights do not match config.json")]
     Weight {

@@ -24,6 +24,7 @@ pub mod config;
 mod embedder;
 pub mod engine;
 mod error;
+pub mod gguf;
 mod safetensors_file;
 pub mod sentence_transformers;
 mod shard;
