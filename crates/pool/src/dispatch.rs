@@ -141,7 +141,7 @@ fn run_on(inner: &Inner, mut job: Job, slot: Arc<Slot>, permit: Permit) {
         },
         Err(e) => Err(e.to_string()),
     };
-    job.inferences.push(inference(&job, &slot, latency, result.as_ref().err()));
+    record_inference(inner, &mut job, &slot, latency, result.as_ref().err());
     match result {
         Ok(embeddings) => {
             succeeded(inner, &slot, permit, &job.model_key, latency);
@@ -205,15 +205,15 @@ pub(crate) fn call<T>(slot: &Slot, f: impl FnOnce() -> T) -> (T, Duration) {
 pub(crate) fn succeeded(inner: &Inner, slot: &Slot, permit: Permit, model_key: &str, latency: Duration) {
     permit.success();
     slot.answered.fetch_add(1, Ordering::Relaxed);
+    // A browser started by this request: measure it under its name, and
+    // tell the journal (once: after that its browser is known).
+    if slot.browser_unknown() && slot.refresh_identity().browser.is_some() {
+        inner.register(slot);
+    }
     let alpha = inner.config.latency_smoothing.clamp(0.01, 1.0);
     let ms = latency.as_secs_f64() * 1e3;
-    inner.latency.lock().unwrap_or_else(|p| p.into_inner()).record(
-        model_key,
-        slot.worker.kind(),
-        &slot.browser,
-        ms,
-        alpha,
-    );
+    let family = slot.identity().family;
+    inner.latency.lock().unwrap_or_else(|p| p.into_inner()).record(model_key, slot.worker.kind(), &family, ms, alpha);
 }
 
 /// Journals a model newly loaded on the worker (the health thread catches
@@ -232,13 +232,22 @@ pub(crate) fn failed(inner: &Inner, slot: &Slot, permit: Permit, message: &str) 
     inner.wake_health();
 }
 
+/// Keeps the journal row of one worker call, to be written with the
+/// answer; nothing is kept when the pool has no journal.
+pub(crate) fn record_inference(inner: &Inner, job: &mut Job, slot: &Slot, latency: Duration, error: Option<&String>) {
+    if inner.journal.is_some() {
+        let record = inference(job, slot, latency, error);
+        job.inferences.push(record);
+    }
+}
+
 /// The journal row of one worker call.
-pub(crate) fn inference(job: &Job, slot: &Slot, latency: Duration, error: Option<&String>) -> InferenceRecord {
-    let info = slot.worker.info();
+fn inference(job: &Job, slot: &Slot, latency: Duration, error: Option<&String>) -> InferenceRecord {
+    let identity = slot.identity();
     InferenceRecord {
         worker_id: Some(slot.worker.id().to_string()),
-        browser: info.browser,
-        precision: info.precision,
+        browser: identity.browser,
+        precision: identity.precision,
         latency_ms: latency.as_secs_f64() * 1e3,
         items: job.texts.len() as u64,
         status: if error.is_some() { Outcome::Error } else { Outcome::Ok },
@@ -290,7 +299,8 @@ pub(crate) fn choose(
             continue;
         }
         let in_flight = s.in_flight.load(Ordering::SeqCst);
-        let expected = match latency.expected(model_key, MODEL_TYPE, s.worker.kind(), &s.browser) {
+        let family = &s.identity.read().unwrap_or_else(|p| p.into_inner()).family;
+        let expected = match latency.expected(model_key, MODEL_TYPE, s.worker.kind(), family) {
             Some(ms) => ms,
             // Unmeasured: tried first, but one request at a time until its
             // first answer says what it costs (a browser's first request

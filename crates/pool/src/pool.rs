@@ -14,7 +14,7 @@ use crate::dispatch::{self, Job};
 use crate::journal::{Journal, Outcome, WorkerRecord};
 use crate::latency::{browser_family, LatencyTable, Prior};
 use crate::queue::{BoundedQueue, Busy, Priority};
-use crate::worker::{Worker, WorkerKind};
+use crate::worker::{Worker, WorkerInfo, WorkerKind};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
@@ -221,8 +221,10 @@ pub(crate) const DOWN: u8 = 2;
 pub(crate) struct Slot {
     pub(crate) worker: Arc<dyn Worker>,
     pub(crate) breaker: CircuitBreaker,
-    /// Browser family, for the latency table.
-    pub(crate) browser: String,
+    /// What `info()` last said of its browser and precision: read per
+    /// request (latency table, journal rows) without asking the worker,
+    /// whose `info()` clones a whole capability report.
+    pub(crate) identity: RwLock<Identity>,
     pub(crate) health: AtomicU8,
     pub(crate) in_flight: AtomicUsize,
     pub(crate) answered: AtomicUsize,
@@ -239,17 +241,54 @@ pub(crate) struct Slot {
     pub(crate) journal_state: Mutex<String>,
 }
 
+/// A worker's browser and precision, cached in its slot.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Identity {
+    /// The browser and its version, for browser workers that have started.
+    pub(crate) browser: Option<String>,
+    /// [`browser_family`] of `browser`: the latency table's key.
+    pub(crate) family: String,
+    /// The precision it runs at.
+    pub(crate) precision: String,
+}
+
+impl Identity {
+    fn of(info: &WorkerInfo) -> Identity {
+        Identity {
+            browser: info.browser.clone(),
+            family: browser_family(info.browser.as_deref()),
+            precision: info.precision.clone(),
+        }
+    }
+}
+
 impl Slot {
+    pub(crate) fn identity(&self) -> Identity {
+        self.identity.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Asks the worker what it is now (its browser may have started since).
+    pub(crate) fn refresh_identity(&self) -> WorkerInfo {
+        let info = self.worker.info();
+        *self.identity.write().unwrap_or_else(|p| p.into_inner()) = Identity::of(&info);
+        info
+    }
+
+    /// Whether a browser worker's browser is still unknown: it started
+    /// lazily, after the slot last asked.
+    pub(crate) fn browser_unknown(&self) -> bool {
+        self.worker.kind().is_browser() && self.identity.read().unwrap_or_else(|p| p.into_inner()).browser.is_none()
+    }
+
     pub(crate) fn health(&self) -> Health {
         Health::from_u8(self.health.load(Ordering::SeqCst))
     }
 
     pub(crate) fn status(&self) -> WorkerStatus {
-        let info = self.worker.info();
         WorkerStatus {
             id: self.worker.id().to_string(),
             kind: self.worker.kind(),
-            browser: info.browser,
+            browser: self.identity().browser,
             health: self.health(),
             warm: self.worker.is_warm(),
             in_flight: self.in_flight.load(Ordering::Relaxed),
@@ -304,10 +343,11 @@ impl Inner {
         }
     }
 
-    /// Registers (or re-registers) a worker in the journal with its state.
+    /// Registers (or re-registers) a worker in the journal with its state,
+    /// refreshing what the slot knows of its browser and precision.
     pub(crate) fn register(&self, slot: &Slot) {
+        let info = slot.refresh_identity();
         let status = slot.status();
-        let info = slot.worker.info();
         let record = WorkerRecord {
             id: status.id.clone(),
             kind: status.kind.as_str().to_string(),
@@ -388,10 +428,9 @@ impl Pool {
     /// Adds a worker (replacing one with the same id) and registers it in
     /// the journal.
     pub fn add_worker(&self, worker: Arc<dyn Worker>) {
-        let browser = browser_family(worker.info().browser.as_deref());
         let slot = Arc::new(Slot {
             breaker: CircuitBreaker::new(self.inner.config.circuit.clone(), self.inner.clock.clone()),
-            browser,
+            identity: RwLock::default(),
             worker,
             health: AtomicU8::new(READY),
             in_flight: AtomicUsize::new(0),

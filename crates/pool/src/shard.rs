@@ -7,7 +7,7 @@
 //! on another worker and the request goes on from the activations it
 //! already has: finished stages are not run again.
 
-use crate::dispatch::{call, choose, failed, garbage, inference, note_placement, succeeded, Choice, Job};
+use crate::dispatch::{call, choose, failed, garbage, note_placement, record_inference, succeeded, Choice, Job};
 use crate::pool::{Answer, Inner, PoolError};
 use ipfs_accelerate_models::config::ModelConfig;
 use ipfs_accelerate_models::{split_layers, LayerRange, StageOutput};
@@ -118,7 +118,7 @@ fn run_stage(
             Ok(output) => Ok(output),
             Err(e) => Err(e.to_string()),
         };
-        job.inferences.push(inference(job, &slot, took, result.as_ref().err()));
+        record_inference(inner, job, &slot, took, result.as_ref().err());
         match result {
             Ok(output) => {
                 succeeded(inner, &slot, permit, &stage_key(&job.model_key, ranges.len(), range), took);

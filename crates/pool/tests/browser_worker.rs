@@ -310,4 +310,11 @@ fn a_model_sharded_over_two_browsers_equals_the_unsharded_cpu_model() {
     let again = pool.submit_sharded(&dir, texts, 2, Priority::Normal).unwrap().wait().unwrap();
     assert_eq!(again.stages, answer.stages);
     assert_close(&again.embeddings, &want, "the second sharded run");
+    // The browsers started lazily, with these requests: the pool learned
+    // their names then, and measured them under the browser's family.
+    for status in pool.status() {
+        assert!(status.browser.as_deref().is_some_and(|b| b.starts_with("chromium")), "{status:?}");
+    }
+    let latencies = pool.latencies();
+    assert!(!latencies.is_empty() && latencies.iter().all(|l| l.browser == "chromium"), "{latencies:?}");
 }
