@@ -9,6 +9,7 @@
 
 use crate::dispatch::{call, choose, failed, garbage, note_placement, record_inference, succeeded, Choice, Job};
 use crate::pool::{Answer, Inner, PoolError};
+use crate::worker::WorkerKind;
 use ipfs_accelerate_models::config::ModelConfig;
 use ipfs_accelerate_models::{split_layers, LayerRange, StageOutput};
 use ipfs_accelerate_tensor::Tensor;
@@ -36,7 +37,7 @@ pub(crate) fn handle(inner: &Inner, mut job: Job) {
     let mut calls = 0;
     for (index, &range) in ranges.iter().enumerate() {
         match run_stage(inner, &mut job, &ranges, index, range, hidden.as_ref()) {
-            Ok((worker, output, took)) => {
+            Ok((worker, kind, output, took)) => {
                 calls += 1 + job.tried.len();
                 job.tried.clear();
                 latency += took;
@@ -44,12 +45,6 @@ pub(crate) fn handle(inner: &Inner, mut job: Job) {
                 match output {
                     StageOutput::Hidden(t) => hidden = Some(t),
                     StageOutput::Embeddings(embeddings) => {
-                        let kind = inner
-                            .slots()
-                            .iter()
-                            .find(|s| s.worker.id() == worker)
-                            .map(|s| s.worker.kind())
-                            .unwrap_or(crate::WorkerKind::Remote);
                         let answer = Answer { embeddings, worker, kind, latency, attempts: calls, stages };
                         return job.answer(inner, Ok(answer));
                     }
@@ -67,7 +62,7 @@ pub(crate) fn handle(inner: &Inner, mut job: Job) {
 }
 
 /// Runs stage `index` on the best worker, moving it to another one when
-/// that fails; returns the worker's id, its output and its latency.
+/// that fails; returns the worker's id and kind, its output and its latency.
 fn run_stage(
     inner: &Inner,
     job: &mut Job,
@@ -75,7 +70,7 @@ fn run_stage(
     index: usize,
     range: LayerRange,
     hidden: Option<&Tensor>,
-) -> Result<(String, StageOutput, Duration), PoolError> {
+) -> Result<(String, WorkerKind, StageOutput, Duration), PoolError> {
     let key = (job.model.clone(), ranges.len(), index);
     let last = index + 1 == ranges.len();
     loop {
@@ -108,13 +103,13 @@ fn run_stage(
         let result = match result {
             Ok(StageOutput::Hidden(_)) if last => Err("the last stage returned activations, not embeddings".into()),
             Ok(StageOutput::Embeddings(_)) if !last => Err("a middle stage returned embeddings".into()),
-            Ok(StageOutput::Embeddings(v)) if garbage(&v, job.texts.len()).is_some() => {
-                slot.needs_recovery.store(true, std::sync::atomic::Ordering::SeqCst);
-                Err(format!(
-                    "garbage ({}); the worker will be restarted",
-                    garbage(&v, job.texts.len()).unwrap_or_default()
-                ))
-            }
+            Ok(StageOutput::Embeddings(v)) => match garbage(&v, job.texts.len()) {
+                None => Ok(StageOutput::Embeddings(v)),
+                Some(what) => {
+                    slot.needs_recovery.store(true, std::sync::atomic::Ordering::SeqCst);
+                    Err(format!("garbage ({what}); the worker will be restarted"))
+                }
+            },
             Ok(output) => Ok(output),
             Err(e) => Err(e.to_string()),
         };
@@ -125,7 +120,7 @@ fn run_stage(
                 note_placement(inner, &slot, &job.model);
                 let worker = slot.worker.id().to_string();
                 inner.stage_placement.lock().unwrap_or_else(|p| p.into_inner()).insert(key, worker.clone());
-                return Ok((worker, output, took));
+                return Ok((worker, slot.worker.kind(), output, took));
             }
             Err(message) => {
                 let message = format!("stage {} (layers {}..{}): {message}", index + 1, range.start, range.end);

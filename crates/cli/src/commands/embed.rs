@@ -69,10 +69,7 @@ pub fn run(args: EmbedArgs) -> Result<()> {
         model.backend_description(),
         latency_ms
     );
-    for (text, v) in texts.iter().zip(&embeddings) {
-        let head: Vec<String> = v.iter().take(6).map(|x| format!("{x:+.4}")).collect();
-        println!("[{}, ...]  {}", head.join(", "), shorten(text, 60));
-    }
+    print_heads(&texts, &embeddings);
     Ok(())
 }
 
@@ -131,11 +128,16 @@ fn run_pool(args: &EmbedArgs, config: &std::path::Path, texts: Vec<String>) -> R
         workers.join(", "),
         latency_ms
     );
-    for (text, v) in texts.iter().zip(&embeddings) {
+    print_heads(&texts, &embeddings);
+    Ok(())
+}
+
+/// One line per text: the first values of its vector, then the text, shortened.
+fn print_heads(texts: &[String], embeddings: &[Vec<f32>]) {
+    for (text, v) in texts.iter().zip(embeddings) {
         let head: Vec<String> = v.iter().take(6).map(|x| format!("{x:+.4}")).collect();
         println!("[{}, ...]  {}", head.join(", "), shorten(text, 60));
     }
-    Ok(())
 }
 
 /// `text` cut to `max` characters with an ellipsis.

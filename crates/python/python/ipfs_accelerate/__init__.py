@@ -12,6 +12,7 @@ Results are recorded in the SQLite results database (``Accelerator.db_path``).
 from ._native import __version__
 from ._accelerator import Accelerator, accelerate_with_browser, get_accelerator
 from ._bridge import BrowserBridge, create_browser_bridge
+from . import errors
 from .errors import (
     AcceleratorClosedError,
     BackendUnavailableError,
@@ -29,11 +30,6 @@ __all__ = [
     "accelerate_with_browser",
     "BrowserBridge",
     "create_browser_bridge",
-    "IpfsAccelerateError",
-    "InvalidInputError",
-    "ModelNotFoundError",
-    "BackendUnavailableError",
-    "UnsupportedModelTypeError",
-    "AcceleratorClosedError",
-    "InferenceError",
+    # The exception classes, as errors.py lists them.
+    *errors.__all__,
 ]
