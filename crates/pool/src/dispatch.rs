@@ -128,7 +128,7 @@ pub(crate) fn wait_or_time_out(inner: &Inner, job: Job, reason: String) {
 
 fn run_on(inner: &Inner, mut job: Job, slot: Arc<Slot>, permit: Permit) {
     let texts: Vec<&str> = job.texts.iter().map(String::as_str).collect();
-    let (result, latency) = call(&slot, || slot.worker.embed(&job.model, &texts));
+    let (result, latency) = call(inner, &slot, || slot.worker.embed(&job.model, &texts));
     let result = match result {
         Ok(v) => match garbage(&v, job.texts.len()) {
             None => Ok(v),
@@ -192,12 +192,17 @@ pub(crate) fn garbage(vectors: &[Vec<f32>], texts: usize) -> Option<String> {
 }
 
 /// Runs `f` on `slot`, counting it in flight, and times it.
-pub(crate) fn call<T>(slot: &Slot, f: impl FnOnce() -> T) -> (T, Duration) {
+pub(crate) fn call<T>(inner: &Inner, slot: &Slot, f: impl FnOnce() -> T) -> (T, Duration) {
     slot.in_flight.fetch_add(1, Ordering::SeqCst);
     let start = Instant::now();
     let result = f();
     let latency = start.elapsed();
     slot.in_flight.fetch_sub(1, Ordering::SeqCst);
+    // A browser this call started: its journal row and latency go under its
+    // name, and the journal learns it (once: after that it is known).
+    if slot.browser_unknown() && slot.refresh_identity().browser.is_some() {
+        inner.register(slot);
+    }
     (result, latency)
 }
 
@@ -205,11 +210,6 @@ pub(crate) fn call<T>(slot: &Slot, f: impl FnOnce() -> T) -> (T, Duration) {
 pub(crate) fn succeeded(inner: &Inner, slot: &Slot, permit: Permit, model_key: &str, latency: Duration) {
     permit.success();
     slot.answered.fetch_add(1, Ordering::Relaxed);
-    // A browser started by this request: measure it under its name, and
-    // tell the journal (once: after that its browser is known).
-    if slot.browser_unknown() && slot.refresh_identity().browser.is_some() {
-        inner.register(slot);
-    }
     let alpha = inner.config.latency_smoothing.clamp(0.01, 1.0);
     let ms = latency.as_secs_f64() * 1e3;
     let family = slot.identity().family;

@@ -99,7 +99,7 @@ fn run_stage(
             }
         };
         let texts: Vec<&str> = job.texts.iter().map(String::as_str).collect();
-        let (result, took) = call(&slot, || slot.worker.embed_stage(&job.model, &texts, range, hidden));
+        let (result, took) = call(inner, &slot, || slot.worker.embed_stage(&job.model, &texts, range, hidden));
         let result = match result {
             Ok(StageOutput::Hidden(_)) if last => Err("the last stage returned activations, not embeddings".into()),
             Ok(StageOutput::Embeddings(_)) if !last => Err("a middle stage returned embeddings".into()),

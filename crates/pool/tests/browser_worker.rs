@@ -296,7 +296,9 @@ fn a_model_sharded_over_two_browsers_equals_the_unsharded_cpu_model() {
     use ipfs_accelerate_pool::queue::Priority;
     use ipfs_accelerate_pool::{Pool, PoolConfig};
     let want = LocalWorker::cpu("cpu").embed(&dir, &TEXTS).unwrap();
-    let pool = Pool::new(PoolConfig { dispatchers: 1, ..PoolConfig::default() });
+    let scratch = tempfile::tempdir().unwrap();
+    let journal = Arc::new(ipfs_accelerate_pool::journal::Journal::open(scratch.path().join("j.sqlite3")).unwrap());
+    let pool = Pool::with_journal(PoolConfig { dispatchers: 1, ..PoolConfig::default() }, journal.clone());
     let (a, b) = (Arc::new(browser_worker("browser-a", &chromium)), Arc::new(browser_worker("browser-b", &chromium)));
     pool.add_worker(a.clone());
     pool.add_worker(b.clone());
@@ -317,4 +319,9 @@ fn a_model_sharded_over_two_browsers_equals_the_unsharded_cpu_model() {
     }
     let latencies = pool.latencies();
     assert!(!latencies.is_empty() && latencies.iter().all(|l| l.browser == "chromium"), "{latencies:?}");
+    // Journal rows name the browser from the very first call, the one that
+    // started it.
+    let rows = journal.inferences(&Default::default()).unwrap();
+    assert_eq!(rows.len(), 4, "2 requests x 2 stages");
+    assert!(rows.iter().all(|r| r.record.browser.as_deref().is_some_and(|b| b.starts_with("chromium"))), "{rows:?}");
 }
