@@ -25,6 +25,7 @@ mod embedder;
 pub mod engine;
 mod error;
 pub mod gguf;
+pub mod llm;
 mod safetensors_file;
 pub mod sentence_transformers;
 mod shard;
