@@ -30,6 +30,7 @@ pub mod cpu;
 mod dtype;
 mod error;
 pub mod graph;
+pub mod quant;
 pub mod shape;
 mod tensor;
 

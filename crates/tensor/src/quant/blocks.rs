@@ -1,0 +1,135 @@
+//! GGML block layouts and the scalar dequantizer of one row.
+//!
+//! Every value is computed exactly as ggml's `dequantize_row_*` (and gguf-py,
+//! which transformers uses) computes it, in f32 with scales read from f16, so
+//! a weight dequantized here is bit-identical to the one transformers sees.
+
+use super::QuantType;
+use half::f16;
+
+/// Values per block of the 32-wide formats (Q8_0, Q4_0, Q4_1).
+pub(crate) const QK: usize = 32;
+/// Values per K-quant super-block (Q4_K, Q6_K).
+pub(crate) const QK_K: usize = 256;
+
+/// The f16 stored little-endian at `b[i..i + 2]`, as f32.
+#[inline(always)]
+pub(crate) fn f16_at(b: &[u8], i: usize) -> f32 {
+    f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
+}
+
+/// The 6-bit scale and min of sub-block `j` (0..8) of a Q4_K super-block,
+/// unpacked from its 12 packed scale bytes (ggml's `get_scale_min_k4`).
+#[inline(always)]
+pub(crate) fn q4k_scale_min(j: usize, s: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (s[j] & 63, s[j + 4] & 63)
+    } else {
+        ((s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4), (s[j + 4] >> 4) | ((s[j] >> 6) << 4))
+    }
+}
+
+/// Dequantizes one Q4_K super-block (144 bytes: f16 d, f16 dmin, 12 scale
+/// bytes, 128 nibble bytes) into 256 values.
+///
+/// Each 64-value group uses 32 bytes: low nibbles are its first 32 values,
+/// high nibbles the next 32; value = (d*scale)*q - dmin*min.
+pub(crate) fn dequant_q4k_block(b: &[u8], out: &mut [f32]) {
+    let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
+    let scales = &b[4..16];
+    let qs = &b[16..144];
+    for g in 0..4 {
+        let q = &qs[g * 32..g * 32 + 32];
+        let (s1, m1) = q4k_scale_min(2 * g, scales);
+        let (s2, m2) = q4k_scale_min(2 * g + 1, scales);
+        let (d1, m1) = (d * f32::from(s1), dmin * f32::from(m1));
+        let (d2, m2) = (d * f32::from(s2), dmin * f32::from(m2));
+        let o = &mut out[g * 64..g * 64 + 64];
+        for l in 0..32 {
+            o[l] = d1 * f32::from(q[l] & 0x0f) - m1;
+            o[l + 32] = d2 * f32::from(q[l] >> 4) - m2;
+        }
+    }
+}
+
+/// Dequantizes one Q6_K super-block (210 bytes: 128 bytes low nibbles `ql`,
+/// 64 bytes high 2-bit pairs `qh`, 16 signed scales, f16 d) into 256 values.
+///
+/// Each 128-value half uses 64 `ql`, 32 `qh` and 8 scales; value =
+/// (d*scale)*(q - 32) with q the 6-bit integer.
+pub(crate) fn dequant_q6k_block(b: &[u8], out: &mut [f32]) {
+    let d = f16_at(b, 208);
+    for h in 0..2 {
+        let ql = &b[h * 64..h * 64 + 64];
+        let qh = &b[128 + h * 32..128 + h * 32 + 32];
+        let sc = &b[192 + h * 8..192 + h * 8 + 8];
+        let o = &mut out[h * 128..h * 128 + 128];
+        for l in 0..32 {
+            let is = l / 16;
+            let q1 = ((ql[l] & 0x0f) | ((qh[l] & 3) << 4)) as i32 - 32;
+            let q2 = ((ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4)) as i32 - 32;
+            let q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i32 - 32;
+            let q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i32 - 32;
+            let s = |k: usize| d * f32::from(sc[is + k] as i8);
+            o[l] = s(0) * q1 as f32;
+            o[l + 32] = s(2) * q2 as f32;
+            o[l + 64] = s(4) * q3 as f32;
+            o[l + 96] = s(6) * q4 as f32;
+        }
+    }
+}
+
+/// Dequantizes one block of `dtype` (`dtype.block_bytes()` bytes) into
+/// `dtype.block_size()` values.
+pub(crate) fn dequant_block(dtype: QuantType, b: &[u8], out: &mut [f32]) {
+    match dtype {
+        QuantType::F32 => out[0] = f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        QuantType::F16 => out[0] = f16_at(b, 0),
+        QuantType::Q8_0 => {
+            let d = f16_at(b, 0);
+            for (o, &q) in out.iter_mut().zip(&b[2..34]) {
+                *o = f32::from(q as i8) * d;
+            }
+        }
+        QuantType::Q4_0 => {
+            let d = f16_at(b, 0);
+            // Low nibbles are values 0..16 of the block, high nibbles 16..32.
+            for (l, &q) in b[2..18].iter().enumerate() {
+                out[l] = (f32::from(q & 0x0f) - 8.0) * d;
+                out[l + 16] = (f32::from(q >> 4) - 8.0) * d;
+            }
+        }
+        QuantType::Q4_1 => {
+            let (d, m) = (f16_at(b, 0), f16_at(b, 2));
+            for (l, &q) in b[4..20].iter().enumerate() {
+                out[l] = f32::from(q & 0x0f) * d + m;
+                out[l + 16] = f32::from(q >> 4) * d + m;
+            }
+        }
+        QuantType::Q4K => dequant_q4k_block(b, out),
+        QuantType::Q6K => dequant_q6k_block(b, out),
+    }
+}
+
+/// Dequantizes a whole row (`row.len()` a multiple of the block bytes) into `out`.
+pub(crate) fn dequant_row(dtype: QuantType, row: &[u8], out: &mut [f32]) {
+    match dtype {
+        // Whole-row fast paths: these types have one value per "block".
+        QuantType::F32 => {
+            for (o, b) in out.iter_mut().zip(row.chunks_exact(4)) {
+                *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            }
+        }
+        QuantType::F16 => {
+            for (o, b) in out.iter_mut().zip(row.chunks_exact(2)) {
+                *o = f16::from_le_bytes([b[0], b[1]]).to_f32();
+            }
+        }
+        _ => {
+            let (bs, bb) = (dtype.block_size(), dtype.block_bytes());
+            for (o, b) in out.chunks_exact_mut(bs).zip(row.chunks_exact(bb)) {
+                dequant_block(dtype, b, o);
+            }
+        }
+    }
+}
