@@ -234,6 +234,14 @@ impl GgufFile {
         Ok(&self.bytes[start..start + info.n_bytes as usize])
     }
 
+    /// The stored bytes of tensor `name` (still quantized) as a shared slice
+    /// of the mapping: no copy, and it keeps the mapping alive.
+    pub fn tensor_data(&self, name: &str) -> Result<Bytes> {
+        let info = self.require(name)?;
+        let start = (self.data_start + info.offset) as usize;
+        Ok(self.bytes.slice(start..start + info.n_bytes as usize))
+    }
+
     /// Tensor `name` dequantized to f32, in storage order (`dims[0]` fastest).
     pub fn tensor_f32(&self, name: &str) -> Result<Vec<f32>> {
         let info = self.require(name)?;
