@@ -1,0 +1,111 @@
+//! A tiny random GPT-2 against transformers' `GPT2LMHeadModel` (goldens by
+//! `scripts/make-tiny-gpt2-goldens.py`). The weights are regenerated here
+//! from the seeds in the golden and written as safetensors with the golden's
+//! `config.json`, so the whole Hugging Face loading path runs; none are
+//! committed.
+
+use ipfs_accelerate_models::llm::generate::{generate_tokens, GenerationOptions};
+use ipfs_accelerate_models::llm::model::{LoadedDecoder, ModelSource};
+use ipfs_accelerate_models::llm::weights::WeightBits;
+use serde::Deserialize;
+use std::ops::ControlFlow;
+
+#[derive(Deserialize)]
+struct TensorSpec {
+    name: String,
+    shape: Vec<usize>,
+    seed: u32,
+    scale: f64,
+    layer_norm_weight: bool,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    input_ids: Vec<u32>,
+    last_logits: Vec<f32>,
+    greedy_new_token_ids: Vec<u32>,
+}
+
+#[derive(Deserialize)]
+struct Golden {
+    config: serde_json::Value,
+    tensors: Vec<TensorSpec>,
+    cases: Vec<Case>,
+}
+
+/// The generator of the golden scripts, value for value.
+fn lcg_values(spec: &TensorSpec) -> Vec<u8> {
+    let n: usize = spec.shape.iter().product();
+    let mut x = spec.seed;
+    let mut bytes = Vec::with_capacity(n * 4);
+    for _ in 0..n {
+        x = x.wrapping_mul(1664525).wrapping_add(1013904223);
+        let mut v = ((x >> 8) as f64 / (1u64 << 24) as f64 - 0.5) * 2.0 * spec.scale;
+        if spec.layer_norm_weight {
+            v = 1.0 + v * 0.2;
+        }
+        bytes.extend_from_slice(&(v as f32).to_le_bytes());
+    }
+    bytes
+}
+
+/// Writes the model into a temporary directory and loads it at `bits`.
+fn load(g: &Golden, bits: WeightBits) -> (tempfile::TempDir, LoadedDecoder) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.json"), g.config.to_string()).unwrap();
+    let data: Vec<(String, Vec<u8>, Vec<usize>)> =
+        g.tensors.iter().map(|t| (t.name.clone(), lcg_values(t), t.shape.clone())).collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = data
+        .iter()
+        .map(|(n, d, s)| {
+            (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d).unwrap())
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, &dir.path().join("model.safetensors")).unwrap();
+    let model = LoadedDecoder::open(&ModelSource::locate(dir.path()).unwrap(), bits).unwrap();
+    (dir, model)
+}
+
+fn golden() -> Golden {
+    serde_json::from_str(include_str!("goldens/tiny-gpt2.json")).unwrap()
+}
+
+#[test]
+fn logits_and_greedy_tokens_equal_transformers() {
+    let g = golden();
+    let (_dir, model) = load(&g, WeightBits::AsStored);
+    for case in &g.cases {
+        let logits = model.sequence(case.input_ids.len()).unwrap().feed(&case.input_ids).unwrap();
+        let worst = logits.iter().zip(&case.last_logits).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "{:?}: logits differ from transformers by {worst}", case.input_ids);
+
+        let options = GenerationOptions { max_tokens: case.greedy_new_token_ids.len(), ..GenerationOptions::default() };
+        let out = generate_tokens(&model, &case.input_ids, &options, &mut |_| ControlFlow::Continue(())).unwrap();
+        assert_eq!(out.token_ids, case.greedy_new_token_ids, "{:?}", case.input_ids);
+    }
+}
+
+#[test]
+fn float16_weights_stay_close_to_float32() {
+    let g = golden();
+    let (_dir, model) = load(&g, WeightBits::Sixteen);
+    for case in &g.cases {
+        let logits = model.sequence(case.input_ids.len()).unwrap().feed(&case.input_ids).unwrap();
+        let worst = logits.iter().zip(&case.last_logits).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 2e-2, "{:?}: float16 logits differ by {worst}", case.input_ids);
+    }
+}
+
+#[test]
+fn positions_beyond_the_context_are_refused() {
+    let g = golden();
+    let (_dir, model) = load(&g, WeightBits::AsStored);
+    let context = model.config().context_length;
+    assert_eq!(context, 64);
+    let e = model.sequence(65).err().unwrap().to_string();
+    assert!(e.contains("exceed the model's context of 64"), "{e}");
+    // A generation that would run past the context stops at its end.
+    let options = GenerationOptions { max_tokens: 100, ..GenerationOptions::default() };
+    let out = generate_tokens(&model, &[1; 60], &options, &mut |_| ControlFlow::Continue(())).unwrap();
+    assert_eq!(out.token_ids.len(), 4);
+}
