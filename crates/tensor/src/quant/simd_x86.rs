@@ -1,16 +1,310 @@
-//! x86_64 SIMD kernels (AVX2 + FMA + F16C; AVX-512 VNNI for 8-bit dots),
-//! chosen at run time.
+//! x86_64 SIMD kernels, chosen at run time: AVX2 + FMA + F16C for f32
+//! activations, and for 8-bit activations AVX2 `maddubs` or, where the CPU
+//! has it, AVX-512 VNNI `dpbusd` on 256-bit vectors.
+//!
+//! Every kernel computes what its scalar twin in `scalar.rs` / `q8act.rs`
+//! computes, with the same per-block factoring; only the order of additions
+//! differs (8 lanes, then a horizontal sum).
 
-use super::q8act::RowDotQ8;
-use super::scalar::RowDot;
+use super::blocks::QK;
+use super::q8act::{Q8Act, RowDotQ8};
+use super::scalar::{kquant_row, RowDot};
 use super::QuantType;
+use std::arch::x86_64::*;
+use std::sync::OnceLock;
+
+/// What this CPU supports, detected once.
+#[derive(Clone, Copy)]
+struct Features {
+    /// AVX2, FMA and F16C: the f32-activation kernels and `maddubs`.
+    avx2: bool,
+    /// AVX-512 VNNI with VL: `dpbusd` on 256-bit vectors.
+    vnni: bool,
+}
+
+fn features() -> Features {
+    static F: OnceLock<Features> = OnceLock::new();
+    *F.get_or_init(|| {
+        let avx2 =
+            is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c");
+        let vnni = avx2 && is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl");
+        Features { avx2, vnni }
+    })
+}
 
 /// The SIMD f32-activation kernel for `dtype`, if this CPU has one.
-pub(crate) fn row_dot(_dtype: QuantType) -> Option<RowDot> {
-    None
+pub(crate) fn row_dot(dtype: QuantType) -> Option<RowDot> {
+    if !features().avx2 {
+        return None;
+    }
+    // SAFETY (all wrappers below): they are returned only here, after AVX2,
+    // FMA and F16C were detected, and the row driver passes whole rows with
+    // `x.len() == cols` (each kernel re-checks the lengths it reads).
+    Some(match dtype {
+        QuantType::F32 => |r, x, _| unsafe { f32_row(r, x) },
+        QuantType::F16 => |r, x, _| unsafe { f16_row(r, x) },
+        QuantType::Q8_0 => |r, x, _| unsafe { q8_0_row(r, x) },
+        QuantType::Q4_0 => |r, x, _| unsafe { q4_row::<false>(r, x, &[]) },
+        QuantType::Q4_1 => |r, x, xs| unsafe { q4_row::<true>(r, x, xs) },
+        QuantType::Q4K => |r, x, _| kquant_row(QuantType::Q4K, r, x, |a, b| unsafe { dot_f32(a, b) }),
+        QuantType::Q6K => |r, x, _| kquant_row(QuantType::Q6K, r, x, |a, b| unsafe { dot_f32(a, b) }),
+    })
 }
 
 /// The SIMD 8-bit-activation kernel for `dtype`, if this CPU has one.
-pub(crate) fn row_dot_q8(_dtype: QuantType) -> Option<RowDotQ8> {
-    None
+pub(crate) fn row_dot_q8(dtype: QuantType) -> Option<RowDotQ8> {
+    let f = features();
+    if !f.avx2 {
+        return None;
+    }
+    // SAFETY: as in `row_dot`; the VNNI kernels only after VNNI was detected.
+    Some(match (dtype, f.vnni) {
+        (QuantType::Q8_0, false) => |r, a| unsafe { q8_0_q8(r, a) },
+        (QuantType::Q8_0, true) => |r, a| unsafe { q8_0_q8_vnni(r, a) },
+        (QuantType::Q4_0, false) => |r, a| unsafe { q4_q8::<false>(r, a) },
+        (QuantType::Q4_0, true) => |r, a| unsafe { q4_q8_vnni::<false>(r, a) },
+        (QuantType::Q4_1, false) => |r, a| unsafe { q4_q8::<true>(r, a) },
+        (QuantType::Q4_1, true) => |r, a| unsafe { q4_q8_vnni::<true>(r, a) },
+        _ => return None,
+    })
+}
+
+/// Sum of the 8 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+}
+
+/// The little-endian f16 at `p`, broadcast to 8 f32 lanes.
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn f16_splat(p: *const u8) -> __m256 {
+    _mm256_cvtph_ps(_mm_set1_epi16(p.cast::<i16>().read_unaligned()))
+}
+
+/// The little-endian f16 at `p` as a scalar.
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn f16_scalar(p: *const u8) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(p.cast::<u16>().read_unaligned()))))
+}
+
+/// f32 dot product, 4 independent accumulators of 8 lanes.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 32 <= n {
+        for (k, s) in acc.iter_mut().enumerate() {
+            *s = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 8 * k)), _mm256_loadu_ps(pb.add(i + 8 * k)), *s);
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc[0]);
+        i += 8;
+    }
+    let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    hsum(v) + a[i..n].iter().zip(&b[i..n]).map(|(p, q)| p * q).sum::<f32>()
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn f32_row(row: &[u8], x: &[f32]) -> f32 {
+    let n = (row.len() / 4).min(x.len());
+    // The row may sit at any byte offset of the file, so read it unaligned.
+    let (pw, px) = (row.as_ptr().cast::<f32>(), x.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 32 <= n {
+        for (k, s) in acc.iter_mut().enumerate() {
+            *s = _mm256_fmadd_ps(_mm256_loadu_ps(pw.add(i + 8 * k)), _mm256_loadu_ps(px.add(i + 8 * k)), *s);
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(pw.add(i)), _mm256_loadu_ps(px.add(i)), acc[0]);
+        i += 8;
+    }
+    let mut tail = 0.0;
+    while i < n {
+        tail += pw.add(i).read_unaligned() * x[i];
+        i += 1;
+    }
+    hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]))) + tail
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f16_row(row: &[u8], x: &[f32]) -> f32 {
+    let n = (row.len() / 2).min(x.len());
+    let (pw, px) = (row.as_ptr(), x.as_ptr());
+    let w8 = |i: usize| _mm256_cvtph_ps(_mm_loadu_si128(pw.add(2 * i).cast()));
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 32 <= n {
+        for (k, s) in acc.iter_mut().enumerate() {
+            *s = _mm256_fmadd_ps(w8(i + 8 * k), _mm256_loadu_ps(px.add(i + 8 * k)), *s);
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        acc[0] = _mm256_fmadd_ps(w8(i), _mm256_loadu_ps(px.add(i)), acc[0]);
+        i += 8;
+    }
+    let mut tail = 0.0;
+    while i < n {
+        tail += f16_scalar(pw.add(2 * i)) * x[i];
+        i += 1;
+    }
+    hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]))) + tail
+}
+
+/// 8 signed bytes at `p` as 8 f32.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn i8x8_ps(p: *const u8) -> __m256 {
+    _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p.cast())))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_0_row(row: &[u8], x: &[f32]) -> f32 {
+    let nb = row.len() / 34;
+    assert!(x.len() >= nb * QK);
+    let (pw, px) = (row.as_ptr(), x.as_ptr());
+    let mut total = _mm256_setzero_ps();
+    for b in 0..nb {
+        let (w, xb) = (pw.add(34 * b), px.add(QK * b));
+        let mut s0 = _mm256_mul_ps(i8x8_ps(w.add(2)), _mm256_loadu_ps(xb));
+        let mut s1 = _mm256_mul_ps(i8x8_ps(w.add(10)), _mm256_loadu_ps(xb.add(8)));
+        s0 = _mm256_fmadd_ps(i8x8_ps(w.add(18)), _mm256_loadu_ps(xb.add(16)), s0);
+        s1 = _mm256_fmadd_ps(i8x8_ps(w.add(26)), _mm256_loadu_ps(xb.add(24)), s1);
+        total = _mm256_fmadd_ps(_mm256_add_ps(s0, s1), f16_splat(w), total);
+    }
+    hsum(total)
+}
+
+/// Q4_0 (`MIN = false`: d·(q − 8)) and Q4_1 (`MIN = true`: d·q + m, the min
+/// applied as m · xs[block]).
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_row<const MIN: bool>(row: &[u8], x: &[f32], xs: &[f32]) -> f32 {
+    let bb = if MIN { 20 } else { 18 };
+    let nb = row.len() / bb;
+    assert!(x.len() >= nb * QK && (!MIN || xs.len() >= nb));
+    let (pw, px) = (row.as_ptr(), x.as_ptr());
+    let mask = _mm_set1_epi8(0x0f);
+    let eight = _mm_set1_epi8(8);
+    let cvt = |v: __m128i| {
+        if MIN {
+            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v))
+        } else {
+            _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v))
+        }
+    };
+    let mut total = _mm256_setzero_ps();
+    let mut mins = 0.0f32;
+    for b in 0..nb {
+        let (w, xb) = (pw.add(bb * b), px.add(QK * b));
+        let v = _mm_loadu_si128(w.add(bb - 16).cast());
+        // Low nibbles are values 0..16 of the block, high nibbles 16..32.
+        let mut lo = _mm_and_si128(v, mask);
+        let mut hi = _mm_and_si128(_mm_srli_epi16::<4>(v), mask);
+        if !MIN {
+            lo = _mm_sub_epi8(lo, eight);
+            hi = _mm_sub_epi8(hi, eight);
+        }
+        let mut s0 = _mm256_mul_ps(cvt(lo), _mm256_loadu_ps(xb));
+        let mut s1 = _mm256_mul_ps(cvt(_mm_srli_si128::<8>(lo)), _mm256_loadu_ps(xb.add(8)));
+        s0 = _mm256_fmadd_ps(cvt(hi), _mm256_loadu_ps(xb.add(16)), s0);
+        s1 = _mm256_fmadd_ps(cvt(_mm_srli_si128::<8>(hi)), _mm256_loadu_ps(xb.add(24)), s1);
+        total = _mm256_fmadd_ps(_mm256_add_ps(s0, s1), f16_splat(w), total);
+        if MIN {
+            mins += f16_scalar(w.add(2)) * *xs.get_unchecked(b);
+        }
+    }
+    hsum(total) + mins
+}
+
+/// The 32 nibbles of a Q4 block at `p` as 32 bytes 0..15, in value order.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn nibbles(p: *const u8) -> __m256i {
+    let v = _mm_loadu_si128(p.cast());
+    _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16::<4>(v), v), _mm256_set1_epi8(0x0f))
+}
+
+/// Σ u·s over each group of 4 bytes (u unsigned, s signed) with AVX2.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn dot_u8i8(u: __m256i, s: __m256i) -> __m256i {
+    // maddubs sums pairs into i16 (no saturation: |u·s| ≤ 128·127 twice fits),
+    // madd with ones sums pairs of those into i32.
+    _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
+}
+
+/// Σ u·s over each group of 4 bytes with AVX-512 VNNI.
+#[inline]
+#[target_feature(enable = "avx2,avx512vnni,avx512vl")]
+unsafe fn dot_u8i8_vnni(u: __m256i, s: __m256i) -> __m256i {
+    _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_0_q8_body(row: &[u8], a: &Q8Act, dot: impl Fn(__m256i, __m256i) -> __m256i) -> f32 {
+    let nb = row.len() / 34;
+    assert!(a.q.len() >= nb * QK && a.d.len() >= nb);
+    let (pw, pq) = (row.as_ptr(), a.q.as_ptr());
+    let mut total = _mm256_setzero_ps();
+    for b in 0..nb {
+        let w = _mm256_loadu_si256(pw.add(34 * b + 2).cast());
+        let q = _mm256_loadu_si256(pq.add(QK * b).cast());
+        // Signed × signed via unsigned × signed: |w| · (q with w's sign).
+        let i = dot(_mm256_sign_epi8(w, w), _mm256_sign_epi8(q, w));
+        let s = _mm256_set1_ps(f16_scalar(pw.add(34 * b)) * a.d[b]);
+        total = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), s, total);
+    }
+    hsum(total)
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_0_q8(row: &[u8], a: &Q8Act) -> f32 {
+    q8_0_q8_body(row, a, |u, s| dot_u8i8(u, s))
+}
+
+#[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+unsafe fn q8_0_q8_vnni(row: &[u8], a: &Q8Act) -> f32 {
+    q8_0_q8_body(row, a, |u, s| dot_u8i8_vnni(u, s))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_q8_body<const MIN: bool>(row: &[u8], a: &Q8Act, dot: impl Fn(__m256i, __m256i) -> __m256i) -> f32 {
+    let bb = if MIN { 20 } else { 18 };
+    let nb = row.len() / bb;
+    assert!(a.q.len() >= nb * QK && a.d.len() >= nb && a.qsum.len() >= nb && a.xs.len() >= nb);
+    let (pw, pq) = (row.as_ptr(), a.q.as_ptr());
+    let mut total = _mm256_setzero_ps();
+    let mut extra = 0.0f32;
+    for b in 0..nb {
+        let w = pw.add(bb * b);
+        let i = dot(nibbles(w.add(bb - 16)), _mm256_loadu_si256(pq.add(QK * b).cast()));
+        let s = f16_scalar(w) * a.d[b];
+        total = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_set1_ps(s), total);
+        extra += if MIN { f16_scalar(w.add(2)) * a.xs[b] } else { s * (-8 * a.qsum[b]) as f32 };
+    }
+    hsum(total) + extra
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_q8<const MIN: bool>(row: &[u8], a: &Q8Act) -> f32 {
+    q4_q8_body::<MIN>(row, a, |u, s| dot_u8i8(u, s))
+}
+
+#[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+unsafe fn q4_q8_vnni<const MIN: bool>(row: &[u8], a: &Q8Act) -> f32 {
+    q4_q8_body::<MIN>(row, a, |u, s| dot_u8i8_vnni(u, s))
 }
