@@ -131,21 +131,28 @@ class LlamaCpp:
         self.llm = Llama(model_path=str(model), n_threads=threads, n_threads_batch=threads, n_ctx=n_ctx,
                          n_batch=min(n_ctx, 2048), verbose=False)
         import llama_cpp
+        self.llama_cpp = llama_cpp
         self.version = llama_cpp.__version__
 
+    def _argmax_last(self):
+        # llama-cpp-python >= 0.3 no longer copies logits into Llama.scores unless
+        # logits_all=True; read the last output row straight from the context.
+        ptr = self.llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
+        return int(self.np.argmax(self.np.ctypeslib.as_array(ptr, shape=(self.llm.n_vocab(),))))
+
     def run(self, prompt, prompt_ids, n):
-        llm, np = self.llm, self.np
+        llm = self.llm
         if prompt_ids is None:
             prompt_ids = llm.tokenize(prompt.encode(), add_bos=False, special=True)
         llm.reset()
         start = time.perf_counter()
         llm.eval(prompt_ids)
-        ids = [int(np.argmax(llm.scores[llm.n_tokens - 1]))]
+        ids = [self._argmax_last()]
         t_prefill = time.perf_counter() - start
         start = time.perf_counter()
         for _ in range(n - 1):
             llm.eval([ids[-1]])
-            ids.append(int(np.argmax(llm.scores[llm.n_tokens - 1])))
+            ids.append(self._argmax_last())
         t_decode = time.perf_counter() - start
         return {"prompt_tokens": len(prompt_ids), "new_tokens": len(ids), "prefill": len(prompt_ids) / t_prefill,
                 "decode": (n - 1) / t_decode if n > 1 else None, "wall": t_prefill + t_decode, "ids": ids}

@@ -98,6 +98,9 @@ const fn input(binding: u32, name: &'static str) -> BindingSpec {
 const fn f16_input(binding: u32, name: &'static str) -> BindingSpec {
     BindingSpec { binding, name, kind: BindingKind::ReadStorage, element: "f16" }
 }
+const fn u32_input(binding: u32, name: &'static str) -> BindingSpec {
+    BindingSpec { binding, name, kind: BindingKind::ReadStorage, element: "u32" }
+}
 const fn output(binding: u32, name: &'static str) -> BindingSpec {
     BindingSpec { binding, name, kind: BindingKind::ReadWriteStorage, element: "f32" }
 }
@@ -213,6 +216,61 @@ pub static KERNELS: &[KernelSpec] = &[
         bindings: &[uniform(), input(1, "q"), input(2, "k"), input(3, "v"), input(4, "mask"), output(5, "out")],
         overrides: &["HAS_MASK", "CAUSAL", "WG"],
         uniform_size: 144,
+        shader_f16: false,
+    },
+    // The decoder (text generation) kernels; see crate::llm.
+    KernelSpec {
+        id: "llm_matmul",
+        source: include_str!("../kernels/llm_matmul.wgsl"),
+        entry_point: "main",
+        bindings: &[uniform(), input(1, "x"), u32_input(2, "wq"), input(3, "ws"), input(4, "bias"), output(5, "out")],
+        overrides: &["DTYPE", "GEMV", "HAS_BIAS"],
+        uniform_size: 16,
+        shader_f16: false,
+    },
+    KernelSpec {
+        id: "llm_embed",
+        source: include_str!("../kernels/llm_embed.wgsl"),
+        entry_point: "main",
+        bindings: &[uniform(), u32_input(1, "wq"), input(2, "ws"), u32_input(3, "ids"), output(4, "out")],
+        overrides: &["DTYPE"],
+        uniform_size: 16,
+        shader_f16: false,
+    },
+    KernelSpec {
+        id: "llm_norm",
+        source: include_str!("../kernels/llm_norm.wgsl"),
+        entry_point: "main",
+        bindings: &[uniform(), input(1, "x"), input(2, "weight"), input(3, "bias"), output(4, "y")],
+        overrides: &["LAYER"],
+        uniform_size: 16,
+        shader_f16: false,
+    },
+    KernelSpec {
+        id: "llm_rope",
+        source: include_str!("../kernels/llm_rope.wgsl"),
+        entry_point: "main",
+        bindings: &[uniform(), input(1, "table"), output(2, "x")],
+        overrides: &["HALVES"],
+        uniform_size: 32,
+        shader_f16: false,
+    },
+    KernelSpec {
+        id: "llm_attention",
+        source: include_str!("../kernels/llm_attention.wgsl"),
+        entry_point: "main",
+        bindings: &[uniform(), input(1, "q"), input(2, "k_cache"), input(3, "v_cache"), output(4, "out")],
+        overrides: &[],
+        uniform_size: 32,
+        shader_f16: false,
+    },
+    KernelSpec {
+        id: "llm_elementwise",
+        source: include_str!("../kernels/llm_elementwise.wgsl"),
+        entry_point: "main",
+        bindings: &[uniform(), input(1, "a"), input(2, "b"), output(3, "out")],
+        overrides: &["OP"],
+        uniform_size: 16,
         shader_f16: false,
     },
 ];

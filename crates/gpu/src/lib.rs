@@ -37,10 +37,13 @@ mod context;
 mod error;
 pub mod executor;
 pub mod kernels;
+pub mod llm;
 pub mod params;
 pub mod pipeline_cache;
 pub mod plan;
 
+/// The bytemuck the `Params` uniforms are written with (`bytemuck::bytes_of`).
+pub use bytemuck;
 /// The wgpu this crate is built on, so dependents use the same version.
 pub use wgpu;
 

@@ -13,6 +13,7 @@ pub mod cpu_ops;
 pub mod detokenize;
 pub mod generate;
 pub mod gpt2;
+pub mod gpu_ops;
 pub mod llama;
 pub mod model;
 pub mod ops;

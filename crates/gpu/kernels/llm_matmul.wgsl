@@ -1,0 +1,227 @@
+// Kernel id: "llm_matmul" — a linear layer with the weight dequantized on the fly:
+//
+//   out[i, j] = sum_p x[i, p] * W[j, p]  (+ bias[j])      x: [m, k], W: [n, k], out: [m, n]
+//
+// W stays in its quantized blocks; each element is dequantized where it is read, never
+// into a full f32 copy. The host repacks GGML's blocks once at upload (18/20/34-byte
+// blocks are not 4-byte aligned, and WGSL reads u32 words) into two arrays:
+//
+//   DTYPE 0, F32:  wq = the f32 bits, row-major                           (ws unused)
+//   DTYPE 1, F16:  wq = the halves, two per word, row-major (element e is
+//                  half e % 2 of word e / 2)                              (ws unused)
+//   DTYPE 2, Q8_0: wq = per block 8 words (the 32 int8 quants)             ws[blk] = d
+//   DTYPE 3, Q4_0: wq = per block 4 words (16 bytes: element i < 16 is the
+//                  low nibble of byte i, element 16 + i the high one)      ws[blk] = d
+//   DTYPE 4, Q4_1: wq as Q4_0                                ws[2 blk] = d, ws[2 blk + 1] = m
+//
+// with blk = row * nb + p / 32 (nb = k / 32 blocks per row); the values are d * q
+// (Q8_0), d * (q - 8) (Q4_0) and d * q + m (Q4_1), as GGML defines them.
+//
+// Two modes (GEMV override), both 256 invocations per workgroup:
+// * GEMV (decode, few rows of x): 8 output columns per workgroup, 32 invocations each
+//   striding over the row in units of 8 weights, partial sums added in workgroup
+//   memory. Dispatch (ceil(n / 8), m). Memory-bound: every weight byte is read once per
+//   row of x and dequantized in registers.
+// * GEMM (prefill): 64×64 output tiles, k in steps of 16, each invocation a 4×4 block;
+//   weights are dequantized into the workgroup tile as it is loaded.
+//   Dispatch (ceil(n / 64), ceil(m / 64)).
+
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    nb: u32,
+}
+
+// 0 F32, 1 F16, 2 Q8_0, 3 Q4_0, 4 Q4_1.
+override DTYPE: u32 = 0u;
+override GEMV: bool = true;
+override HAS_BIAS: bool = false;
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> wq: array<u32>;
+@group(0) @binding(3) var<storage, read> ws: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+// Weight (row, p), one element (the GEMM tile loads and the F32/F16 GEMV path).
+fn weight_at(row: u32, p: u32) -> f32 {
+    switch DTYPE {
+        case 1u: {
+            let e = row * params.k + p;
+            return unpack2x16float(wq[e / 2u])[e % 2u];
+        }
+        case 2u: {
+            let blk = row * params.nb + p / 32u;
+            let i = p % 32u;
+            let w = bitcast<i32>(wq[blk * 8u + i / 4u]);
+            return ws[blk] * f32(extractBits(w, (i % 4u) * 8u, 8u));
+        }
+        case 3u, 4u: {
+            let blk = row * params.nb + p / 32u;
+            let i = p % 32u;
+            let j = i % 16u;
+            let byte = extractBits(wq[blk * 4u + j / 4u], (j % 4u) * 8u, 8u);
+            let q = f32(select(byte & 15u, byte >> 4u, i >= 16u));
+            if (DTYPE == 3u) {
+                return ws[blk] * (q - 8.0);
+            }
+            return ws[2u * blk] * q + ws[2u * blk + 1u];
+        }
+        default: {
+            return bitcast<f32>(wq[row * params.k + p]);
+        }
+    }
+}
+
+// sum over the 8 weights of unit u of row `row` times the matching x (x row at xb).
+// Units: Q8_0 — 8 consecutive weights (2 words); Q4_0/Q4_1 — one word of a block, whose
+// 4 low nibbles are weights 4s..4s+3 of the block and its high nibbles 16+4s..16+4s+3;
+// F32/F16 — 8 consecutive weights, the tail of a row checked against k.
+fn unit_dot(row: u32, u: u32, xb: u32) -> f32 {
+    switch DTYPE {
+        case 2u: {
+            let blk = row * params.nb + u / 4u;
+            let s = u % 4u;
+            let w0 = bitcast<i32>(wq[blk * 8u + s * 2u]);
+            let w1 = bitcast<i32>(wq[blk * 8u + s * 2u + 1u]);
+            let p = xb + (u / 4u) * 32u + s * 8u;
+            var acc = 0.0;
+            for (var j = 0u; j < 4u; j++) {
+                acc = fma(f32(extractBits(w0, j * 8u, 8u)), x[p + j], acc);
+                acc = fma(f32(extractBits(w1, j * 8u, 8u)), x[p + 4u + j], acc);
+            }
+            return ws[blk] * acc;
+        }
+        case 3u, 4u: {
+            let blk = row * params.nb + u / 4u;
+            let s = u % 4u;
+            let w = wq[blk * 4u + s];
+            let p = xb + (u / 4u) * 32u + s * 4u;
+            var acc = 0.0;
+            var xsum = 0.0;
+            for (var j = 0u; j < 4u; j++) {
+                let lo = x[p + j];
+                let hi = x[p + 16u + j];
+                acc = fma(f32(extractBits(w, j * 8u, 4u)), lo, acc);
+                acc = fma(f32(extractBits(w, j * 8u + 4u, 4u)), hi, acc);
+                xsum += lo + hi;
+            }
+            if (DTYPE == 3u) {
+                return ws[blk] * (acc - 8.0 * xsum);
+            }
+            return ws[2u * blk] * acc + ws[2u * blk + 1u] * xsum;
+        }
+        default: {
+            var acc = 0.0;
+            let p0 = u * 8u;
+            let end = min(p0 + 8u, params.k);
+            for (var p = p0; p < end; p++) {
+                acc = fma(weight_at(row, p), x[xb + p], acc);
+            }
+            return acc;
+        }
+    }
+}
+
+const GEMV_LANES: u32 = 32u;
+const GEMV_COLS: u32 = 8u;
+const TILE: u32 = 64u;
+const TILE_K: u32 = 16u;
+
+var<workgroup> partial: array<f32, 256>;
+// a_tile[kk * TILE + r], b_tile[kk * TILE + col]
+var<workgroup> a_tile: array<f32, 1024>;
+var<workgroup> b_tile: array<f32, 1024>;
+
+fn finish(i: u32, j: u32, v: f32) {
+    var y = v;
+    if (HAS_BIAS) {
+        y += bias[j];
+    }
+    out[i * params.n + j] = y;
+}
+
+@compute @workgroup_size(256)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    let t = lid.x;
+    if (GEMV) {
+        let lane = t % GEMV_LANES;
+        let j = wid.x * GEMV_COLS + t / GEMV_LANES;
+        let i = wid.y;
+        let units = (params.k + 7u) / 8u;
+        var acc = 0.0;
+        if (j < params.n && i < params.m) {
+            for (var u = lane; u < units; u += GEMV_LANES) {
+                acc += unit_dot(j, u, i * params.k);
+            }
+        }
+        partial[t] = acc;
+        workgroupBarrier();
+        for (var s = GEMV_LANES / 2u; s > 0u; s >>= 1u) {
+            if (lane < s) {
+                partial[t] += partial[t + s];
+            }
+            workgroupBarrier();
+        }
+        if (lane == 0u && j < params.n && i < params.m) {
+            finish(i, j, partial[t]);
+        }
+        return;
+    }
+
+    let row0 = wid.y * TILE;
+    let col0 = wid.x * TILE;
+    let ty = t / 16u;
+    let tx = t % 16u;
+    var acc = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    let k_tiles = (params.k + TILE_K - 1u) / TILE_K;
+    for (var kt = 0u; kt < k_tiles; kt++) {
+        let k0 = kt * TILE_K;
+        // 1024 elements per tile, 256 invocations: 4 loads each, k fastest so that
+        // neighbouring invocations read neighbouring x and weight bytes.
+        for (var l = 0u; l < 4u; l++) {
+            let e = t + l * 256u;
+            let r = e / TILE_K;
+            let kk = e % TILE_K;
+            let gk = k0 + kk;
+            var av = 0.0;
+            if (row0 + r < params.m && gk < params.k) {
+                av = x[(row0 + r) * params.k + gk];
+            }
+            a_tile[kk * TILE + r] = av;
+            var bv = 0.0;
+            if (col0 + r < params.n && gk < params.k) {
+                bv = weight_at(col0 + r, gk);
+            }
+            b_tile[kk * TILE + r] = bv;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < TILE_K; kk++) {
+            let ab = kk * TILE + ty * 4u;
+            let bb = kk * TILE + tx * 4u;
+            let bv = vec4<f32>(b_tile[bb], b_tile[bb + 1u], b_tile[bb + 2u], b_tile[bb + 3u]);
+            acc[0] = fma(vec4<f32>(a_tile[ab]), bv, acc[0]);
+            acc[1] = fma(vec4<f32>(a_tile[ab + 1u]), bv, acc[1]);
+            acc[2] = fma(vec4<f32>(a_tile[ab + 2u]), bv, acc[2]);
+            acc[3] = fma(vec4<f32>(a_tile[ab + 3u]), bv, acc[3]);
+        }
+        workgroupBarrier();
+    }
+    for (var a = 0u; a < 4u; a++) {
+        let i = row0 + ty * 4u + a;
+        if (i >= params.m) {
+            break;
+        }
+        for (var b = 0u; b < 4u; b++) {
+            let j = col0 + tx * 4u + b;
+            if (j < params.n) {
+                finish(i, j, acc[a][b]);
+            }
+        }
+    }
+}

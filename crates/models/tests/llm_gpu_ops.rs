@@ -1,0 +1,269 @@
+//! The WebGPU decoder backend (`llm::gpu_ops`) against the CPU backend
+//! (`llm::cpu_ops`), op by op on small random inputs, and end to end on
+//! SmolLM2 when the test model is present.
+//!
+//! Runs on whatever adapter wgpu finds (Mesa's llvmpipe on the test machines:
+//! slow, so shapes are small). Without an adapter every test prints a skip
+//! notice and passes, unless `CI=true`.
+
+use ipfs_accelerate_gpu::GpuContext;
+use ipfs_accelerate_models::llm::cpu_ops::{CpuAct, CpuOps};
+use ipfs_accelerate_models::llm::gpu_ops::{GpuAct, GpuDecoderOps};
+use ipfs_accelerate_models::llm::ops::{DecoderOps, Rope, RopeStyle};
+use ipfs_accelerate_tensor::quant::{QuantMatrix, QuantType};
+
+/// The GPU backend, or `None` (skip) without an adapter.
+fn gpu() -> Option<GpuDecoderOps> {
+    let opened = GpuContext::new().map_err(|e| e.to_string()).and_then(|ctx| {
+        let runner = ipfs_accelerate_gpu::KernelRunner::without_pipeline_cache(&ctx);
+        GpuDecoderOps::with_runner(std::sync::Arc::new(runner)).map_err(|e| e.to_string())
+    });
+    match opened {
+        Ok(ops) => Some(ops),
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => panic!("CI=true and no GPU backend: {e}"),
+        Err(e) => {
+            eprintln!("SKIPPED: no webgpu adapter here: {e}");
+            None
+        }
+    }
+}
+
+/// Deterministic values in [-1, 1) (a 64-bit LCG; no dependency).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> f32 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+
+    fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.next()).collect()
+    }
+}
+
+/// Uploads the same activation to both backends.
+fn both(gpu: &mut GpuDecoderOps, rows: usize, cols: usize, rng: &mut Lcg) -> (GpuAct, CpuAct) {
+    let values = rng.vec(rows * cols);
+    (upload(gpu, &values, rows, cols), CpuAct::new(values, rows, cols).unwrap())
+}
+
+/// An activation on the GPU holding `values`: embedded from an f32 table
+/// whose row r is row r of `values` (the trait has no upload op).
+fn upload(gpu: &mut GpuDecoderOps, values: &[f32], rows: usize, cols: usize) -> GpuAct {
+    let table = QuantMatrix::quantize(QuantType::F32, rows, cols, values).unwrap();
+    let table = gpu.matrix(&table).unwrap();
+    let ids: Vec<u32> = (0..rows as u32).collect();
+    gpu.embed(&table, &ids).unwrap()
+}
+
+/// `|got - want| <= 1e-4 · scale` elementwise, where `scale` is the largest
+/// magnitude of `want` (at least 1e-3): relative to the size of the result,
+/// since single elements near zero have no meaningful relative error.
+fn assert_close(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    let scale = want.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((g - w).abs() <= 1e-4 * scale, "{what}: element {i}: gpu {g}, cpu {w} (scale {scale})");
+    }
+}
+
+fn compare(what: &str, gpu: &mut GpuDecoderOps, g: &GpuAct, c: &CpuAct) {
+    assert_eq!((g.rows(), g.cols()), (c.rows, c.cols), "{what}: shape");
+    let got = gpu.read(g).unwrap();
+    assert_close(what, &got, &c.data);
+}
+
+const DTYPES: [QuantType; 5] = [QuantType::F32, QuantType::F16, QuantType::Q8_0, QuantType::Q4_0, QuantType::Q4_1];
+
+#[test]
+fn linear_matches_cpu_for_every_weight_format_in_gemv_and_gemm() {
+    let Some(mut gpu) = gpu() else { return };
+    let mut cpu = CpuOps;
+    let mut rng = Lcg(1);
+    // n not a multiple of the 8-column GEMV group nor of the 64 tile; k of 3 blocks.
+    let (n, k) = (75, 96);
+    for dtype in DTYPES {
+        let w = QuantMatrix::quantize(dtype, n, k, &rng.vec(n * k)).unwrap();
+        let (gw, cw) = (gpu.matrix(&w).unwrap(), cpu.matrix(&w).unwrap());
+        let bias = rng.vec(n);
+        let (gb, cb) = (gpu.vector(&bias).unwrap(), cpu.vector(&bias).unwrap());
+        for rows in [1, 3, 70] {
+            let (gx, cx) = both(&mut gpu, rows, k, &mut rng);
+            let g = gpu.linear(&gx, &gw, None).unwrap();
+            let c = cpu.linear(&cx, &cw, None).unwrap();
+            compare(&format!("{dtype:?} linear, {rows} rows"), &mut gpu, &g, &c);
+            let g = gpu.linear(&gx, &gw, Some(&gb)).unwrap();
+            let c = cpu.linear(&cx, &cw, Some(&cb)).unwrap();
+            compare(&format!("{dtype:?} linear + bias, {rows} rows"), &mut gpu, &g, &c);
+        }
+    }
+}
+
+#[test]
+fn float_linear_takes_widths_that_are_not_whole_blocks() {
+    let Some(mut gpu) = gpu() else { return };
+    let mut cpu = CpuOps;
+    let mut rng = Lcg(2);
+    let (n, k) = (9, 13);
+    for dtype in [QuantType::F32, QuantType::F16] {
+        let w = QuantMatrix::quantize(dtype, n, k, &rng.vec(n * k)).unwrap();
+        let (gw, cw) = (gpu.matrix(&w).unwrap(), cpu.matrix(&w).unwrap());
+        for rows in [1, 5, 67] {
+            let (gx, cx) = both(&mut gpu, rows, k, &mut rng);
+            let g = gpu.linear(&gx, &gw, None).unwrap();
+            let c = cpu.linear(&cx, &cw, None).unwrap();
+            compare(&format!("{dtype:?} linear {n}x{k}, {rows} rows"), &mut gpu, &g, &c);
+        }
+    }
+}
+
+#[test]
+fn embed_matches_cpu_for_every_table_format() {
+    let Some(mut gpu) = gpu() else { return };
+    let mut cpu = CpuOps;
+    let mut rng = Lcg(3);
+    let (rows, cols) = (40, 64);
+    let ids = [3u32, 0, 39, 3, 17];
+    for dtype in DTYPES {
+        let table = QuantMatrix::quantize(dtype, rows, cols, &rng.vec(rows * cols)).unwrap();
+        let (gt, ct) = (gpu.matrix(&table).unwrap(), cpu.matrix(&table).unwrap());
+        let g = gpu.embed(&gt, &ids).unwrap();
+        let c = cpu.embed(&ct, &ids).unwrap();
+        compare(&format!("{dtype:?} embed"), &mut gpu, &g, &c);
+        assert!(gpu.embed(&gt, &[40]).is_err(), "an id past the table is an error");
+    }
+}
+
+#[test]
+fn norms_match_cpu() {
+    let Some(mut gpu) = gpu() else { return };
+    let mut cpu = CpuOps;
+    let mut rng = Lcg(4);
+    for (rows, cols) in [(1, 576), (3, 300), (2, 7)] {
+        let (gx, cx) = both(&mut gpu, rows, cols, &mut rng);
+        let (w, b) = (rng.vec(cols), rng.vec(cols));
+        let (gw, cw) = (gpu.vector(&w).unwrap(), cpu.vector(&w).unwrap());
+        let (gb, cb) = (gpu.vector(&b).unwrap(), cpu.vector(&b).unwrap());
+        let g = gpu.rms_norm(&gx, &gw, 1e-5).unwrap();
+        let c = cpu.rms_norm(&cx, &cw, 1e-5).unwrap();
+        compare(&format!("rms_norm [{rows}, {cols}]"), &mut gpu, &g, &c);
+        let g = gpu.layer_norm(&gx, &gw, &gb, 1e-5).unwrap();
+        let c = cpu.layer_norm(&cx, &cw, &cb, 1e-5).unwrap();
+        compare(&format!("layer_norm [{rows}, {cols}]"), &mut gpu, &g, &c);
+        let short = gpu.vector(&w[..cols - 1]).unwrap();
+        assert!(gpu.rms_norm(&gx, &short, 1e-5).is_err(), "a weight of the wrong width is an error");
+    }
+}
+
+#[test]
+fn rope_matches_cpu_in_both_styles_with_partial_rotation_and_offsets() {
+    let Some(mut gpu) = gpu() else { return };
+    let mut cpu = CpuOps;
+    let mut rng = Lcg(5);
+    let (heads, head_dim) = (3, 16);
+    for style in [RopeStyle::Interleaved, RopeStyle::Halves] {
+        for (pairs, factor) in [(8, 1.0), (4, 1.25)] {
+            let inv_freq = (0..pairs).map(|i| 10000f32.powf(-(2 * i) as f32 / (2 * pairs) as f32)).collect();
+            let rope = Rope { inv_freq, style, attention_factor: factor };
+            // A prefill at 0, then rows far enough on that the table grows.
+            for (rows, start) in [(5, 0), (1, 5), (2, 700)] {
+                let (mut gx, mut cx) = both(&mut gpu, rows, heads * head_dim, &mut rng);
+                gpu.rope(&mut gx, heads, &rope, start).unwrap();
+                cpu.rope(&mut cx, heads, &rope, start).unwrap();
+                compare(&format!("rope {style:?} {pairs} pairs, start {start}"), &mut gpu, &gx, &cx);
+            }
+        }
+    }
+}
+
+/// Runs attention on both backends over the same steps (prefill, decode,
+/// chunked prefill) and compares every output.
+fn attention_case(heads: usize, kv_heads: usize, head_dim: usize, steps: &[usize]) {
+    let Some(mut gpu) = gpu() else { return };
+    let mut cpu = CpuOps;
+    let mut rng = Lcg(6 + head_dim as u64);
+    let capacity = steps.iter().sum::<usize>() + 3;
+    let mut gc = gpu.new_cache(2, kv_heads, head_dim, capacity).unwrap();
+    let mut cc = cpu.new_cache(2, kv_heads, head_dim, capacity).unwrap();
+    let mut start = 0;
+    for &n in steps {
+        for layer in [1, 0] {
+            let (gq, cq) = both(&mut gpu, n, heads * head_dim, &mut rng);
+            let (gk, ck) = both(&mut gpu, n, kv_heads * head_dim, &mut rng);
+            let (gv, cv) = both(&mut gpu, n, kv_heads * head_dim, &mut rng);
+            let g = gpu.attention(&gq, &gk, &gv, &mut gc, layer, start, heads).unwrap();
+            let c = cpu.attention(&cq, &ck, &cv, &mut cc, layer, start, heads).unwrap();
+            compare(&format!("attention {heads}/{kv_heads} heads × {head_dim}, {n} rows at {start}"), &mut gpu, &g, &c);
+        }
+        start += n;
+    }
+    // Past the cache is an error, not a panic.
+    let (gq, _) = both(&mut gpu, 4, heads * head_dim, &mut rng);
+    let (gk, _) = both(&mut gpu, 4, kv_heads * head_dim, &mut rng);
+    assert!(gpu.attention(&gq, &gk, &gk, &mut gc, 0, start, heads).is_err());
+}
+
+#[test]
+fn attention_matches_cpu_with_grouped_query_heads() {
+    attention_case(4, 2, 64, &[5, 1, 1, 3]);
+}
+
+#[test]
+fn attention_matches_cpu_over_spans_longer_than_one_chunk() {
+    // 70 + 1 positions: two chunks of 64 keys; head_dim 80 leaves some
+    // invocations a partial share of the output dims.
+    attention_case(3, 1, 80, &[70, 1]);
+}
+
+#[test]
+fn elementwise_ops_split_and_last_row_match_cpu() {
+    let Some(mut gpu) = gpu() else { return };
+    let mut cpu = CpuOps;
+    let mut rng = Lcg(7);
+    for rows in [1, 4] {
+        let (ga, ca) = both(&mut gpu, rows, 40, &mut rng);
+        let (gb, cb) = both(&mut gpu, rows, 40, &mut rng);
+        let g = gpu.silu_mul(&ga, &gb).unwrap();
+        let c = cpu.silu_mul(&ca, &cb).unwrap();
+        compare("silu_mul", &mut gpu, &g, &c);
+        let g = gpu.gelu_tanh(&ga).unwrap();
+        let c = cpu.gelu_tanh(&ca).unwrap();
+        compare("gelu_tanh", &mut gpu, &g, &c);
+        let (mut gx, mut cx) = (gpu.silu_mul(&ga, &gb).unwrap(), cpu.silu_mul(&ca, &cb).unwrap());
+        gpu.add_assign(&mut gx, &gb).unwrap();
+        cpu.add_assign(&mut cx, &cb).unwrap();
+        compare("add_assign", &mut gpu, &gx, &cx);
+        let g = gpu.split_columns(&ga, &[16, 8, 16]).unwrap();
+        let c = cpu.split_columns(&ca, &[16, 8, 16]).unwrap();
+        for (i, (g, c)) in g.iter().zip(&c).enumerate() {
+            compare(&format!("split part {i}, {rows} rows"), &mut gpu, g, c);
+        }
+        assert!(gpu.split_columns(&ga, &[16, 8]).is_err());
+        let g = gpu.last_row(&ga).unwrap();
+        let c = cpu.last_row(&ca).unwrap();
+        compare("last_row", &mut gpu, &g, &c);
+        let (gs, _) = both(&mut gpu, rows, 39, &mut rng);
+        assert!(gpu.silu_mul(&ga, &gs).is_err(), "shapes that differ are an error");
+    }
+}
+
+#[test]
+fn a_chain_of_ops_submits_once_per_read() {
+    let Some(mut gpu) = gpu() else { return };
+    let mut rng = Lcg(8);
+    let w = QuantMatrix::quantize(QuantType::Q4_1, 64, 64, &rng.vec(64 * 64)).unwrap();
+    let w = gpu.matrix(&w).unwrap();
+    let norm = gpu.vector(&vec![1.0; 64]).unwrap();
+    let x = upload(&mut gpu, &rng.vec(64), 1, 64);
+    let before = gpu.stream().submissions();
+    let mut h = gpu.rms_norm(&x, &norm, 1e-5).unwrap();
+    for _ in 0..20 {
+        let y = gpu.linear(&h, &w, None).unwrap();
+        let y = gpu.rms_norm(&y, &norm, 1e-5).unwrap();
+        gpu.add_assign(&mut h, &y).unwrap();
+    }
+    assert_eq!(gpu.stream().submissions(), before, "nothing is submitted before a read");
+    let _ = gpu.read(&h).unwrap();
+    assert_eq!(gpu.stream().submissions(), before + 1, "one submission for the whole chain");
+}
