@@ -46,9 +46,10 @@ fn values(n: usize, seed: u32) -> Vec<f32> {
 fn main() {
     let what = std::env::args().nth(1).unwrap_or_default();
     let shapes = [(576, 1536), (1536, 576), (49152, 576)];
+    let shapes = &shapes[..std::env::var("NSHAPES").map_or(3, |v| v.parse().unwrap())];
     let types = [QuantType::Q4_1, QuantType::Q4_0, QuantType::Q8_0, QuantType::F16, QuantType::F32];
     println!("threads: {}", rayon::current_num_threads());
-    for (rows, cols) in shapes {
+    for &(rows, cols) in shapes {
         let w = values(rows * cols, 1);
         let x = values(cols, 2);
         let mut y = vec![0.0f32; rows];

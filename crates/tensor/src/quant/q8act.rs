@@ -15,6 +15,11 @@ pub(crate) struct Q8Act {
     pub qsum: Vec<i32>,
     /// Per-block exact sum of `x` (Q4_1's min multiplies it).
     pub xs: Vec<f32>,
+    /// Per block `[d, -8 · d · qsum]`: Q4_0's scale and offset term, side by
+    /// side so a SIMD kernel multiplies both by the weight scale at once.
+    pub pair_q4_0: Vec<[f32; 2]>,
+    /// Per block `[d, xs]`: Q4_1's `[d_w, m]` times this is its scale and min term.
+    pub pair_q4_1: Vec<[f32; 2]>,
 }
 
 /// Quantizes `x` (whole 32-blocks) with round-to-nearest.
@@ -25,16 +30,27 @@ pub(crate) fn quantize_act(x: &[f32]) -> Q8Act {
         d: Vec::with_capacity(nb),
         qsum: Vec::with_capacity(nb),
         xs: Vec::with_capacity(nb),
+        pair_q4_0: Vec::with_capacity(nb),
+        pair_q4_1: Vec::with_capacity(nb),
     };
     for b in x.chunks_exact(QK) {
         let amax = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         let d = amax / 127.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         let start = a.q.len();
-        a.q.extend(b.iter().map(|&v| (v * id).round() as i8));
+        // Round half away from zero (as C's roundf) without calling libm:
+        // x86_64's baseline has no round instruction, and a libm call per
+        // value would cost as much as the product itself.
+        a.q.extend(b.iter().map(|&v| {
+            let s = v * id;
+            (s + 0.5f32.copysign(s)) as i8
+        }));
         a.qsum.push(a.q[start..].iter().map(|&q| i32::from(q)).sum());
+        let (qsum, xs) = (*a.qsum.last().unwrap_or(&0), b.iter().sum::<f32>());
         a.d.push(d);
-        a.xs.push(b.iter().sum());
+        a.xs.push(xs);
+        a.pair_q4_0.push([d, -8.0 * d * qsum as f32]);
+        a.pair_q4_1.push([d, xs]);
     }
     a
 }

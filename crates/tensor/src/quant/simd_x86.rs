@@ -27,7 +27,10 @@ fn features() -> Features {
     *F.get_or_init(|| {
         let avx2 =
             is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c");
-        let vnni = avx2 && is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl");
+        let vnni = std::env::var("NOVNNI").is_err()
+            && avx2
+            && is_x86_feature_detected!("avx512vnni")
+            && is_x86_feature_detected!("avx512vl");
         Features { avx2, vnni }
     })
 }
@@ -78,6 +81,38 @@ unsafe fn hsum(v: __m256) -> f32 {
     _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
 }
 
+/// A block loop's running sums: 8 lanes of scaled block sums, and lane 1 of
+/// a second vector for per-block terms (Q4_1's min, Q4_0's offset).
+type Acc = (__m256, __m128);
+
+/// Runs `step(b, acc)` for blocks `0..nb`, alternating two accumulators so a
+/// block's FMA never waits for the previous block's (4 cycles of latency,
+/// more than an 8-bit block's whole body), and returns their total.
+#[inline(always)]
+unsafe fn blocks2(nb: usize, mut step: impl FnMut(usize, Acc) -> Acc) -> f32 {
+    let zero = (_mm256_setzero_ps(), _mm_setzero_ps());
+    let (mut a0, mut a1) = (zero, zero);
+    let mut b = 0;
+    while b + 2 <= nb {
+        a0 = step(b, a0);
+        a1 = step(b + 1, a1);
+        b += 2;
+    }
+    if b < nb {
+        a0 = step(b, a0);
+    }
+    let extra = _mm_add_ps(a0.1, a1.1);
+    hsum(_mm256_add_ps(a0.0, a1.0)) + _mm_cvtss_f32(_mm_movehdup_ps(extra))
+}
+
+/// The two little-endian f16 at `p` (a Q4_1 block's `d`, `m`) in lanes 0, 1.
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn f16_pair(p: *const u8) -> __m128 {
+    // A zero-extending 32-bit load: no merge into a live register (see `f16_scalar`).
+    _mm_cvtph_ps(_mm_cvtsi32_si128(p.cast::<i32>().read_unaligned()))
+}
+
 /// The little-endian f16 at `p`, broadcast to 8 f32 lanes.
 #[inline]
 #[target_feature(enable = "avx2,f16c")]
@@ -89,7 +124,10 @@ unsafe fn f16_splat(p: *const u8) -> __m256 {
 #[inline]
 #[target_feature(enable = "avx2,f16c")]
 unsafe fn f16_scalar(p: *const u8) -> f32 {
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(p.cast::<u16>().read_unaligned()))))
+    // A broadcast, not `_mm_cvtsi32_si128`: LLVM lowers that to an insert
+    // into whatever register is free, often the running accumulator, which
+    // chains every block's scale onto the previous block's sum.
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_set1_epi16(p.cast::<i16>().read_unaligned())))
 }
 
 /// f32 dot product, 4 independent accumulators of 8 lanes.
@@ -175,16 +213,14 @@ unsafe fn q8_0_row(row: &[u8], x: &[f32]) -> f32 {
     let nb = row.len() / 34;
     assert!(x.len() >= nb * QK);
     let (pw, px) = (row.as_ptr(), x.as_ptr());
-    let mut total = _mm256_setzero_ps();
-    for b in 0..nb {
+    blocks2(nb, |b, (total, e)| {
         let (w, xb) = (pw.add(34 * b), px.add(QK * b));
         let mut s0 = _mm256_mul_ps(i8x8_ps(w.add(2)), _mm256_loadu_ps(xb));
         let mut s1 = _mm256_mul_ps(i8x8_ps(w.add(10)), _mm256_loadu_ps(xb.add(8)));
         s0 = _mm256_fmadd_ps(i8x8_ps(w.add(18)), _mm256_loadu_ps(xb.add(16)), s0);
         s1 = _mm256_fmadd_ps(i8x8_ps(w.add(26)), _mm256_loadu_ps(xb.add(24)), s1);
-        total = _mm256_fmadd_ps(_mm256_add_ps(s0, s1), f16_splat(w), total);
-    }
-    hsum(total)
+        (_mm256_fmadd_ps(_mm256_add_ps(s0, s1), f16_splat(w), total), e)
+    })
 }
 
 /// Q4_0 (`MIN = false`: d·(q − 8)) and Q4_1 (`MIN = true`: d·q + m, the min
@@ -204,9 +240,7 @@ unsafe fn q4_row<const MIN: bool>(row: &[u8], x: &[f32], xs: &[f32]) -> f32 {
             _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v))
         }
     };
-    let mut total = _mm256_setzero_ps();
-    let mut mins = 0.0f32;
-    for b in 0..nb {
+    blocks2(nb, |b, (total, mins)| {
         let (w, xb) = (pw.add(bb * b), px.add(QK * b));
         let v = _mm_loadu_si128(w.add(bb - 16).cast());
         // Low nibbles are values 0..16 of the block, high nibbles 16..32.
@@ -220,12 +254,15 @@ unsafe fn q4_row<const MIN: bool>(row: &[u8], x: &[f32], xs: &[f32]) -> f32 {
         let mut s1 = _mm256_mul_ps(cvt(_mm_srli_si128::<8>(lo)), _mm256_loadu_ps(xb.add(8)));
         s0 = _mm256_fmadd_ps(cvt(hi), _mm256_loadu_ps(xb.add(16)), s0);
         s1 = _mm256_fmadd_ps(cvt(_mm_srli_si128::<8>(hi)), _mm256_loadu_ps(xb.add(24)), s1);
-        total = _mm256_fmadd_ps(_mm256_add_ps(s0, s1), f16_splat(w), total);
         if MIN {
-            mins += f16_scalar(w.add(2)) * *xs.get_unchecked(b);
+            // [d, m] · xs: lane 1 is the min's term m · sum(x).
+            let dm = f16_pair(w);
+            let total = _mm256_fmadd_ps(_mm256_add_ps(s0, s1), _mm256_broadcastss_ps(dm), total);
+            (total, _mm_fmadd_ps(dm, _mm_set1_ps(*xs.get_unchecked(b)), mins))
+        } else {
+            (_mm256_fmadd_ps(_mm256_add_ps(s0, s1), f16_splat(w), total), mins)
         }
-    }
-    hsum(total) + mins
+    })
 }
 
 /// The 32 nibbles of a Q4 block at `p` as 32 bytes 0..15, in value order.
@@ -258,16 +295,14 @@ unsafe fn q8_0_q8_body(row: &[u8], a: &Q8Act, dot: impl Fn(__m256i, __m256i) -> 
     let nb = row.len() / 34;
     assert!(a.q.len() >= nb * QK && a.d.len() >= nb);
     let (pw, pq) = (row.as_ptr(), a.q.as_ptr());
-    let mut total = _mm256_setzero_ps();
-    for b in 0..nb {
+    blocks2(nb, |b, (total, e)| {
         let w = _mm256_loadu_si256(pw.add(34 * b + 2).cast());
         let q = _mm256_loadu_si256(pq.add(QK * b).cast());
         // Signed × signed via unsigned × signed: |w| · (q with w's sign).
         let i = dot(_mm256_sign_epi8(w, w), _mm256_sign_epi8(q, w));
-        let s = _mm256_set1_ps(f16_scalar(pw.add(34 * b)) * a.d[b]);
-        total = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), s, total);
-    }
-    hsum(total)
+        let s = _mm256_mul_ps(f16_splat(pw.add(34 * b)), _mm256_set1_ps(*a.d.get_unchecked(b)));
+        (_mm256_fmadd_ps(_mm256_cvtepi32_ps(i), s, total), e)
+    })
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -285,18 +320,22 @@ unsafe fn q8_0_q8_vnni(row: &[u8], a: &Q8Act) -> f32 {
 unsafe fn q4_q8_body<const MIN: bool>(row: &[u8], a: &Q8Act, dot: impl Fn(__m256i, __m256i) -> __m256i) -> f32 {
     let bb = if MIN { 20 } else { 18 };
     let nb = row.len() / bb;
-    assert!(a.q.len() >= nb * QK && a.d.len() >= nb && a.qsum.len() >= nb && a.xs.len() >= nb);
+    assert!(a.q.len() >= nb * QK && a.pair_q4_0.len() >= nb && a.pair_q4_1.len() >= nb);
     let (pw, pq) = (row.as_ptr(), a.q.as_ptr());
-    let mut total = _mm256_setzero_ps();
-    let mut extra = 0.0f32;
-    for b in 0..nb {
+    blocks2(nb, |b, (total, extra)| {
         let w = pw.add(bb * b);
         let i = dot(nibbles(w.add(bb - 16)), _mm256_loadu_si256(pq.add(QK * b).cast()));
-        let s = f16_scalar(w) * a.d[b];
-        total = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_set1_ps(s), total);
-        extra += if MIN { f16_scalar(w.add(2)) * a.xs[b] } else { s * (-8 * a.qsum[b]) as f32 };
-    }
-    hsum(total) + extra
+        // [d_w, d_w or m] · [d_x, offset or sum(x)]: lane 0 scales the
+        // integer sum, lane 1 is the block's extra term.
+        let (ws, pair) = if MIN {
+            (f16_pair(w), a.pair_q4_1.as_ptr().add(b))
+        } else {
+            (_mm256_castps256_ps128(f16_splat(w)), a.pair_q4_0.as_ptr().add(b))
+        };
+        let p = _mm_mul_ps(ws, _mm_castpd_ps(_mm_load_sd(pair.cast())));
+        let total = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_broadcastss_ps(p), total);
+        (total, _mm_add_ps(extra, p))
+    })
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
