@@ -1,0 +1,75 @@
+//! SmolLM2-135M-Instruct's chat template, from its GGUF, renders
+//! conversations exactly as transformers' `apply_chat_template` does
+//! (goldens from scripts/make-tokenizer-goldens.py).
+
+use ipfs_accelerate_models::llm::chat_template::{ChatMessage, ChatTemplate};
+use ipfs_accelerate_models::llm::tokenizer::LlmTokenizer;
+use serde_json::Value;
+use std::path::PathBuf;
+
+/// The GGUF test model; missing is a failure, never a silent skip.
+fn smollm2_path() -> PathBuf {
+    let root = std::env::var_os("IPFS_ACCELERATE_TEST_MODELS").map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+        home.join(".cache/ipfs-accelerate/test-models")
+    });
+    let path = root.join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(path.exists(), "test model {} is missing: run scripts/fetch-test-models.sh", path.display());
+    path
+}
+
+fn golden() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/goldens/smollm2-tokenizer.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn renders_like_transformers() {
+    let tok = LlmTokenizer::from_gguf_path(&smollm2_path()).unwrap();
+    let template = ChatTemplate::from_tokenizer(&tok).unwrap();
+    let cases = golden()["chat"].as_array().unwrap().clone();
+    assert_eq!(cases.len(), 6);
+    for case in cases {
+        let messages: Vec<ChatMessage> = serde_json::from_value(case["messages"].clone()).unwrap();
+        let gen = case["add_generation_prompt"].as_bool().unwrap();
+        let rendered = template.render(&messages, gen).unwrap();
+        assert_eq!(rendered, case["rendered"].as_str().unwrap(), "{} (add_generation_prompt {gen})", case["name"]);
+        let want: Vec<u32> = case["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+        assert_eq!(tok.encode(&rendered, false).unwrap(), want, "{}", case["name"]);
+    }
+}
+
+#[test]
+fn a_model_without_a_template_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let tok = LlmTokenizer::from_gguf_path(&smollm2_path()).unwrap();
+    tok.inner().save(dir.path().join("tokenizer.json"), false).unwrap();
+    let bare = LlmTokenizer::from_dir(dir.path()).unwrap();
+    assert_eq!(bare.chat_template(), None);
+    let e = ChatTemplate::from_tokenizer(&bare).unwrap_err().to_string();
+    assert!(e.contains("no chat template") && e.contains("raw text") && e.contains("ChatML"), "{e}");
+}
+
+#[test]
+fn special_token_variables_and_loop() {
+    let src = "{{ bos_token }}{% for m in messages %}{{ loop.index }}/{{ loop.length }} {{ m['role'] }}: {{ m['content'] | trim }}{% if not loop.last %}\n{% endif %}{% endfor %}{% if add_generation_prompt %}{{ eos_token }}{% endif %}";
+    let t = ChatTemplate::new(src).unwrap().with_special_tokens(Some("<s>"), Some("</s>"));
+    let m = [ChatMessage::new("system", " be brief "), ChatMessage::new("user", "hi")];
+    // trim_blocks eats the newline after `{% if %}`, as in transformers' Jinja2.
+    assert_eq!(t.render(&m, true).unwrap(), "<s>1/2 system: be brief2/2 user: hi</s>");
+    // Without the tokens the variables are undefined, which renders as nothing.
+    let t = ChatTemplate::new(src).unwrap();
+    assert_eq!(t.render(&m, false).unwrap(), "1/2 system: be brief2/2 user: hi");
+}
+
+#[test]
+fn a_template_rejecting_the_conversation_is_an_error() {
+    // The shape of Llama 2 / Mistral templates: roles must alternate.
+    let src = "{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{{ message['content'] }}{% endfor %}";
+    let t = ChatTemplate::new(src).unwrap();
+    let ok = [ChatMessage::new("user", "a"), ChatMessage::new("assistant", "b")];
+    assert_eq!(t.render(&ok, false).unwrap(), "ab");
+    let bad = [ChatMessage::new("user", "a"), ChatMessage::new("user", "b")];
+    let e = t.render(&bad, false).unwrap_err().to_string();
+    assert!(e.contains("roles must alternate"), "{e}");
+}

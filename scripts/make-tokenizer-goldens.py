@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Goldens for the LLM tokenizer and chat template built from a GGUF file.
+
+Run by hand, never in CI (needs transformers, tokenizers and gguf):
+
+    ~/.cache/ipfs-accelerate/refenv/bin/python scripts/make-tokenizer-goldens.py
+
+Reads SmolLM2-135M-Instruct.Q4_1.gguf, fetched by scripts/fetch-test-models.sh
+into $IPFS_ACCELERATE_TEST_MODELS/smollm2-135m-instruct/ (default
+~/.cache/ipfs-accelerate/test-models), and writes
+crates/models/tests/goldens/smollm2-tokenizer.json with:
+
+- "encode": tricky strings, the ids transformers'
+  AutoTokenizer.from_pretrained(dir, gguf_file=...) gives them, and its
+  decodes of those ids with and without special tokens;
+- "pre_tokenizer": strings on which transformers' GGUF loader and the model's
+  own tokenizer disagree. transformers has no entry for
+  tokenizer.ggml.pre = "smollm" and splits as GPT-2 does, while SmolLM2's
+  tokenizer.json (and llama.cpp) split every digit off first
+  (Digits(individual_digits) before ByteLevel). "ids" is the model's own
+  split, rebuilt here on transformers' vocabulary and merges;
+  "transformers_ids" is what transformers gives. The Rust tokenizer follows
+  the model, so it must equal "ids";
+- "chat": renderings of the file's chat template by transformers'
+  apply_chat_template for three conversations, with and without the
+  generation prompt, and the ids of each rendering.
+"""
+import json
+import os
+import pathlib
+
+from tokenizers import Tokenizer, pre_tokenizers
+from transformers import AutoTokenizer
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+OUT = ROOT / "crates/models/tests/goldens/smollm2-tokenizer.json"
+MODELS = pathlib.Path(os.environ.get("IPFS_ACCELERATE_TEST_MODELS", pathlib.Path.home() / ".cache/ipfs-accelerate/test-models"))
+DIR = MODELS / "smollm2-135m-instruct"
+FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+STRINGS = [
+    "Hello world",
+    " hello world",
+    "hello world ",
+    "  two leading spaces",
+    "trailing spaces   ",
+    "line one\nline two\n\nline four",
+    "tab\tseparated\tvalues",
+    "\r\n windows line end",
+    "12345",
+    "It costs $1,234.56 (about 3.14%)",
+    "I'm sure they'll say it's what we've done, don't you?",
+    "def f(x):\n    return x ** 2  # square\n",
+    "caf\u00e9 na\u00efve r\u00e9sum\u00e9 \u00fcber Stra\u00dfe",
+    "\u65e5\u672c\u8a9e\u306e\u30c6\u30ad\u30b9\u30c8\u3068\u4e2d\u6587\u6587\u672c",
+    "emoji: \U0001F917\U0001F680 \U0001F468\u200d\U0001F469\u200d\U0001F467 \u2764\ufe0f",
+    "<|im_start|>user\nhi<|im_end|>",
+    "<|im_start|>assistant\nSure!<|im_end|>\n<|endoftext|>",
+    "<|im_start|> spaced <|im_end|> tokens",
+    "\u00a0non-breaking\u3000ideographic space",
+    "MixedCASE wordsAndCamelCase HTTPServer",
+    "",
+    " ",
+    "\n",
+]
+
+# Strings on which the GPT-2 split and the model's digit-first split differ.
+PRE_TOKENIZER_STRINGS = [" \u00b2", "x \u00b2\u00b3", "\u0663\u0664\u0665 \u0666", " \u00bd cup"]
+
+CONVERSATIONS = {
+    "single_user": [{"role": "user", "content": "What is the capital of France?"}],
+    "system_user": [
+        {"role": "system", "content": "You are a terse assistant."},
+        {"role": "user", "content": "Name three colours."},
+    ],
+    "multi_turn": [
+        {"role": "user", "content": "Hi!"},
+        {"role": "assistant", "content": "Hello! How can I help?"},
+        {"role": "user", "content": "Tell me a joke about \u00e9t\u00e9 \U0001F31E."},
+    ],
+}
+
+
+def main():
+    if not (DIR / FILE).exists():
+        raise SystemExit(f"{DIR / FILE} is missing: run scripts/fetch-test-models.sh")
+    tok = AutoTokenizer.from_pretrained(DIR, gguf_file=FILE)
+    backend = tok.backend_tokenizer
+    own = Tokenizer.from_str(backend.to_str())
+    own.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)]
+    )
+
+    encode = []
+    for s in STRINGS:
+        ids = tok.encode(s, add_special_tokens=True)
+        assert ids == own.encode(s).ids, f"the model's own split differs on {s!r}: move it to PRE_TOKENIZER_STRINGS"
+        encode.append(
+            {
+                "text": s,
+                "ids": ids,
+                "decoded": tok.decode(ids, skip_special_tokens=False),
+                "decoded_skip_special": tok.decode(ids, skip_special_tokens=True),
+            }
+        )
+    pre = []
+    for s in PRE_TOKENIZER_STRINGS:
+        ids, theirs = own.encode(s).ids, tok.encode(s)
+        assert ids != theirs, f"{s!r} no longer shows the difference"
+        pre.append({"text": s, "ids": ids, "transformers_ids": theirs, "decoded": own.decode(ids)})
+
+    chat = []
+    for name, messages in CONVERSATIONS.items():
+        for gen in (False, True):
+            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=gen)
+            chat.append(
+                {
+                    "name": name,
+                    "messages": messages,
+                    "add_generation_prompt": gen,
+                    "rendered": text,
+                    "ids": tok.encode(text, add_special_tokens=False),
+                }
+            )
+
+    golden = {
+        "source": f"transformers AutoTokenizer.from_pretrained(dir, gguf_file={FILE!r})",
+        "transformers": __import__("transformers").__version__,
+        "tokenizers": __import__("tokenizers").__version__,
+        "vocab_size": len(tok),
+        "bos_token": tok.bos_token,
+        "eos_token": tok.eos_token,
+        "eos_token_id": tok.eos_token_id,
+        "encode": encode,
+        "pre_tokenizer": pre,
+        "chat": chat,
+    }
+    OUT.write_text(json.dumps(golden, ensure_ascii=False, indent=1) + "\n")
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
