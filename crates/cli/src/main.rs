@@ -24,6 +24,7 @@ struct Cli {
 enum Command {
     Embed(commands::embed::EmbedArgs),
     Similarity(commands::similarity::SimilarityArgs),
+    Generate(commands::generate::GenerateArgs),
     Devices(commands::devices::DevicesArgs),
     Browsers(commands::browsers::BrowsersArgs),
     #[command(subcommand)]
@@ -50,6 +51,7 @@ fn main() {
     let result = match cli.command {
         Command::Embed(args) => commands::embed::run(args),
         Command::Similarity(args) => commands::similarity::run(args),
+        Command::Generate(args) => commands::generate::run(args),
         Command::Devices(args) => commands::devices::run(args),
         Command::Browsers(args) => commands::browsers::run(args),
         Command::Bench(cmd) => commands::bench::run(cmd),

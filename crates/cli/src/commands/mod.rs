@@ -4,6 +4,7 @@ pub mod bench;
 pub mod browsers;
 pub mod devices;
 pub mod embed;
+pub mod generate;
 pub mod ipfs;
 pub mod models;
 pub mod pool;

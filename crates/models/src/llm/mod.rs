@@ -19,6 +19,7 @@ pub mod model;
 pub mod ops;
 pub mod sampler;
 pub mod stop;
+pub mod text;
 pub mod tokenizer;
 pub mod weights;
 

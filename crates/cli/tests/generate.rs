@@ -1,0 +1,115 @@
+//! `ipfs-accelerate generate` end to end on the real SmolLM2-135M-Instruct
+//! Q4_1 GGUF: the chat answer (transformers' greedy answer is "The capital
+//! of France is Paris."), `--json` fields, streamed text equal to the JSON
+//! text, stop sequences, seeded sampling, and one-line errors.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use support::{assert_clear_error, run, stdout};
+
+fn smollm2() -> Option<PathBuf> {
+    let root = std::env::var_os("IPFS_ACCELERATE_TEST_MODELS").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/ipfs-accelerate/test-models")
+    });
+    let dir = root.join("smollm2-135m-instruct");
+    if dir.join("SmolLM2-135M-Instruct.Q4_1.gguf").is_file() {
+        return Some(dir);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("{} is missing under CI: run scripts/fetch-test-models.sh", dir.display());
+    }
+    eprintln!("SKIPPED: {} is missing; run scripts/fetch-test-models.sh", dir.display());
+    None
+}
+
+fn json(repo: &Path, args: &[&str]) -> serde_json::Value {
+    let out = run(repo, args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(stdout(&out).trim()).unwrap()
+}
+
+#[test]
+fn chat_answers_paris_and_json_reports_the_generation() {
+    let Some(model) = smollm2() else { return };
+    let repo = tempfile::tempdir().unwrap();
+    let model = model.to_str().unwrap();
+    let question = "What is the capital of France?";
+    let v = json(repo.path(), &["generate", "--model", model, "--chat", "--greedy", "--json", question]);
+    assert_eq!(v["text"], "The capital of France is Paris.");
+    assert_eq!(v["token_ids"], serde_json::json!([504, 3575, 282, 4649, 314, 7042, 30]));
+    assert_eq!(v["prompt_tokens"], 37);
+    assert_eq!(v["completion_tokens"], 7);
+    assert_eq!(v["finish_reason"], "stop");
+    assert!(v["tokens_per_second"].as_f64().unwrap() > 0.0);
+
+    // Streaming prints the same text as it is generated.
+    let out = run(repo.path(), &["generate", "--model", model, "--chat", "--greedy", question]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout(&out).trim_end(), "The capital of France is Paris.");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("37 prompt tokens, 7 generated"), "{stderr}");
+}
+
+#[test]
+fn plain_prompts_stop_sequences_and_seeds() {
+    let Some(model) = smollm2() else { return };
+    let repo = tempfile::tempdir().unwrap();
+    let model = model.to_str().unwrap();
+    let prompt = "The capital of France is";
+    let v = json(repo.path(), &["generate", "--model", model, "--greedy", "--max-tokens", "5", "--json", prompt]);
+    assert_eq!(v["text"], " Paris.\n\nThe");
+    assert_eq!(v["finish_reason"], "length");
+
+    // The stop string is not printed, and generation ends there.
+    let v = json(
+        repo.path(),
+        &["generate", "--model", model, "--greedy", "--stop", "\n", "--json", "--max-tokens", "20", prompt],
+    );
+    assert_eq!(v["text"], " Paris.");
+    assert_eq!(v["finish_reason"], "stop");
+
+    // A seed reproduces a sampled generation.
+    let sampled = |seed: &str| {
+        json(
+            repo.path(),
+            &[
+                "generate",
+                "--model",
+                model,
+                "--seed",
+                seed,
+                "--temperature",
+                "1.2",
+                "--max-tokens",
+                "12",
+                "--json",
+                prompt,
+            ],
+        )["token_ids"]
+            .clone()
+    };
+    assert_eq!(sampled("7"), sampled("7"));
+}
+
+#[test]
+fn bad_requests_are_one_clear_line() {
+    let Some(model) = smollm2() else { return };
+    let repo = tempfile::tempdir().unwrap();
+    let model = model.to_str().unwrap();
+    assert_clear_error(&run(repo.path(), &["generate", "--model", model, "--temperature=-1", "hi"]), "temperature");
+    assert_clear_error(&run(repo.path(), &["generate", "--model", model, "--top-p", "0", "hi"]), "top-p");
+    assert_clear_error(
+        &run(repo.path(), &["generate", "--model", model, "--backend", "browser-webnn", "hi"]),
+        "backend",
+    );
+    let missing = repo.path().join("nothing-here.gguf");
+    assert_clear_error(
+        &run(repo.path(), &["generate", "--model", missing.to_str().unwrap(), "hi"]),
+        "nothing-here.gguf",
+    );
+    // A GGUF that is not one.
+    let fake = repo.path().join("fake.gguf");
+    std::fs::write(&fake, b"GGUF but not really").unwrap();
+    assert_clear_error(&run(repo.path(), &["generate", "--model", fake.to_str().unwrap(), "hi"]), "not a valid GGUF");
+}
