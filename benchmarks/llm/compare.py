@@ -272,6 +272,10 @@ def main():
 
     print(f"model {args.model}\nprompt: {len(prompt_ids) if prompt_ids else '?'} tokens, {args.max_tokens} new tokens, "
           f"greedy; threads {args.threads} (cpu count {os.cpu_count()}); {args.rounds} rounds after a warm-up")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if load > 0.5 * (os.cpu_count() or 1):
+        print(f"warning: load average {load:.1f} on {os.cpu_count()} CPUs: other work is running, "
+              "timings (llama.cpp's spinning threads especially) will be unreliable")
     for e in engines:
         if getattr(e, "version", None):
             print(f"{e.name}: {e.version}")
