@@ -267,3 +267,117 @@ fn a_chain_of_ops_submits_once_per_read() {
     let _ = gpu.read(&h).unwrap();
     assert_eq!(gpu.stream().submissions(), before + 1, "one submission for the whole chain");
 }
+
+/// SmolLM2-135M-Instruct (Q4_1 GGUF, fetched by `scripts/fetch-test-models.sh`)
+/// on both backends: a prompt and a few decode steps give the same logits.
+#[test]
+fn smollm2_logits_on_webgpu_match_cpu() {
+    use ipfs_accelerate_models::llm::model::{LoadedDecoder, ModelSource};
+    use ipfs_accelerate_models::llm::weights::WeightBits;
+    let root = std::env::var_os("IPFS_ACCELERATE_TEST_MODELS").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+            .join(".cache/ipfs-accelerate/test-models")
+    });
+    let path = root.join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if !path.is_file() {
+        eprintln!("SKIPPED: {} is missing; run scripts/fetch-test-models.sh", path.display());
+        return;
+    }
+    let Some(ops) = gpu() else { return };
+    let source = ModelSource::Gguf(path);
+    let gpu = LoadedDecoder::open_on(&source, WeightBits::AsStored, ops).unwrap();
+    assert!(gpu.backend_name().starts_with("webgpu ("), "{}", gpu.backend_name());
+    let cpu = LoadedDecoder::open(&source, WeightBits::AsStored).unwrap();
+    let (mut gs, mut cs) = (gpu.sequence(16).unwrap(), cpu.sequence(16).unwrap());
+    // "The capital of France is" in SmolLM2's vocabulary, then greedy steps.
+    let mut feed: Vec<u32> = vec![504, 3575, 282, 4649, 314];
+    for step in 0..3 {
+        let g = gs.feed(&feed).unwrap();
+        let c = cs.feed(&feed).unwrap();
+        let scale = c.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let worst = g.iter().zip(&c).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        eprintln!("step {step}: largest logit difference {worst:e} (largest logit {scale})");
+        assert!(worst <= 1e-3 * scale, "step {step}: logits differ by {worst} (largest logit {scale})");
+        let argmax = |v: &[f32]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0 as u32;
+        assert_eq!(argmax(&g), argmax(&c), "step {step}: greedy token");
+        feed = vec![argmax(&c)];
+    }
+}
+
+/// Not a pass/fail test: prints the decode-shape (one row) linear layer's
+/// effective weight bandwidth per format on this adapter. Run with
+/// `cargo test --release -p ipfs-accelerate-models --test llm_gpu_ops -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement; run by hand"]
+fn measure_gemv_bandwidth() {
+    let Some(mut gpu) = gpu() else { return };
+    let mut rng = Lcg(9);
+    let (n, k) = match std::env::var("LLM_BENCH_SHAPE")
+        .ok()
+        .and_then(|s| s.split_once('x').map(|(a, b)| (a.to_string(), b.to_string())))
+    {
+        Some((a, b)) => (a.parse().unwrap(), b.parse().unwrap()),
+        None => (2048usize, 2048usize),
+    };
+    let values = rng.vec(n * k);
+    let x = upload(&mut gpu, &rng.vec(k), 1, k);
+    for dtype in DTYPES {
+        let w = QuantMatrix::quantize(dtype, n, k, &values).unwrap();
+        let bytes = w.bytes().len() as f64;
+        let w = gpu.matrix(&w).unwrap();
+        let warm = gpu.linear(&x, &w, None).unwrap();
+        let _ = gpu.read(&warm).unwrap();
+        let reps = 50;
+        let started = std::time::Instant::now();
+        let mut last = None;
+        for _ in 0..reps {
+            last = Some(gpu.linear(&x, &w, None).unwrap());
+        }
+        let _ = gpu.read(&last.unwrap()).unwrap();
+        let seconds = started.elapsed().as_secs_f64() / reps as f64;
+        println!("{dtype:?} {n}x{k}: {:.1} µs per gemv, {:.1} GB/s of weights", seconds * 1e6, bytes / seconds / 1e9);
+    }
+}
+
+/// Not a pass/fail test: SmolLM2 decode tokens/s on this adapter and on the CPU.
+#[test]
+#[ignore = "a measurement; run by hand"]
+fn measure_smollm2_decode() {
+    use ipfs_accelerate_models::llm::model::{LoadedDecoder, ModelSource};
+    use ipfs_accelerate_models::llm::weights::WeightBits;
+    let root = std::env::var_os("IPFS_ACCELERATE_TEST_MODELS").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+            .join(".cache/ipfs-accelerate/test-models")
+    });
+    let path = root.join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let Some(ops) = gpu() else { return };
+    if !path.is_file() {
+        eprintln!("SKIPPED: {} is missing", path.display());
+        return;
+    }
+    let source = ModelSource::Gguf(path);
+    let models = [
+        LoadedDecoder::open_on(&source, WeightBits::AsStored, ops).unwrap(),
+        LoadedDecoder::open(&source, WeightBits::AsStored).unwrap(),
+    ];
+    for model in &models {
+        let mut seq = model.sequence(256).unwrap();
+        let prompt: Vec<u32> = (0..64).map(|i| 300 + i).collect();
+        let started = std::time::Instant::now();
+        let mut logits = seq.feed(&prompt).unwrap();
+        let prefill = started.elapsed().as_secs_f64();
+        let tokens = 32;
+        let started = std::time::Instant::now();
+        for _ in 0..tokens {
+            let next = logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0 as u32;
+            logits = seq.feed(&[next]).unwrap();
+        }
+        let decode = started.elapsed().as_secs_f64();
+        println!(
+            "{}: prefill 64 tokens {:.1} tokens/s, decode {:.1} tokens/s",
+            model.backend_name(),
+            64.0 / prefill,
+            tokens as f64 / decode
+        );
+    }
+}
