@@ -2,8 +2,9 @@
 //!
 //! `cargo run --release -p ipfs-accelerate-tensor --example quant_bench [matvec|matmul]`
 //!
-//! For each shape and type: matvec on the SIMD kernels (`auto`), on the
-//! 8-bit-activation path (`q8act`) and on the portable kernels (`scalar`),
+//! For each shape and type: matvec on the best SIMD kernels (`auto`), on
+//! AVX2 only (`avx2`), on the 8-bit-activation path (`q8act`, `q8act-avx2`)
+//! and on the portable kernels (`scalar`),
 //! in GFLOP/s (2·rows·cols per product) and GB/s of weights read; then the
 //! batched product for 32 and 128 tokens.
 
@@ -46,7 +47,8 @@ fn values(n: usize, seed: u32) -> Vec<f32> {
 fn main() {
     let what = std::env::args().nth(1).unwrap_or_default();
     let shapes = [(576, 1536), (1536, 576), (49152, 576)];
-    let shapes = &shapes[..std::env::var("NSHAPES").map_or(3, |v| v.parse().unwrap())];
+    // QUANT_BENCH_SHAPES=n runs only the first n shapes.
+    let shapes = &shapes[..std::env::var("QUANT_BENCH_SHAPES").map_or(3, |v| v.parse().unwrap_or(3))];
     let types = [QuantType::Q4_1, QuantType::Q4_0, QuantType::Q8_0, QuantType::F16, QuantType::F32];
     println!("threads: {}", rayon::current_num_threads());
     for &(rows, cols) in shapes {
@@ -59,13 +61,15 @@ fn main() {
             let gb = m.bytes().len() as f64 / 1e9;
             if what.is_empty() || what == "matvec" {
                 let mut line = format!("matvec {rows:>5}x{cols:<5} {:<5}", t.name());
-                for name in ["auto", "q8act", "scalar"] {
+                for name in ["auto", "avx2", "q8act", "q8act-avx2", "scalar"] {
                     let s = time(|| match name {
                         "auto" => m.matvec_with(&x, &mut y, Kernel::Auto),
+                        "avx2" => m.matvec_with(&x, &mut y, Kernel::Avx2),
                         "q8act" => m.matvec_q8act_with(&x, &mut y, Kernel::Auto),
+                        "q8act-avx2" => m.matvec_q8act_with(&x, &mut y, Kernel::Avx2),
                         _ => m.matvec_with(&x, &mut y, Kernel::Scalar),
                     });
-                    line += &format!(" | {name} {:8.1} us {:6.1} GFLOP/s {:6.1} GB/s", s * 1e6, flop / s / 1e9, gb / s);
+                    line += &format!(" | {name} {:.1} us {:.1} GF/s {:.1} GB/s", s * 1e6, flop / s / 1e9, gb / s);
                 }
                 println!("{line}");
             }

@@ -296,7 +296,7 @@ fn matvec_matches_f64_reference_on_every_kernel() {
             let m = random_matrix(t, rows, cols, rows as u64 * 31 + cols as u64);
             let x = random_vec(cols, 5);
             let (want, scale) = reference(&m.dequantize(), cols, &x);
-            for kernel in [Kernel::Auto, Kernel::Scalar] {
+            for kernel in [Kernel::Auto, Kernel::Avx2, Kernel::Scalar] {
                 let mut y = vec![f32::NAN; rows];
                 m.matvec_with(&x, &mut y, kernel);
                 assert_close(&format!("{t} {rows}x{cols} {kernel:?}"), &y, &want, &scale, 1e-5);
@@ -312,15 +312,18 @@ fn simd_and_scalar_kernels_agree() {
         let m = random_matrix(t, rows, cols, 99);
         let x = random_vec(cols, 8);
         let (_, scale) = reference(&m.dequantize(), cols, &x);
-        let (mut a, mut b) = (vec![0.0; rows], vec![0.0; rows]);
-        m.matvec_with(&x, &mut a, Kernel::Auto);
+        let mut b = vec![0.0; rows];
         m.matvec_with(&x, &mut b, Kernel::Scalar);
-        let b64: Vec<f64> = b.iter().map(|&v| f64::from(v)).collect();
-        assert_close(&format!("{t} simd vs scalar"), &a, &b64, &scale, 2e-6);
-        m.matvec_q8act_with(&x, &mut a, Kernel::Auto);
+        let exact: Vec<f64> = b.iter().map(|&v| f64::from(v)).collect();
         m.matvec_q8act_with(&x, &mut b, Kernel::Scalar);
-        let b64: Vec<f64> = b.iter().map(|&v| f64::from(v)).collect();
-        assert_close(&format!("{t} q8act simd vs scalar"), &a, &b64, &scale, 2e-6);
+        let q8: Vec<f64> = b.iter().map(|&v| f64::from(v)).collect();
+        for kernel in [Kernel::Auto, Kernel::Avx2] {
+            let mut a = vec![0.0; rows];
+            m.matvec_with(&x, &mut a, kernel);
+            assert_close(&format!("{t} {kernel:?} vs scalar"), &a, &exact, &scale, 2e-6);
+            m.matvec_q8act_with(&x, &mut a, kernel);
+            assert_close(&format!("{t} q8act {kernel:?} vs scalar"), &a, &q8, &scale, 2e-6);
+        }
     }
 }
 
@@ -332,7 +335,7 @@ fn matmul_matches_f64_reference() {
             let w = m.dequantize();
             for n in [1, 3, 5, 33] {
                 let x = random_vec(n * cols, n as u64);
-                for kernel in [Kernel::Auto, Kernel::Scalar] {
+                for kernel in [Kernel::Auto, Kernel::Avx2, Kernel::Scalar] {
                     let mut y = vec![f32::NAN; n * rows];
                     m.matmul_with(&x, n, &mut y, kernel);
                     for tok in 0..n {
@@ -359,7 +362,7 @@ fn q8act_is_within_its_tolerance() {
                 .collect();
             let scale: Vec<f64> =
                 w.chunks_exact(cols).map(|r| r.iter().zip(&x).map(|(&a, &b)| f64::from((a * b).abs())).sum()).collect();
-            for kernel in [Kernel::Auto, Kernel::Scalar] {
+            for kernel in [Kernel::Auto, Kernel::Avx2, Kernel::Scalar] {
                 let mut y = vec![f32::NAN; rows];
                 m.matvec_q8act_with(&x, &mut y, kernel);
                 assert_close(&format!("{t} q8act {rows}x{cols}"), &y, &want, &scale, f64::from(Q8ACT_TOLERANCE));

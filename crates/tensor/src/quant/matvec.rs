@@ -46,7 +46,7 @@ pub(crate) fn block_sums(x: &[f32]) -> Vec<f32> {
 pub(crate) fn select(dtype: QuantType, kernel: Kernel) -> RowDot {
     if kernel.use_simd() {
         #[cfg(target_arch = "x86_64")]
-        if let Some(f) = super::simd_x86::row_dot(dtype) {
+        if let Some(f) = super::simd_x86::row_dot(dtype, kernel.allow_avx512()) {
             return f;
         }
     }

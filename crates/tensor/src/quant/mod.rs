@@ -25,11 +25,13 @@
 //! # Kernels
 //!
 //! [`Kernel::Auto`] picks the best SIMD kernels the CPU has at run time
-//! (AVX2+FMA+F16C, and AVX-512 VNNI for the 8-bit path); [`Kernel::Scalar`]
-//! forces the portable code, which is what every other CPU runs. Setting
-//! the environment variable `IPFS_ACCELERATE_QUANT_KERNEL=scalar` makes
-//! `Auto` mean `Scalar` for the whole process (read once), so a whole model
-//! can be run on the fallback path for comparison.
+//! (AVX-512 F for the f32 path and AVX-512 VNNI for the 8-bit path where
+//! present, else AVX2+FMA+F16C); [`Kernel::Avx2`] stops short of AVX-512;
+//! [`Kernel::Scalar`] forces the portable code, which is what every other
+//! CPU runs. Setting the environment variable
+//! `IPFS_ACCELERATE_QUANT_KERNEL=scalar` (or `avx2`) makes `Auto` mean that
+//! for the whole process (read once), so a whole model can be run on the
+//! fallback path for comparison.
 
 mod blocks;
 mod matmul;
@@ -124,22 +126,41 @@ impl std::fmt::Display for QuantType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Kernel {
     /// The fastest kernels this CPU supports (detected once at run time),
-    /// unless `IPFS_ACCELERATE_QUANT_KERNEL=scalar` is set.
+    /// unless `IPFS_ACCELERATE_QUANT_KERNEL` says otherwise (`scalar` or `avx2`).
     #[default]
     Auto,
+    /// AVX2 + FMA + F16C kernels without AVX-512 (the 8-bit path on
+    /// `maddubs` instead of VNNI); scalar on CPUs without them.
+    Avx2,
     /// The portable scalar kernels, whatever the CPU.
     Scalar,
 }
 
 impl Kernel {
-    /// Whether this choice runs SIMD kernels on this machine.
-    pub(crate) fn use_simd(self) -> bool {
+    /// The kernel this choice means, the environment override applied.
+    fn resolve(self) -> Kernel {
         use std::sync::OnceLock;
-        static FORCED_SCALAR: OnceLock<bool> = OnceLock::new();
-        self == Kernel::Auto
-            && !*FORCED_SCALAR.get_or_init(|| {
-                std::env::var("IPFS_ACCELERATE_QUANT_KERNEL").is_ok_and(|v| v.eq_ignore_ascii_case("scalar"))
+        static FORCED: OnceLock<Option<Kernel>> = OnceLock::new();
+        if self != Kernel::Auto {
+            return self;
+        }
+        FORCED
+            .get_or_init(|| match std::env::var("IPFS_ACCELERATE_QUANT_KERNEL").ok()?.to_ascii_lowercase().as_str() {
+                "scalar" => Some(Kernel::Scalar),
+                "avx2" => Some(Kernel::Avx2),
+                _ => None,
             })
+            .unwrap_or(Kernel::Auto)
+    }
+
+    /// Whether this choice may run SIMD kernels.
+    pub(crate) fn use_simd(self) -> bool {
+        self.resolve() != Kernel::Scalar
+    }
+
+    /// Whether this choice may run AVX-512 kernels.
+    pub(crate) fn allow_avx512(self) -> bool {
+        self.resolve() == Kernel::Auto
     }
 }
 

@@ -113,7 +113,7 @@ pub(crate) fn matvec(m: &QuantMatrix, x: &[f32], y: &mut [f32], kernel: Kernel) 
     let mut dot = scalar;
     if kernel.use_simd() {
         #[cfg(target_arch = "x86_64")]
-        if let Some(f) = super::simd_x86::row_dot_q8(m.dtype()) {
+        if let Some(f) = super::simd_x86::row_dot_q8(m.dtype(), kernel.allow_avx512()) {
             dot = f;
         }
     }

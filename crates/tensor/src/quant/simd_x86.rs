@@ -18,49 +18,56 @@ use std::sync::OnceLock;
 struct Features {
     /// AVX2, FMA and F16C: the f32-activation kernels and `maddubs`.
     avx2: bool,
+    /// AVX-512 F: 16-lane f32-activation kernels for the 32-blocks.
+    avx512: bool,
     /// AVX-512 VNNI with VL: `dpbusd` on 256-bit vectors.
     vnni: bool,
 }
 
-fn features() -> Features {
+fn features(allow_avx512: bool) -> Features {
     static F: OnceLock<Features> = OnceLock::new();
-    *F.get_or_init(|| {
+    let f = *F.get_or_init(|| {
         let avx2 =
             is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c");
-        let vnni = std::env::var("NOVNNI").is_err()
-            && avx2
-            && is_x86_feature_detected!("avx512vnni")
-            && is_x86_feature_detected!("avx512vl");
-        Features { avx2, vnni }
-    })
+        let avx512 = avx2 && is_x86_feature_detected!("avx512f");
+        let vnni = avx512 && is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl");
+        Features { avx2, avx512, vnni }
+    });
+    Features { avx512: f.avx512 && allow_avx512, vnni: f.vnni && allow_avx512, ..f }
 }
 
-/// The SIMD f32-activation kernel for `dtype`, if this CPU has one.
-pub(crate) fn row_dot(dtype: QuantType) -> Option<RowDot> {
-    if !features().avx2 {
-        return None;
-    }
-    // SAFETY (all wrappers below): they are returned only here, after AVX2,
-    // FMA and F16C were detected, and the row driver passes whole rows with
-    // `x.len() == cols` (each kernel re-checks the lengths it reads).
-    Some(match dtype {
-        QuantType::F32 => |r, x, _| unsafe { f32_row(r, x) },
-        QuantType::F16 => |r, x, _| unsafe { f16_row(r, x) },
-        QuantType::Q8_0 => |r, x, _| unsafe { q8_0_row(r, x) },
-        QuantType::Q4_0 => |r, x, _| unsafe { q4_row::<false>(r, x, &[]) },
-        QuantType::Q4_1 => |r, x, xs| unsafe { q4_row::<true>(r, x, xs) },
-        QuantType::Q4K => |r, x, _| kquant_row(QuantType::Q4K, r, x, |a, b| unsafe { dot_f32(a, b) }),
-        QuantType::Q6K => |r, x, _| kquant_row(QuantType::Q6K, r, x, |a, b| unsafe { dot_f32(a, b) }),
-    })
-}
-
-/// The SIMD 8-bit-activation kernel for `dtype`, if this CPU has one.
-pub(crate) fn row_dot_q8(dtype: QuantType) -> Option<RowDotQ8> {
-    let f = features();
+/// The SIMD f32-activation kernel for `dtype`, if this CPU has one; AVX-512
+/// kernels only if `allow_avx512`.
+pub(crate) fn row_dot(dtype: QuantType, allow_avx512: bool) -> Option<RowDot> {
+    let f = features(allow_avx512);
     if !f.avx2 {
         return None;
     }
-    // SAFETY: as in `row_dot`; the VNNI kernels only after VNNI was detected.
+    // SAFETY (all wrappers below): they are returned only here, after the
+    // features they enable were detected, and the row driver passes whole
+    // rows with `x.len() == cols` (each kernel re-checks the lengths it reads).
+    Some(match (dtype, f.avx512) {
+        (QuantType::F32, _) => |r, x, _| unsafe { f32_row(r, x) },
+        (QuantType::F16, _) => |r, x, _| unsafe { f16_row(r, x) },
+        (QuantType::Q8_0, false) => |r, x, _| unsafe { q8_0_row(r, x) },
+        (QuantType::Q8_0, true) => |r, x, _| unsafe { q8_0_row_512(r, x) },
+        (QuantType::Q4_0, false) => |r, x, _| unsafe { q4_row::<false>(r, x, &[]) },
+        (QuantType::Q4_0, true) => |r, x, _| unsafe { q4_row_512::<false>(r, x, &[]) },
+        (QuantType::Q4_1, false) => |r, x, xs| unsafe { q4_row::<true>(r, x, xs) },
+        (QuantType::Q4_1, true) => |r, x, xs| unsafe { q4_row_512::<true>(r, x, xs) },
+        (QuantType::Q4K, _) => |r, x, _| kquant_row(QuantType::Q4K, r, x, |a, b| unsafe { dot_f32(a, b) }),
+        (QuantType::Q6K, _) => |r, x, _| kquant_row(QuantType::Q6K, r, x, |a, b| unsafe { dot_f32(a, b) }),
+    })
+}
+
+/// The SIMD 8-bit-activation kernel for `dtype`, if this CPU has one; VNNI
+/// kernels only if `allow_avx512`.
+pub(crate) fn row_dot_q8(dtype: QuantType, allow_avx512: bool) -> Option<RowDotQ8> {
+    let f = features(allow_avx512);
+    if !f.avx2 {
+        return None;
+    }
+    // SAFETY: as in `row_dot`.
     Some(match (dtype, f.vnni) {
         (QuantType::Q8_0, false) => |r, a| unsafe { q8_0_q8(r, a) },
         (QuantType::Q8_0, true) => |r, a| unsafe { q8_0_q8_vnni(r, a) },
@@ -346,4 +353,71 @@ unsafe fn q4_q8<const MIN: bool>(row: &[u8], a: &Q8Act) -> f32 {
 #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
 unsafe fn q4_q8_vnni<const MIN: bool>(row: &[u8], a: &Q8Act) -> f32 {
     q4_q8_body::<MIN>(row, a, |u, s| dot_u8i8_vnni(u, s))
+}
+
+/// [`blocks2`] for 16-lane accumulators.
+#[inline(always)]
+unsafe fn blocks2_512(nb: usize, mut step: impl FnMut(usize, (__m512, __m128)) -> (__m512, __m128)) -> f32 {
+    let zero = (_mm512_setzero_ps(), _mm_setzero_ps());
+    let (mut a0, mut a1) = (zero, zero);
+    let mut b = 0;
+    while b + 2 <= nb {
+        a0 = step(b, a0);
+        a1 = step(b + 1, a1);
+        b += 2;
+    }
+    if b < nb {
+        a0 = step(b, a0);
+    }
+    let extra = _mm_add_ps(a0.1, a1.1);
+    _mm512_reduce_add_ps(_mm512_add_ps(a0.0, a1.0)) + _mm_cvtss_f32(_mm_movehdup_ps(extra))
+}
+
+/// [`q8_0_row`] on 16 lanes: a block is two halves of 16.
+#[target_feature(enable = "avx2,fma,f16c,avx512f")]
+unsafe fn q8_0_row_512(row: &[u8], x: &[f32]) -> f32 {
+    let nb = row.len() / 34;
+    assert!(x.len() >= nb * QK);
+    let (pw, px) = (row.as_ptr(), x.as_ptr());
+    let w16 = |p: *const u8| _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(p.cast())));
+    blocks2_512(nb, |b, (total, e)| {
+        let (w, xb) = (pw.add(34 * b), px.add(QK * b));
+        let s = _mm512_mul_ps(w16(w.add(2)), _mm512_loadu_ps(xb));
+        let s = _mm512_fmadd_ps(w16(w.add(18)), _mm512_loadu_ps(xb.add(16)), s);
+        (_mm512_fmadd_ps(s, _mm512_cvtph_ps(_mm256_set1_epi16(w.cast::<i16>().read_unaligned())), total), e)
+    })
+}
+
+/// [`q4_row`] on 16 lanes: the low nibbles are the block's first 16 values,
+/// the high nibbles its last 16.
+#[target_feature(enable = "avx2,fma,f16c,avx512f")]
+unsafe fn q4_row_512<const MIN: bool>(row: &[u8], x: &[f32], xs: &[f32]) -> f32 {
+    let bb = if MIN { 20 } else { 18 };
+    let nb = row.len() / bb;
+    assert!(x.len() >= nb * QK && (!MIN || xs.len() >= nb));
+    let (pw, px) = (row.as_ptr(), x.as_ptr());
+    let mask = _mm_set1_epi8(0x0f);
+    let eight = _mm_set1_epi8(8);
+    let cvt = |v: __m128i| {
+        if MIN {
+            _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v))
+        } else {
+            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_sub_epi8(v, eight)))
+        }
+    };
+    blocks2_512(nb, |b, (total, mins)| {
+        let (w, xb) = (pw.add(bb * b), px.add(QK * b));
+        let v = _mm_loadu_si128(w.add(bb - 16).cast());
+        let lo = cvt(_mm_and_si128(v, mask));
+        let hi = cvt(_mm_and_si128(_mm_srli_epi16::<4>(v), mask));
+        let s = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xb.add(16)), _mm512_mul_ps(lo, _mm512_loadu_ps(xb)));
+        if MIN {
+            let dm = f16_pair(w);
+            let total = _mm512_fmadd_ps(s, _mm512_broadcastss_ps(dm), total);
+            (total, _mm_fmadd_ps(dm, _mm_set1_ps(*xs.get_unchecked(b)), mins))
+        } else {
+            let d = _mm512_cvtph_ps(_mm256_set1_epi16(w.cast::<i16>().read_unaligned()));
+            (_mm512_fmadd_ps(s, d, total), mins)
+        }
+    })
 }
