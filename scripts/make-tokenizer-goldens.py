@@ -23,11 +23,19 @@ crates/models/tests/goldens/smollm2-tokenizer.json with:
   the model, so it must equal "ids";
 - "chat": renderings of the file's chat template by transformers'
   apply_chat_template for three conversations, with and without the
-  generation prompt, and the ids of each rendering.
+  generation prompt, and the ids of each rendering;
+- "sentencepiece": a tiny SentencePiece-style vocabulary
+  (tokenizer.ggml.model = "llama": `▁` words, <0xNN> byte tokens, scores and
+  no merges, as Llama 2 / TinyLlama files have), written to a temporary GGUF
+  with gguf-py and read back by transformers; the Rust test writes the same
+  metadata and must give the same ids and decodes.
 """
 import json
 import os
 import pathlib
+import tempfile
+
+import gguf
 
 from tokenizers import Tokenizer, pre_tokenizers
 from transformers import AutoTokenizer
@@ -79,6 +87,59 @@ CONVERSATIONS = {
         {"role": "user", "content": "Tell me a joke about \u00e9t\u00e9 \U0001F31E."},
     ],
 }
+
+
+# A tiny SentencePiece vocabulary: control tokens, all 256 byte tokens, then
+# pieces with scores (higher merges first), as llama.cpp's convert script writes them.
+SP_PIECES = [
+    ("\u2581", -1.0), ("h", -2.0), ("e", -2.1), ("l", -2.2), ("o", -2.3), ("w", -2.4), ("r", -2.5),
+    ("d", -2.6), ("t", -2.7), ("\u00e9", -2.8), ("\u2581h", -3.0), ("ll", -3.1), ("he", -3.2), ("\u2581he", -3.3),
+    ("llo", -3.4), ("\u2581hello", -3.5), ("\u2581w", -3.6), ("or", -3.7), ("\u2581wor", -3.8), ("ld", -3.9),
+    ("\u2581world", -4.0), ("\u2581t", -4.1), ("\u2581\u2581", -4.2), ("\u00e9t\u00e9", -4.5),
+]
+SP_STRINGS = [
+    "hello world",
+    " hello  world",
+    "hello\nworld",
+    "\u00e9t\u00e9 ol\u00e9",
+    "h\u00e9llo \U0001F917",
+    "<s>hello</s>",
+    "",
+]
+
+
+def sentencepiece_case():
+    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + [p for p, _ in SP_PIECES]
+    scores = [0.0, 0.0, 0.0] + [0.0] * 256 + [s for _, s in SP_PIECES]
+    types = [2, 3, 3] + [6] * 256 + [1] * len(SP_PIECES)
+    with tempfile.TemporaryDirectory() as tmp:
+        writer = gguf.GGUFWriter(os.path.join(tmp, "sp.gguf"), "llama")
+        writer.add_tokenizer_model("llama")
+        writer.add_token_list(tokens)
+        writer.add_token_scores(scores)
+        writer.add_token_types(types)
+        writer.add_unk_token_id(0)
+        writer.add_bos_token_id(1)
+        writer.add_eos_token_id(2)
+        writer.add_add_bos_token(True)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        tok = AutoTokenizer.from_pretrained(tmp, gguf_file="sp.gguf")
+        cases = []
+        for s in SP_STRINGS:
+            ids = tok.encode(s, add_special_tokens=True)
+            cases.append(
+                {
+                    "text": s,
+                    "ids": ids,
+                    "ids_no_special": tok.encode(s, add_special_tokens=False),
+                    "decoded": tok.decode(ids, skip_special_tokens=False),
+                    "decoded_skip_special": tok.decode(ids, skip_special_tokens=True),
+                }
+            )
+    return {"tokens": tokens, "scores": scores, "token_types": types, "cases": cases}
 
 
 def main():
@@ -134,6 +195,7 @@ def main():
         "encode": encode,
         "pre_tokenizer": pre,
         "chat": chat,
+        "sentencepiece": sentencepiece_case(),
     }
     OUT.write_text(json.dumps(golden, ensure_ascii=False, indent=1) + "\n")
     print(f"wrote {OUT}")

@@ -229,32 +229,131 @@ fn from_dir_errors_say_what_is_missing() {
     assert!(e.contains("not a valid tokenizer.json"), "{e}");
 }
 
-#[test]
-fn gguf_without_a_supported_tokenizer_is_an_error() {
-    // A metadata-only GGUF v3 naming a tokenizer model we do not build.
+/// One GGUF metadata value for [`metadata_gguf`].
+enum Meta<'a> {
+    Str(&'a str),
+    U32(u32),
+    Bool(bool),
+    Strs(Vec<&'a str>),
+    F32s(Vec<f32>),
+    I32s(Vec<i32>),
+}
+
+/// A GGUF v3 file with this metadata and no tensors.
+fn metadata_gguf(kvs: &[(&str, Meta)]) -> Vec<u8> {
     fn s(out: &mut Vec<u8>, v: &str) {
         out.extend((v.len() as u64).to_le_bytes());
         out.extend(v.as_bytes());
     }
+    fn array_head(out: &mut Vec<u8>, elem: u32, n: usize) {
+        out.extend(9u32.to_le_bytes());
+        out.extend(elem.to_le_bytes());
+        out.extend((n as u64).to_le_bytes());
+    }
     let mut b = b"GGUF".to_vec();
     b.extend(3u32.to_le_bytes());
     b.extend(0u64.to_le_bytes());
-    b.extend(2u64.to_le_bytes());
-    s(&mut b, "tokenizer.ggml.model");
-    b.extend(8u32.to_le_bytes()); // string
-    s(&mut b, "t5");
-    s(&mut b, "tokenizer.ggml.tokens");
-    b.extend(9u32.to_le_bytes()); // array
-    b.extend(8u32.to_le_bytes()); // of strings
-    b.extend(1u64.to_le_bytes());
-    s(&mut b, "a");
-    let gguf = GgufFile::parse(&b).unwrap();
-    let e = LlmTokenizer::from_gguf(&gguf).unwrap_err().to_string();
+    b.extend((kvs.len() as u64).to_le_bytes());
+    for (key, v) in kvs {
+        s(&mut b, key);
+        match v {
+            Meta::Str(x) => {
+                b.extend(8u32.to_le_bytes());
+                s(&mut b, x);
+            }
+            Meta::U32(x) => {
+                b.extend(4u32.to_le_bytes());
+                b.extend(x.to_le_bytes());
+            }
+            Meta::Bool(x) => {
+                b.extend(7u32.to_le_bytes());
+                b.push(u8::from(*x));
+            }
+            Meta::Strs(xs) => {
+                array_head(&mut b, 8, xs.len());
+                xs.iter().for_each(|x| s(&mut b, x));
+            }
+            Meta::F32s(xs) => {
+                array_head(&mut b, 6, xs.len());
+                xs.iter().for_each(|x| b.extend(x.to_le_bytes()));
+            }
+            Meta::I32s(xs) => {
+                array_head(&mut b, 5, xs.len());
+                xs.iter().for_each(|x| b.extend(x.to_le_bytes()));
+            }
+        }
+    }
+    b
+}
+
+#[test]
+fn sentencepiece_gguf_like_transformers() {
+    // A tiny "llama" (SentencePiece BPE) vocabulary with scores and no
+    // merges, as Llama 2 / TinyLlama files have; the golden holds what
+    // transformers builds from the same metadata.
+    let g = golden();
+    let sp = &g["sentencepiece"];
+    let tokens: Vec<&str> = sp["tokens"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let scores: Vec<f32> = sp["scores"].as_array().unwrap().iter().map(|t| t.as_f64().unwrap() as f32).collect();
+    let types: Vec<i32> = sp["token_types"].as_array().unwrap().iter().map(|t| t.as_i64().unwrap() as i32).collect();
+    let bytes = metadata_gguf(&[
+        ("general.architecture", Meta::Str("llama")),
+        ("tokenizer.ggml.model", Meta::Str("llama")),
+        ("tokenizer.ggml.tokens", Meta::Strs(tokens)),
+        ("tokenizer.ggml.scores", Meta::F32s(scores)),
+        ("tokenizer.ggml.token_type", Meta::I32s(types)),
+        ("tokenizer.ggml.unknown_token_id", Meta::U32(0)),
+        ("tokenizer.ggml.bos_token_id", Meta::U32(1)),
+        ("tokenizer.ggml.eos_token_id", Meta::U32(2)),
+        ("tokenizer.ggml.add_bos_token", Meta::Bool(true)),
+    ]);
+    let tok = LlmTokenizer::from_gguf(&GgufFile::parse(&bytes).unwrap()).unwrap();
+    assert!(tok.add_bos());
+    assert_eq!(tok.bos_id(), Some(1));
+    assert_eq!(tok.eos_ids(), &[2]);
+    let mut failures = Vec::new();
+    for case in sp["cases"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        let with = tok.encode(text, true).unwrap();
+        let without = tok.encode(text, false).unwrap();
+        if with != ids(&case["ids"]) || without != ids(&case["ids_no_special"]) {
+            failures.push(format!(
+                "encode {text:?}: got {with:?} / {without:?}, transformers {} / {}",
+                case["ids"], case["ids_no_special"]
+            ));
+            continue;
+        }
+        let d = tok.decode(&with, false).unwrap();
+        let ds = tok.decode(&with, true).unwrap();
+        if d != case["decoded"].as_str().unwrap() || ds != case["decoded_skip_special"].as_str().unwrap() {
+            failures.push(format!(
+                "decode {text:?}: got {d:?} / {ds:?}, transformers {} / {}",
+                case["decoded"], case["decoded_skip_special"]
+            ));
+        }
+        // The leading `▁` of the first word must not become a space when streamed.
+        stream(&tok, &without, true);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn gguf_without_a_supported_tokenizer_is_an_error() {
+    let b =
+        metadata_gguf(&[("tokenizer.ggml.model", Meta::Str("t5")), ("tokenizer.ggml.tokens", Meta::Strs(vec!["a"]))]);
+    let e = LlmTokenizer::from_gguf(&GgufFile::parse(&b).unwrap()).unwrap_err().to_string();
     assert!(e.contains("\"t5\" is not supported") && e.contains("gpt2"), "{e}");
 
-    let mut none = b"GGUF".to_vec();
-    none.extend(3u32.to_le_bytes());
-    none.extend([0u8; 16]); // no tensors, no metadata
-    let e = LlmTokenizer::from_gguf(&GgufFile::parse(&none).unwrap()).unwrap_err().to_string();
+    let e = LlmTokenizer::from_gguf(&GgufFile::parse(&metadata_gguf(&[])).unwrap()).unwrap_err().to_string();
     assert!(e.contains("no tokenizer.ggml.model"), "{e}");
+
+    // A special token id past the vocabulary is named, not a panic.
+    let b = metadata_gguf(&[
+        ("tokenizer.ggml.model", Meta::Str("gpt2")),
+        ("tokenizer.ggml.tokens", Meta::Strs(vec!["a", "b"])),
+        ("tokenizer.ggml.merges", Meta::Strs(vec!["a b"])),
+        ("tokenizer.ggml.eos_token_id", Meta::U32(7)),
+    ]);
+    let e = LlmTokenizer::from_gguf(&GgufFile::parse(&b).unwrap()).unwrap_err().to_string();
+    assert!(e.contains("eos_token_id = 7"), "{e}");
 }

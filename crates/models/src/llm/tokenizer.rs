@@ -126,15 +126,16 @@ impl LlmTokenizer {
         let eot = id("tokenizer.ggml.eot_token_id")?;
         let eom = id("tokenizer.ggml.eom_token_id")?;
 
+        let scores: Vec<f64> = match gguf.get_array("tokenizer.ggml.scores") {
+            Some(a) => a.iter().map(|v| v.as_f64().unwrap_or(0.0)).collect(),
+            None => Vec::new(),
+        };
         let (mut inner, default_add_bos) = match model {
-            "gpt2" => (byte_level_bpe(&tokens, merges, gguf.get_str("tokenizer.ggml.pre"))?, false),
+            "gpt2" => (byte_level_bpe(&tokens, merges, &scores, gguf.get_str("tokenizer.ggml.pre"))?, false),
             "llama" => {
-                let scores: Vec<f64> = match gguf.get_array("tokenizer.ggml.scores") {
-                    Some(a) => a.iter().map(|v| v.as_f64().unwrap_or(0.0)).collect(),
-                    None => Vec::new(),
-                };
                 let unk_token = unk.map(|u| tokens[u as usize].to_string());
-                (sentencepiece_bpe(&tokens, merges, &scores, unk_token)?, true)
+                let prefix_space = gguf.get_bool("tokenizer.ggml.add_space_prefix").unwrap_or(true);
+                (sentencepiece_bpe(&tokens, merges, &scores, unk_token, prefix_space)?, true)
             }
             other => {
                 return Err(tok_err(format!(
@@ -454,23 +455,31 @@ fn byte_level_pre_tokenizer(pre: Option<&str>) -> Result<PreTokenizerWrapper> {
     Ok(PreSequence::new(seq).into())
 }
 
-fn byte_level_bpe(tokens: &[&str], merges: Option<Vec<(String, String)>>, pre: Option<&str>) -> Result<Tokenizer> {
+fn byte_level_bpe(
+    tokens: &[&str],
+    merges: Option<Vec<(String, String)>>,
+    scores: &[f64],
+    pre: Option<&str>,
+) -> Result<Tokenizer> {
     let alphabet = bytes_to_unicode();
     // A token spelled outside the byte alphabet (some converters write
     // added tokens as plain UTF-8) is respelled byte by byte, as
     // transformers' byte_level_tokenizer does.
-    let mut vocab: HashMap<String, u32> = HashMap::with_capacity(tokens.len());
-    for (i, t) in tokens.iter().enumerate() {
-        let spelled = if t.chars().all(|c| alphabet.contains(&c)) {
-            t.to_string()
-        } else {
-            t.bytes().map(|b| alphabet[b as usize]).collect()
-        };
-        vocab.insert(spelled, i as u32);
-    }
+    let spelled: Vec<String> = tokens
+        .iter()
+        .map(|t| {
+            if t.chars().all(|c| alphabet.contains(&c)) {
+                t.to_string()
+            } else {
+                t.bytes().map(|b| alphabet[b as usize]).collect()
+            }
+        })
+        .collect();
+    let vocab: HashMap<String, u32> = spelled.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
     let merges = match merges {
         Some(m) => m,
-        None => generate_merges(&vocab, None),
+        None if scores.len() == tokens.len() => generate_merges(&spelled, &vocab, Some(scores)),
+        None => generate_merges(&spelled, &vocab, None),
     };
     let bpe = BPE::builder()
         .vocab_and_merges(vocab.into_iter().collect::<Vocab>(), merges)
@@ -483,7 +492,8 @@ fn byte_level_bpe(tokens: &[&str], merges: Option<Vec<(String, String)>>, pre: O
 }
 
 /// SentencePiece-style BPE as transformers' `LlamaTokenizer` builds it:
-/// `▁` for spaces prepended to the first word, byte fallback for bytes the
+/// `▁` for spaces, one prepended to the first word unless the file's
+/// `tokenizer.ggml.add_space_prefix` is false, byte fallback for bytes the
 /// vocabulary lacks (`<0x0A>`), merges from the file or derived from the
 /// token scores.
 fn sentencepiece_bpe(
@@ -491,13 +501,17 @@ fn sentencepiece_bpe(
     merges: Option<Vec<(String, String)>>,
     scores: &[f64],
     unk: Option<String>,
+    prefix_space: bool,
 ) -> Result<Tokenizer> {
-    let vocab: HashMap<String, u32> = tokens.iter().enumerate().map(|(i, t)| (t.to_string(), i as u32)).collect();
+    let owned: Vec<String> = tokens.iter().map(|t| t.to_string()).collect();
+    let vocab: HashMap<String, u32> = owned.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
     let merges = match merges {
         Some(m) => m,
+        None if scores.len() == tokens.len() => generate_merges(&owned, &vocab, Some(scores)),
         None => {
-            let scores: HashMap<&str, f64> = tokens.iter().copied().zip(scores.iter().copied()).collect();
-            generate_merges(&vocab, Some(&scores))
+            return Err(tok_err(
+                "the GGUF file has neither tokenizer.ggml.merges nor one tokenizer.ggml.scores entry per token",
+            ))
         }
     };
     let mut builder = BPE::builder()
@@ -510,23 +524,34 @@ fn sentencepiece_bpe(
     let bpe =
         builder.build().map_err(|e| tok_err(format!("cannot build the BPE model from the GGUF vocabulary: {e}")))?;
     let mut tok = Tokenizer::new(bpe);
-    tok.with_pre_tokenizer(Some(Metaspace::new('▁', PrependScheme::First, false)));
+    let scheme = if prefix_space { PrependScheme::First } else { PrependScheme::Never };
+    tok.with_pre_tokenizer(Some(Metaspace::new('▁', scheme, false)));
     let replace = Replace::new("▁", " ").map_err(tok_err)?;
-    let decoders: Vec<DecoderWrapper> =
-        vec![replace.into(), ByteFallback::new().into(), Fuse::new().into(), Strip::new(' ', 1, 0).into()];
+    let mut decoders: Vec<DecoderWrapper> = vec![replace.into(), ByteFallback::new().into(), Fuse::new().into()];
+    if prefix_space {
+        // Take back the space the pre-tokenizer put before the first word.
+        decoders.push(Strip::new(' ', 1, 0).into());
+    }
     tok.with_decoder(Some(DecoderSequence::new(decoders)));
     Ok(tok)
 }
 
-/// Merges implied by a vocabulary, as transformers' `generate_merges`: every
-/// split of a token into two tokens of the vocabulary, ordered by the merged
-/// token's score (highest first) when scores are given, else by its id.
-fn generate_merges(vocab: &HashMap<String, u32>, scores: Option<&HashMap<&str, f64>>) -> Vec<(String, String)> {
+/// Merges implied by a vocabulary, as transformers' `generate_merges`:
+/// every split of a token into two tokens of the vocabulary, ordered by the
+/// merged token's key: its score, highest first, when `scores` is given,
+/// else its id, lowest first. Ties keep Python's stable order: tokens in
+/// vocabulary order, each one's splits by the ids of their pieces.
+fn generate_merges(tokens: &[String], vocab: &HashMap<String, u32>, scores: Option<&[f64]>) -> Vec<(String, String)> {
+    let mut seen = HashSet::new();
     let mut merges: Vec<(String, String, f64)> = Vec::new();
-    for (merged, &id) in vocab {
+    for (i, merged) in tokens.iter().enumerate() {
+        // A Python dict keeps a repeated token at its first position.
+        if !seen.insert(merged.as_str()) {
+            continue;
+        }
         let key = match scores {
-            Some(s) => s.get(merged.as_str()).copied().unwrap_or(f64::NEG_INFINITY),
-            None => f64::from(id),
+            Some(s) => s.get(i).copied().unwrap_or(0.0),
+            None => f64::from(vocab.get(merged).copied().unwrap_or(i as u32)),
         };
         let mut local = Vec::new();
         for (split, _) in merged.char_indices().skip(1) {
@@ -538,15 +563,17 @@ fn generate_merges(vocab: &HashMap<String, u32>, scores: Option<&HashMap<&str, f
         local.sort_by_key(|&(li, ri, _, _)| (li, ri));
         merges.extend(local.into_iter().map(|(_, _, l, r)| (l, r, key)));
     }
-    // Python's sort is stable and HashMap order is not, so break every tie
-    // by the pieces themselves to keep the order reproducible.
     let descending = scores.is_some();
+    // Stable, like Python's sorted (also with reverse=True).
     merges.sort_by(|a, b| {
         let ka = (a.2, a.0.chars().count(), a.1.chars().count());
         let kb = (b.2, b.0.chars().count(), b.1.chars().count());
         let ord = ka.partial_cmp(&kb).unwrap_or(std::cmp::Ordering::Equal);
-        let ord = if descending { ord.reverse() } else { ord };
-        ord.then_with(|| (&a.0, &a.1).cmp(&(&b.0, &b.1)))
+        if descending {
+            ord.reverse()
+        } else {
+            ord
+        }
     });
     merges.into_iter().map(|(l, r, _)| (l, r)).collect()
 }
