@@ -248,12 +248,8 @@ impl DecoderOps for CpuOps {
             let query = &q.row(r)[h * head_dim..(h + 1) * head_dim];
             let span = start + r + 1;
             let base = kv * capacity * head_dim;
-            let mut scores: Vec<f32> = (0..span)
-                .map(|p| {
-                    let key = &keys[base + p * head_dim..base + (p + 1) * head_dim];
-                    query.iter().zip(key).map(|(a, b)| a * b).sum::<f32>() * scale
-                })
-                .collect();
+            let mut scores: Vec<f32> =
+                (0..span).map(|p| dot(query, &keys[base + p * head_dim..base + (p + 1) * head_dim]) * scale).collect();
             let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let mut total = 0.0f32;
             for s in &mut scores {
@@ -261,9 +257,7 @@ impl DecoderOps for CpuOps {
                 total += *s;
             }
             for (p, s) in scores.iter().enumerate() {
-                let weight = s / total;
-                let value = &values[base + p * head_dim..base + (p + 1) * head_dim];
-                slot.iter_mut().zip(value).for_each(|(o, v)| *o += weight * v);
+                axpy(s / total, &values[base + p * head_dim..base + (p + 1) * head_dim], slot);
             }
         };
         if n * heads * (start + n) * head_dim > 1 << 16 {
@@ -303,6 +297,26 @@ impl DecoderOps for CpuOps {
     fn read(&mut self, x: &CpuAct) -> Result<Vec<f32>> {
         Ok(x.data.clone())
     }
+}
+
+/// `a · b` with eight independent accumulators, so the compiler can keep
+/// them in one vector register (a single running sum cannot be vectorized
+/// without reordering the additions).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for i in 0..8 {
+            lanes[i] += x[i] * y[i];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// `y += alpha · x`.
+fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    y.iter_mut().zip(x).for_each(|(o, v)| *o += alpha * v);
 }
 
 fn check_width(op: &str, have: usize, want: usize) -> Result<()> {

@@ -8,6 +8,7 @@ use super::ops::DecoderOps;
 use super::weights::WeightFile;
 use super::Decoder;
 use crate::error::{Error, Result};
+use ipfs_accelerate_tensor::quant::QuantMatrix;
 
 /// Tensor naming of the file the weights come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,16 +22,92 @@ pub enum Naming {
 /// One transformer block's weights.
 struct Block<O: DecoderOps> {
     attn_norm: O::Vector,
-    q: O::Matrix,
-    k: O::Matrix,
-    v: O::Matrix,
-    /// Qwen2 has biases on the Q, K and V projections.
-    qkv_bias: Option<[O::Vector; 3]>,
+    /// Q, K and V (with Qwen2's biases), fused where their types allow.
+    qkv: Projections<O>,
     out: O::Matrix,
     ffn_norm: O::Vector,
-    gate: O::Matrix,
-    up: O::Matrix,
+    /// The SwiGLU gate and up projections, fused likewise.
+    gate_up: Projections<O>,
     down: O::Matrix,
+}
+
+/// Projections of one input, concatenated by rows into as few matrices as
+/// their storage types allow: one matrix-vector product instead of three
+/// (Q, K, V) or two (gate, up) per token, then a split of the columns.
+struct Projections<O: DecoderOps> {
+    /// Each fused matrix, its bias, and the widths of the parts it holds.
+    groups: Vec<(O::Matrix, Option<O::Vector>, Vec<usize>)>,
+}
+
+impl<O: DecoderOps> Projections<O> {
+    /// Fuses consecutive parts of the same type.
+    fn new(ops: &mut O, parts: Vec<(QuantMatrix, Option<Vec<f32>>)>) -> Result<Self> {
+        let mut groups = Vec::new();
+        let mut pending: Vec<(QuantMatrix, Option<Vec<f32>>)> = Vec::new();
+        let mut flush = |ops: &mut O, pending: &mut Vec<(QuantMatrix, Option<Vec<f32>>)>| -> Result<()> {
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let widths: Vec<usize> = pending.iter().map(|(m, _)| m.rows()).collect();
+            let matrices: Vec<&QuantMatrix> = pending.iter().map(|(m, _)| m).collect();
+            let fused = concat_rows(&matrices)?;
+            let bias = if pending.iter().any(|(_, b)| b.is_some()) {
+                let mut all = Vec::new();
+                for (m, b) in pending.iter() {
+                    match b {
+                        Some(b) => all.extend_from_slice(b),
+                        None => all.extend(std::iter::repeat_n(0.0, m.rows())),
+                    }
+                }
+                Some(ops.vector(&all)?)
+            } else {
+                None
+            };
+            groups.push((ops.matrix(&fused)?, bias, widths));
+            pending.clear();
+            Ok(())
+        };
+        for part in parts {
+            if pending.last().is_some_and(|(m, _)| m.dtype() != part.0.dtype()) {
+                flush(ops, &mut pending)?;
+            }
+            pending.push(part);
+        }
+        flush(ops, &mut pending)?;
+        Ok(Projections { groups })
+    }
+
+    /// Every part applied to `x`, in order.
+    fn apply(&self, ops: &mut O, x: &O::Act) -> Result<Vec<O::Act>> {
+        let mut out = Vec::new();
+        for (matrix, bias, widths) in &self.groups {
+            let y = ops.linear(x, matrix, bias.as_ref())?;
+            if widths.len() == 1 {
+                out.push(y);
+            } else {
+                out.extend(ops.split_columns(&y, widths)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Matrices of one type and width stacked by rows (rows are independent
+/// runs of blocks, so the bytes simply concatenate).
+fn concat_rows(parts: &[&QuantMatrix]) -> Result<QuantMatrix> {
+    if let [one] = parts {
+        return Ok((*one).clone());
+    }
+    let first = parts[0];
+    let mut bytes = Vec::with_capacity(parts.iter().map(|m| m.bytes().len()).sum());
+    for m in parts {
+        if m.cols() != first.cols() || m.dtype() != first.dtype() {
+            return Err(Error::Backend("fused projections must share their type and width".into()));
+        }
+        bytes.extend_from_slice(m.bytes());
+    }
+    let rows = parts.iter().map(|m| m.rows()).sum();
+    Ok(QuantMatrix::new(first.dtype(), rows, first.cols(), bytes.into())?)
 }
 
 /// A Llama-family model resident on backend `O`.
@@ -57,25 +134,29 @@ impl<O: DecoderOps> Llama<O> {
         let mut blocks = Vec::with_capacity(c.layers);
         for l in 0..c.layers {
             let at = Some(l);
-            let qkv_bias = if file.has(&name(at, "q_bias")) {
-                Some([
-                    ops.vector(&file.vector(&name(at, "q_bias"), q_width)?)?,
-                    ops.vector(&file.vector(&name(at, "k_bias"), kv_width)?)?,
-                    ops.vector(&file.vector(&name(at, "v_bias"), kv_width)?)?,
-                ])
-            } else {
-                None
+            let bias = |part: &str, width: usize| -> Result<Option<Vec<f32>>> {
+                let n = name(at, part);
+                if file.has(&n) {
+                    Ok(Some(file.vector(&n, width)?))
+                } else {
+                    Ok(None)
+                }
             };
+            let qkv = vec![
+                (file.matrix(&name(at, "q"), q_width, d, false)?, bias("q_bias", q_width)?),
+                (file.matrix(&name(at, "k"), kv_width, d, false)?, bias("k_bias", kv_width)?),
+                (file.matrix(&name(at, "v"), kv_width, d, false)?, bias("v_bias", kv_width)?),
+            ];
+            let gate_up = vec![
+                (file.matrix(&name(at, "gate"), ff, d, false)?, None),
+                (file.matrix(&name(at, "up"), ff, d, false)?, None),
+            ];
             blocks.push(Block {
                 attn_norm: ops.vector(&file.vector(&name(at, "attn_norm"), d)?)?,
-                q: matrix(ops, name(at, "q"), q_width, d)?,
-                k: matrix(ops, name(at, "k"), kv_width, d)?,
-                v: matrix(ops, name(at, "v"), kv_width, d)?,
-                qkv_bias,
+                qkv: Projections::new(ops, qkv)?,
                 out: matrix(ops, name(at, "o"), d, q_width)?,
                 ffn_norm: ops.vector(&file.vector(&name(at, "ffn_norm"), d)?)?,
-                gate: matrix(ops, name(at, "gate"), ff, d)?,
-                up: matrix(ops, name(at, "up"), ff, d)?,
+                gate_up: Projections::new(ops, gate_up)?,
                 down: matrix(ops, name(at, "down"), d, ff)?,
             });
         }
@@ -98,10 +179,10 @@ impl<O: DecoderOps> Decoder<O> for Llama<O> {
         for (layer, b) in self.blocks.iter().enumerate() {
             // Attention.
             let h = ops.rms_norm(&x, &b.attn_norm, c.norm_eps)?;
-            let bias = |i: usize| b.qkv_bias.as_ref().map(|biases| &biases[i]);
-            let mut q = ops.linear(&h, &b.q, bias(0))?;
-            let mut k = ops.linear(&h, &b.k, bias(1))?;
-            let v = ops.linear(&h, &b.v, bias(2))?;
+            let mut qkv = b.qkv.apply(ops, &h)?.into_iter();
+            let (Some(mut q), Some(mut k), Some(v)) = (qkv.next(), qkv.next(), qkv.next()) else {
+                return Err(Error::Backend("the QKV projection did not give three parts".into()));
+            };
             ops.rope(&mut q, c.heads, rope, start)?;
             ops.rope(&mut k, c.kv_heads, rope, start)?;
             let attended = ops.attention(&q, &k, &v, cache, layer, start, c.heads)?;
@@ -109,8 +190,10 @@ impl<O: DecoderOps> Decoder<O> for Llama<O> {
             ops.add_assign(&mut x, &projected)?;
             // Feed-forward (SwiGLU).
             let h = ops.rms_norm(&x, &b.ffn_norm, c.norm_eps)?;
-            let gate = ops.linear(&h, &b.gate, None)?;
-            let up = ops.linear(&h, &b.up, None)?;
+            let mut gate_up = b.gate_up.apply(ops, &h)?.into_iter();
+            let (Some(gate), Some(up)) = (gate_up.next(), gate_up.next()) else {
+                return Err(Error::Backend("the gate/up projection did not give two parts".into()));
+            };
             let activated = ops.silu_mul(&gate, &up)?;
             let down = ops.linear(&activated, &b.down, None)?;
             ops.add_assign(&mut x, &down)?;
