@@ -50,7 +50,9 @@ impl<O: DecoderOps> Gpt2<O> {
         let tokens = ops.matrix(&file.matrix(&n("wte.weight".into()), c.vocab_size, d, false)?)?;
         let positions = ops.matrix(&file.matrix(&n("wpe.weight".into()), c.context_length, d, false)?)?;
         let ff = c.intermediate_size;
-        let mut blocks = Vec::with_capacity(c.layers);
+        // Not preallocated: the layer count comes from the file, and a missing
+        // tensor ends the loop long before a lying count matters.
+        let mut blocks = Vec::new();
         for l in 0..c.layers {
             let h = format!("h.{l}");
             blocks.push(Block {

@@ -131,7 +131,9 @@ impl<O: DecoderOps> Llama<O> {
             ops.matrix(&file.matrix(&n, rows, cols, false)?)
         };
         let embedding = matrix(ops, name(None, "embed"), c.vocab_size, d)?;
-        let mut blocks = Vec::with_capacity(c.layers);
+        // Not preallocated: the layer count comes from the file, and a missing
+        // tensor ends the loop long before a lying count matters.
+        let mut blocks = Vec::new();
         for l in 0..c.layers {
             let at = Some(l);
             let bias = |part: &str, width: usize| -> Result<Option<Vec<f32>>> {
