@@ -24,6 +24,11 @@ crates/models/tests/goldens/smollm2-tokenizer.json with:
 - "chat": renderings of the file's chat template by transformers'
   apply_chat_template for three conversations, with and without the
   generation prompt, and the ids of each rendering;
+- "templates": other models' kinds of template (Zephyr, Llama 3, Qwen 2.5,
+  Mistral with raise_exception, and one exercising tojson options,
+  namespace, filters and {% generation %}) rendered by the same
+  apply_chat_template for the same conversations, so the Rust renderer is
+  checked against Jinja2 beyond SmolLM2's own template;
 - "sentencepiece": a tiny SentencePiece-style vocabulary
   (tokenizer.ggml.model = "llama": `▁` words, <0xNN> byte tokens, scores and
   no merges, as Llama 2 / TinyLlama files have), written to a temporary GGUF
@@ -108,6 +113,55 @@ SP_STRINGS = [
 ]
 
 
+TEMPLATES = {
+    "zephyr": (
+        "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + message['content'] + eos_token }}\n"
+        "{% elif message['role'] == 'system' %}\n{{ '<|system|>\n' + message['content'] + eos_token }}\n"
+        "{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n{% endif %}\n"
+        "{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}"
+    ),
+    "llama3": (
+        "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + "
+        "message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}"
+        "{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}"
+        "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
+    ),
+    "qwen2.5": (
+        "{%- if tools %}\n    {{- '<|im_start|>system\\n' }}\n    {%- for tool in tools %}\n        {{- \"\\n\" }}\n"
+        "        {{- tool | tojson }}\n    {%- endfor %}\n{%- else %}\n    {%- if messages[0]['role'] == 'system' %}\n"
+        "        {{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}\n    {%- else %}\n"
+        "        {{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}\n"
+        "    {%- endif %}\n{%- endif %}\n{%- for message in messages %}\n"
+        "    {%- if (message.role == \"user\") or (message.role == \"system\" and not loop.first) or (message.role == \"assistant\") %}\n"
+        "        {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}\n    {%- endif %}\n"
+        "{%- endfor %}\n{%- if add_generation_prompt %}\n    {{- '<|im_start|>assistant\\n' }}\n{%- endif %}\n"
+    ),
+    "mistral": (
+        "{%- if messages[0]['role'] == 'system' %}\n    {%- set system_message = messages[0]['content'] %}\n"
+        "    {%- set loop_messages = messages[1:] %}\n{%- else %}\n    {%- set loop_messages = messages %}\n{%- endif %}\n\n"
+        "{{- bos_token }}\n{%- for message in loop_messages %}\n"
+        "    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}\n"
+        "        {{- raise_exception('After the optional system message, conversation roles must alternate user/assistant/user/assistant/...') }}\n"
+        "    {%- endif %}\n    {%- if message['role'] == 'user' %}\n        {%- if loop.first and system_message is defined %}\n"
+        "            {{- ' [INST] ' + system_message + '\\n\\n' + message['content'] + ' [/INST]' }}\n        {%- else %}\n"
+        "            {{- ' [INST] ' + message['content'] + ' [/INST]' }}\n        {%- endif %}\n"
+        "    {%- elif message['role'] == 'assistant' %}\n        {{- ' ' + message['content'] + eos_token}}\n    {%- else %}\n"
+        "        {{- raise_exception('Only user and assistant roles are supported, with the exception of an initial optional system message!') }}\n"
+        "    {%- endif %}\n{%- endfor %}\n"
+    ),
+    "features": (
+        "{% set ns = namespace(n=0) %}{% for m in messages %}{% set ns.n = ns.n + m.content|length %}"
+        "{%- generation -%} {{ m | tojson }} {%- endgeneration %}\n{{ m | tojson(indent=2, sort_keys=true) }}\n"
+        "{{ m.content.split(' ') | tojson(separators=(',', ':')) }}|{{ m.content.upper() }}|{{ m.content.replace('a', '4') }}\n{% endfor %}"
+        "{{ ns.n }} {{ messages | map(attribute='role') | join(',') }} "
+        "{{ messages | selectattr('role', 'equalto', 'user') | list | length }}{{ 'x' if tools is none else 'y' }}"
+        "{{ {'\u00e9': 1.5, 'b': none, 'c': true, 'd': [1, 'two']} | tojson(ensure_ascii=true) }}"
+        "{% if messages[-1].role.startswith('us') and messages[0].content.endswith('?') %} Q{% endif %}"
+        "{{ messages[0].content[:4] }}{{ (messages | last).content | truncate(8, true, '') }}"
+    ),
+}
+
+
 def sentencepiece_case():
     tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + [p for p, _ in SP_PIECES]
     scores = [0.0, 0.0, 0.0] + [0.0] * 256 + [s for _, s in SP_PIECES]
@@ -184,6 +238,21 @@ def main():
                 }
             )
 
+    templates = []
+    for name, source in TEMPLATES.items():
+        for conv, messages in CONVERSATIONS.items():
+            for gen in (False, True):
+                templates.append(
+                    {
+                        "template": name,
+                        "conversation": conv,
+                        "add_generation_prompt": gen,
+                        "rendered": tok.apply_chat_template(
+                            messages, chat_template=source, tokenize=False, add_generation_prompt=gen
+                        ),
+                    }
+                )
+
     golden = {
         "source": f"transformers AutoTokenizer.from_pretrained(dir, gguf_file={FILE!r})",
         "transformers": __import__("transformers").__version__,
@@ -195,6 +264,9 @@ def main():
         "encode": encode,
         "pre_tokenizer": pre,
         "chat": chat,
+        "conversations": CONVERSATIONS,
+        "template_sources": TEMPLATES,
+        "templates": templates,
         "sentencepiece": sentencepiece_case(),
     }
     OUT.write_text(json.dumps(golden, ensure_ascii=False, indent=1) + "\n")

@@ -73,3 +73,27 @@ fn a_template_rejecting_the_conversation_is_an_error() {
     let e = t.render(&bad, false).unwrap_err().to_string();
     assert!(e.contains("roles must alternate"), "{e}");
 }
+
+#[test]
+fn other_kinds_of_template_render_like_jinja2() {
+    // Zephyr, Llama 3, Qwen 2.5 and Mistral shapes and one exercising tojson
+    // options, namespace, filters, Python methods and {% generation %}, as
+    // transformers renders them with SmolLM2's special tokens.
+    let tok = LlmTokenizer::from_gguf_path(&smollm2_path()).unwrap();
+    let g = golden();
+    let mut failures = Vec::new();
+    for case in g["templates"].as_array().unwrap() {
+        let name = case["template"].as_str().unwrap();
+        let source = g["template_sources"][name].as_str().unwrap();
+        let conv = case["conversation"].as_str().unwrap();
+        let messages: Vec<ChatMessage> = serde_json::from_value(g["conversations"][conv].clone()).unwrap();
+        let gen = case["add_generation_prompt"].as_bool().unwrap();
+        let t = ChatTemplate::new(source).unwrap().with_special_tokens(tok.bos_token(), tok.eos_token());
+        match t.render(&messages, gen) {
+            Ok(r) if r == case["rendered"].as_str().unwrap() => {}
+            Ok(r) => failures.push(format!("{name} {conv} {gen}: got {r:?}, want {:?}", case["rendered"])),
+            Err(e) => failures.push(format!("{name} {conv} {gen}: {e}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -6,9 +6,11 @@
 //! configures Jinja2: `trim_blocks` and `lstrip_blocks` on, Python string
 //! methods (`.strip()`, `.startswith()`, `.items()`…), `raise_exception`,
 //! a `tojson` that writes JSON as Python's `json.dumps` does (no HTML
-//! escaping, `", "` and `": "` separators, optional `indent`), and
-//! `strftime_now`. The variables are `messages`, `add_generation_prompt`,
-//! `bos_token` and `eos_token`.
+//! escaping, `", "` and `": "` separators, `indent`, `separators`,
+//! `sort_keys`, `ensure_ascii`), Jinja2's `truncate`, `strftime_now` (UTC:
+//! transformers uses local time) and `{% generation %}` blocks (rendered as
+//! plain blocks). The variables are `messages`, `add_generation_prompt`,
+//! `bos_token`, `eos_token`, and `tools` and `documents` as none.
 
 use crate::error::{Error, Result};
 use crate::llm::tokenizer::LlmTokenizer;
@@ -74,7 +76,8 @@ impl ChatTemplate {
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
         env.add_filter("tojson", tojson);
-        env.add_template_owned(NAME, source.to_string()).map_err(template_err)?;
+        env.add_filter("truncate", truncate);
+        env.add_template_owned(NAME, without_generation_tags(source)).map_err(template_err)?;
         Ok(ChatTemplate { env, bos_token: None, eos_token: None })
     }
 
@@ -113,12 +116,100 @@ impl ChatTemplate {
         template
             .render(context! {
                 messages => Value::from(Serde(messages)),
+                // transformers passes these as None when the caller has none.
+                tools => Value::from(()),
+                documents => Value::from(()),
                 add_generation_prompt => add_generation_prompt,
                 bos_token => self.bos_token.as_deref().map_or(Value::UNDEFINED, Value::from),
                 eos_token => self.eos_token.as_deref().map_or(Value::UNDEFINED, Value::from),
             })
             .map_err(template_err)
     }
+}
+
+/// The template with transformers' `{% generation %}…{% endgeneration %}`
+/// tags (they only mark the assistant's text for training masks) turned
+/// into `{% if true %}…{% endif %}`, which minijinja knows, keeping their
+/// whitespace control (`{%-`, `-%}`).
+fn without_generation_tags(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while let Some(at) = rest.find("{%") {
+        out.push_str(&rest[..at]);
+        let tag = &rest[at + 2..];
+        let (open, inner) = match tag.strip_prefix(['-', '+']) {
+            Some(t) => (&tag[..1], t),
+            None => ("", tag),
+        };
+        let body = inner.trim_start();
+        let word = if body.starts_with("endgeneration") {
+            Some(("endgeneration", "endif"))
+        } else if body.starts_with("generation") {
+            Some(("generation", "if true"))
+        } else {
+            None
+        };
+        if let Some((word, with)) = word {
+            let after = body[word.len()..].trim_start();
+            let close = if after.starts_with("-%}") || after.starts_with("+%}") {
+                Some(&after[..1])
+            } else if after.starts_with("%}") {
+                Some("")
+            } else {
+                None
+            };
+            if let Some(close) = close {
+                let _ = write!(out, "{{%{open} {with} {close}%}}");
+                rest = &after[close.len() + 2..];
+                continue;
+            }
+        }
+        out.push_str("{%");
+        rest = &rest[at + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Jinja2's `truncate(length=255, killwords=False, end='...', leeway=5)`,
+/// which minijinja lacks (contrib's takes keywords only): text within
+/// `length + leeway` characters is kept whole, else it is cut at `length`
+/// less `end`, back to a word boundary unless `killwords`.
+fn truncate(
+    s: String,
+    length: Option<usize>,
+    killwords: Option<bool>,
+    end: Option<String>,
+    kwargs: Kwargs,
+) -> std::result::Result<String, minijinja::Error> {
+    let length = match length {
+        Some(l) => l,
+        None => kwargs.get::<Option<usize>>("length")?.unwrap_or(255),
+    };
+    let killwords = match killwords {
+        Some(k) => k,
+        None => kwargs.get::<Option<bool>>("killwords")?.unwrap_or(false),
+    };
+    let end = match end {
+        Some(e) => e,
+        None => kwargs.get::<Option<String>>("end")?.unwrap_or_else(|| "...".to_string()),
+    };
+    let leeway = kwargs.get::<Option<usize>>("leeway")?.unwrap_or(5);
+    kwargs.assert_all_used()?;
+    let chars = s.chars().count();
+    let end_len = end.chars().count();
+    if length < end_len {
+        return Err(minijinja::Error::new(ErrorKind::InvalidOperation, "truncate: length is shorter than end"));
+    }
+    if chars <= length + leeway {
+        return Ok(s);
+    }
+    let head: String = s.chars().take(length - end_len).collect();
+    if killwords {
+        return Ok(head + &end);
+    }
+    let cut = head.rsplit_once(' ').map_or(head.as_str(), |(before, _)| before);
+    Ok(cut.to_string() + &end)
 }
 
 /// `raise_exception(message)`: how templates reject a conversation (for
@@ -229,29 +320,57 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 }
 
 /// `tojson` as transformers defines it: `json.dumps(x, ensure_ascii=False,
-/// indent=indent)`, so keys keep their order, nothing is HTML-escaped and
-/// the separators are Python's.
+/// indent=None, separators=None, sort_keys=False)`, so keys keep their
+/// order, nothing is HTML-escaped and the separators are Python's.
 fn tojson(value: Value, kwargs: Kwargs) -> std::result::Result<Value, minijinja::Error> {
     let indent: Option<usize> = kwargs.get("indent")?;
+    let sort_keys: Option<bool> = kwargs.get("sort_keys")?;
+    let ensure_ascii: Option<bool> = kwargs.get("ensure_ascii")?;
+    let separators: Option<Vec<String>> = kwargs.get("separators")?;
     kwargs.assert_all_used()?;
+    let (item_sep, key_sep) = match separators.as_deref() {
+        Some([item, key]) => (item.clone(), key.clone()),
+        Some(_) => {
+            return Err(minijinja::Error::new(ErrorKind::InvalidOperation, "tojson: separators must be two strings"))
+        }
+        // Python's defaults: no space before a newline when indenting.
+        None => (if indent.is_some() { "," } else { ", " }.to_string(), ": ".to_string()),
+    };
+    let style = JsonStyle {
+        indent,
+        item_sep,
+        key_sep,
+        sort_keys: sort_keys.unwrap_or(false),
+        ensure_ascii: ensure_ascii.unwrap_or(false),
+    };
     let mut out = String::new();
-    write_json(&mut out, &value, indent, 0)?;
+    write_json(&mut out, &value, &style, 0)?;
     Ok(Value::from_safe_string(out))
+}
+
+/// `json.dumps` options.
+struct JsonStyle {
+    indent: Option<usize>,
+    item_sep: String,
+    key_sep: String,
+    sort_keys: bool,
+    ensure_ascii: bool,
 }
 
 fn write_json(
     out: &mut String,
     v: &Value,
-    indent: Option<usize>,
+    style: &JsonStyle,
     depth: usize,
 ) -> std::result::Result<(), minijinja::Error> {
+    let indent = style.indent;
     let newline = |out: &mut String, depth: usize| {
         if let Some(n) = indent {
             out.push('\n');
             out.extend(std::iter::repeat_n(' ', n * depth));
         }
     };
-    let item_sep = if indent.is_some() { "," } else { ", " };
+    let item_sep = style.item_sep.as_str();
     match v.kind() {
         ValueKind::Undefined | ValueKind::None => out.push_str("null"),
         ValueKind::Bool => out.push_str(if v.is_true() { "true" } else { "false" }),
@@ -274,7 +393,7 @@ fn write_json(
                 }
             }
         }
-        ValueKind::String | ValueKind::Plain => write_json_str(out, &v.to_string()),
+        ValueKind::String | ValueKind::Plain => write_json_str(out, &v.to_string(), style.ensure_ascii),
         ValueKind::Seq | ValueKind::Iterable => {
             let items: Vec<Value> = v.try_iter()?.collect();
             if items.is_empty() {
@@ -287,13 +406,16 @@ fn write_json(
                     out.push_str(item_sep);
                 }
                 newline(out, depth + 1);
-                write_json(out, item, indent, depth + 1)?;
+                write_json(out, item, style, depth + 1)?;
             }
             newline(out, depth);
             out.push(']');
         }
         ValueKind::Map => {
-            let keys: Vec<Value> = v.try_iter()?.collect();
+            let mut keys: Vec<Value> = v.try_iter()?.collect();
+            if style.sort_keys {
+                keys.sort_by_key(|k| k.to_string());
+            }
             if keys.is_empty() {
                 out.push_str("{}");
                 return Ok(());
@@ -304,9 +426,9 @@ fn write_json(
                     out.push_str(item_sep);
                 }
                 newline(out, depth + 1);
-                write_json_str(out, &key.to_string());
-                out.push_str(": ");
-                write_json(out, &v.get_item(key)?, indent, depth + 1)?;
+                write_json_str(out, &key.to_string(), style.ensure_ascii);
+                out.push_str(&style.key_sep);
+                write_json(out, &v.get_item(key)?, style, depth + 1)?;
             }
             newline(out, depth);
             out.push('}');
@@ -321,8 +443,9 @@ fn write_json(
     Ok(())
 }
 
-/// A JSON string as Python's `json.dumps(ensure_ascii=False)` writes it.
-fn write_json_str(out: &mut String, s: &str) {
+/// A JSON string as Python's `json.dumps` writes it; `ensure_ascii`
+/// escapes everything past ASCII as `\uXXXX` (UTF-16, so surrogate pairs).
+fn write_json_str(out: &mut String, s: &str, ensure_ascii: bool) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -333,8 +456,11 @@ fn write_json_str(out: &mut String, s: &str) {
             '\t' => out.push_str("\\t"),
             '\u{08}' => out.push_str("\\b"),
             '\u{0C}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
+            c if (c as u32) < 0x20 || (ensure_ascii && !c.is_ascii()) => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
             }
             c => out.push(c),
         }
@@ -375,6 +501,29 @@ mod tests {
         let out = t.render(&[ChatMessage::new("user", "x y "), ChatMessage::new("user", "no")], false).unwrap();
         // As Jinja2 with trim_blocks and lstrip_blocks renders it.
         assert_eq!(out, "X Y");
+    }
+
+    #[test]
+    fn truncate_is_jinja2s() {
+        let t = ChatTemplate::new(
+            "{% for m in messages %}{{ m.content|truncate(9) }}|{{ m.content|truncate(length=11, end='~') }}|{{ 'short'|truncate(3, end='') }}{% endfor %}",
+        )
+        .unwrap();
+        // As Jinja2 3.1 renders it.
+        assert_eq!(
+            t.render(&[ChatMessage::new("user", "hello world foo bar baz")], false).unwrap(),
+            "hello...|hello~|short"
+        );
+    }
+
+    #[test]
+    fn generation_tags_become_plain_blocks() {
+        assert_eq!(
+            without_generation_tags(
+                "a{%- generation -%} b {% endgeneration %}c{% if x %}{%+generation+%}{%endgeneration%}{{ '{%' }}"
+            ),
+            "a{%- if true -%} b {% endif %}c{% if x %}{%+ if true +%}{% endif %}{{ '{%' }}"
+        );
     }
 
     #[test]
