@@ -14,14 +14,17 @@
 //                  low nibble of byte i, element 16 + i the high one)      ws[blk] = d
 //   DTYPE 4, Q4_1: wq as Q4_0                                ws[2 blk] = d, ws[2 blk + 1] = m
 //
+// (wq zero-padded to a multiple of 16 bytes, as is x.)
+//
 // with blk = row * nb + p / 32 (nb = k / 32 blocks per row); the values are d * q
 // (Q8_0), d * (q - 8) (Q4_0) and d * q + m (Q4_1), as GGML defines them.
 //
 // Two modes (GEMV override), both 256 invocations per workgroup:
 // * GEMV (decode, few rows of x): 8 output columns per workgroup, 32 invocations each
-//   striding over the row in units of 8 weights, partial sums added in workgroup
-//   memory. Dispatch (ceil(n / 8), m). Memory-bound: every weight byte is read once per
-//   row of x and dequantized in registers.
+//   striding over the row a block of 32 weights at a time (8 weights for F32/F16), with
+//   16-byte loads of quants and x; partial sums added in workgroup memory. Dispatch
+//   (ceil(n / 8), m). Memory-bound: every weight byte is read once per row of x and
+//   dequantized in registers.
 // * GEMM (prefill): 64×64 output tiles, k in steps of 16, each invocation a 4×4 block;
 //   weights are dequantized into the workgroup tile as it is loaded.
 //   Dispatch (ceil(n / 64), ceil(m / 64)).
@@ -39,30 +42,40 @@ override GEMV: bool = true;
 override HAS_BIAS: bool = false;
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> wq: array<u32>;
+// x and the weight words are read as 16-byte vectors (one load for four values in the
+// GEMV hot loop); the host pads both buffers to 16 bytes.
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> wq: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> ws: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+fn x_at(i: u32) -> f32 {
+    return x[i / 4u][i % 4u];
+}
+
+fn word(i: u32) -> u32 {
+    return wq[i / 4u][i % 4u];
+}
 
 // Weight (row, p), one element (the GEMM tile loads and the F32/F16 GEMV path).
 fn weight_at(row: u32, p: u32) -> f32 {
     switch DTYPE {
         case 1u: {
             let e = row * params.k + p;
-            return unpack2x16float(wq[e / 2u])[e % 2u];
+            return unpack2x16float(word(e / 2u))[e % 2u];
         }
         case 2u: {
             let blk = row * params.nb + p / 32u;
             let i = p % 32u;
-            let w = bitcast<i32>(wq[blk * 8u + i / 4u]);
+            let w = bitcast<i32>(word(blk * 8u + i / 4u));
             return ws[blk] * f32(extractBits(w, (i % 4u) * 8u, 8u));
         }
         case 3u, 4u: {
             let blk = row * params.nb + p / 32u;
             let i = p % 32u;
             let j = i % 16u;
-            let byte = extractBits(wq[blk * 4u + j / 4u], (j % 4u) * 8u, 8u);
+            let byte = extractBits(word(blk * 4u + j / 4u), (j % 4u) * 8u, 8u);
             let q = f32(select(byte & 15u, byte >> 4u, i >= 16u));
             if (DTYPE == 3u) {
                 return ws[blk] * (q - 8.0);
@@ -70,59 +83,72 @@ fn weight_at(row: u32, p: u32) -> f32 {
             return ws[2u * blk] * q + ws[2u * blk + 1u];
         }
         default: {
-            return bitcast<f32>(wq[row * params.k + p]);
+            return bitcast<f32>(word(row * params.k + p));
         }
     }
 }
 
-// sum over the 8 weights of unit u of row `row` times the matching x (x row at xb).
-// Units: Q8_0 — 8 consecutive weights (2 words); Q4_0/Q4_1 — one word of a block, whose
-// 4 low nibbles are weights 4s..4s+3 of the block and its high nibbles 16+4s..16+4s+3;
-// F32/F16 — 8 consecutive weights, the tail of a row checked against k.
-fn unit_dot(row: u32, u: u32, xb: u32) -> f32 {
-    switch DTYPE {
-        case 2u: {
-            let blk = row * params.nb + u / 4u;
-            let s = u % 4u;
-            let w0 = bitcast<i32>(wq[blk * 8u + s * 2u]);
-            let w1 = bitcast<i32>(wq[blk * 8u + s * 2u + 1u]);
-            let p = xb + (u / 4u) * 32u + s * 8u;
-            var acc = 0.0;
-            for (var j = 0u; j < 4u; j++) {
-                acc = fma(f32(extractBits(w0, j * 8u, 8u)), x[p + j], acc);
-                acc = fma(f32(extractBits(w1, j * 8u, 8u)), x[p + 4u + j], acc);
-            }
-            return ws[blk] * acc;
+// The four int8 of a word, as f32.
+fn i8x4(w: u32) -> vec4<f32> {
+    let v = bitcast<i32>(w);
+    return vec4<f32>(
+        f32(extractBits(v, 0u, 8u)),
+        f32(extractBits(v, 8u, 8u)),
+        f32(extractBits(v, 16u, 8u)),
+        f32(extractBits(v, 24u, 8u)),
+    );
+}
+
+// The low and the high nibbles of the four bytes of a word, as f32.
+fn lo4(w: u32) -> vec4<f32> {
+    return vec4<f32>(vec4<u32>(w, w >> 8u, w >> 16u, w >> 24u) & vec4<u32>(15u));
+}
+fn hi4(w: u32) -> vec4<f32> {
+    return vec4<f32>((vec4<u32>(w, w >> 8u, w >> 16u, w >> 24u) >> vec4<u32>(4u)) & vec4<u32>(15u));
+}
+
+// Block b of row `row` (Q8_0, Q4_0, Q4_1) times x[xb + 32 b ..] (xb a multiple of 32,
+// since k is). Q8_0: block = 2 vectors of words, word w holds weights 4w..4w+3.
+// Q4_0/Q4_1: block = 1 vector of words, word s holds weights 4s..4s+3 in its low
+// nibbles and 16+4s..16+4s+3 in its high ones.
+fn block_dot(row: u32, b: u32, xb: u32) -> f32 {
+    let blk = row * params.nb + b;
+    let x0 = (xb + b * 32u) / 4u;
+    if (DTYPE == 2u) {
+        let w0 = wq[blk * 2u];
+        let w1 = wq[blk * 2u + 1u];
+        var acc = 0.0;
+        for (var s = 0u; s < 4u; s++) {
+            acc += dot(i8x4(w0[s]), x[x0 + s]);
+            acc += dot(i8x4(w1[s]), x[x0 + 4u + s]);
         }
-        case 3u, 4u: {
-            let blk = row * params.nb + u / 4u;
-            let s = u % 4u;
-            let w = wq[blk * 4u + s];
-            let p = xb + (u / 4u) * 32u + s * 4u;
-            var acc = 0.0;
-            var xsum = 0.0;
-            for (var j = 0u; j < 4u; j++) {
-                let lo = x[p + j];
-                let hi = x[p + 16u + j];
-                acc = fma(f32(extractBits(w, j * 8u, 4u)), lo, acc);
-                acc = fma(f32(extractBits(w, j * 8u + 4u, 4u)), hi, acc);
-                xsum += lo + hi;
-            }
-            if (DTYPE == 3u) {
-                return ws[blk] * (acc - 8.0 * xsum);
-            }
-            return ws[2u * blk] * acc + ws[2u * blk + 1u] * xsum;
-        }
-        default: {
-            var acc = 0.0;
-            let p0 = u * 8u;
-            let end = min(p0 + 8u, params.k);
-            for (var p = p0; p < end; p++) {
-                acc = fma(weight_at(row, p), x[xb + p], acc);
-            }
-            return acc;
-        }
+        return ws[blk] * acc;
     }
+    let w = wq[blk];
+    var acc = 0.0;
+    var xsum = vec4<f32>(0.0);
+    for (var s = 0u; s < 4u; s++) {
+        let lo = x[x0 + s];
+        let hi = x[x0 + 4u + s];
+        acc += dot(lo4(w[s]), lo) + dot(hi4(w[s]), hi);
+        xsum += lo + hi;
+    }
+    let total = xsum.x + xsum.y + xsum.z + xsum.w;
+    if (DTYPE == 3u) {
+        return ws[blk] * (acc - 8.0 * total);
+    }
+    return ws[2u * blk] * acc + ws[2u * blk + 1u] * total;
+}
+
+// Weights 8u .. 8u + 8 of row `row` (F32, F16; the tail checked against k) times x.
+fn unit_dot(row: u32, u: u32, xb: u32) -> f32 {
+    var acc = 0.0;
+    let p0 = u * 8u;
+    let end = min(p0 + 8u, params.k);
+    for (var p = p0; p < end; p++) {
+        acc = fma(weight_at(row, p), x_at(xb + p), acc);
+    }
+    return acc;
 }
 
 const GEMV_LANES: u32 = 32u;
@@ -153,11 +179,17 @@ fn main(
         let lane = t % GEMV_LANES;
         let j = wid.x * GEMV_COLS + t / GEMV_LANES;
         let i = wid.y;
-        let units = (params.k + 7u) / 8u;
         var acc = 0.0;
         if (j < params.n && i < params.m) {
-            for (var u = lane; u < units; u += GEMV_LANES) {
-                acc += unit_dot(j, u, i * params.k);
+            if (DTYPE >= 2u) {
+                for (var b = lane; b < params.nb; b += GEMV_LANES) {
+                    acc += block_dot(j, b, i * params.k);
+                }
+            } else {
+                let units = (params.k + 7u) / 8u;
+                for (var u = lane; u < units; u += GEMV_LANES) {
+                    acc += unit_dot(j, u, i * params.k);
+                }
             }
         }
         partial[t] = acc;
@@ -191,7 +223,7 @@ fn main(
             let gk = k0 + kk;
             var av = 0.0;
             if (row0 + r < params.m && gk < params.k) {
-                av = x[(row0 + r) * params.k + gk];
+                av = x_at((row0 + r) * params.k + gk);
             }
             a_tile[kk * TILE + r] = av;
             var bv = 0.0;

@@ -75,8 +75,8 @@ pub struct PackedWeights {
     pub rows: usize,
     /// Columns (input features).
     pub cols: usize,
-    /// The weights (float formats) or quants (block formats), little-endian words;
-    /// the last word zero-padded.
+    /// The weights (float formats) or quants (block formats), little-endian words,
+    /// zero-padded to a multiple of 16 bytes (the kernels read 16-byte vectors).
     pub words: Vec<u8>,
     /// Per block `d` (`Q8_0`, `Q4_0`) or `d, m` (`Q4_1`); empty for the float formats.
     pub scales: Vec<f32>,
@@ -112,7 +112,7 @@ pub fn pack(format: WeightFormat, rows: usize, cols: usize, ggml: &[u8]) -> Resu
     let (quant_bytes, scale_count) = match format {
         WeightFormat::F32 | WeightFormat::F16 => {
             let mut words = ggml.to_vec();
-            words.resize(words.len().next_multiple_of(4), 0);
+            words.resize(words.len().next_multiple_of(16), 0);
             return Ok(PackedWeights { format, rows, cols, words, scales: Vec::new() });
         }
         WeightFormat::Q8_0 => (32, 1),
@@ -154,6 +154,6 @@ mod tests {
         assert!(pack(WeightFormat::Q8_0, 1, 40, &[0; 34]).is_err());
         assert!(pack(WeightFormat::Q8_0, 1, 32, &[0; 33]).is_err());
         let f16 = pack(WeightFormat::F16, 1, 3, &[0; 6]).unwrap();
-        assert_eq!(f16.words.len(), 8, "padded to a word");
+        assert_eq!(f16.words.len(), 16, "padded to a vector");
     }
 }

@@ -201,10 +201,10 @@ impl BufferPool {
         BufferPool { runner, free: Arc::default() }
     }
 
-    /// A storage buffer of at least `bytes` (its size is `bytes` padded to 4, at least 4);
-    /// its contents are whatever was there before.
+    /// A storage buffer of at least `bytes` (its size is `bytes` padded to 16, at least
+    /// 16, so kernels may read it as vectors); its contents are whatever was there before.
     pub fn get(&self, label: &str, bytes: u64) -> Result<PooledBuffer> {
-        let size = bytes.max(4).next_multiple_of(4);
+        let size = bytes.max(16).next_multiple_of(16);
         let reused = self.free.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&size).and_then(Vec::pop);
         let buffer = match reused {
             Some(b) => b,
