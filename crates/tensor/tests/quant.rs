@@ -276,8 +276,11 @@ fn row_f32_matches_dequantize() {
         let all = m.dequantize();
         let mut row = vec![0.0; cols];
         for r in 0..5 {
-            m.row_f32(r, &mut row);
-            assert_eq!(row, all[r * cols..(r + 1) * cols], "{t} row {r}");
+            for kernel in [Kernel::Auto, Kernel::Avx2, Kernel::Scalar] {
+                m.row_f32_with(r, &mut row, kernel);
+                // Every kernel dequantizes to the same bits as the reference.
+                assert_eq!(row, all[r * cols..(r + 1) * cols], "{t} row {r} {kernel:?}");
+            }
         }
     }
 }

@@ -111,6 +111,18 @@ pub(crate) fn dequant_block(dtype: QuantType, b: &[u8], out: &mut [f32]) {
     }
 }
 
+/// [`dequant_row`] on the fastest kernels `kernel` allows (all give the same bits).
+pub(crate) fn dequant_row_with(dtype: QuantType, row: &[u8], out: &mut [f32], kernel: super::Kernel) {
+    #[cfg(target_arch = "x86_64")]
+    if kernel.use_simd() {
+        if let Some(f) = super::simd_x86::dequant_row(dtype) {
+            return f(row, out);
+        }
+    }
+    let _ = kernel;
+    dequant_row(dtype, row, out)
+}
+
 /// Dequantizes a whole row (`row.len()` a multiple of the block bytes) into `out`.
 pub(crate) fn dequant_row(dtype: QuantType, row: &[u8], out: &mut [f32]) {
     match dtype {

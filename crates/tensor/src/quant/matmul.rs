@@ -1,7 +1,7 @@
 //! Batched products for prompt prefill: dequantize a tile of weight rows once,
 //! multiply it against every token with `gemm`.
 
-use super::blocks::dequant_row;
+use super::blocks::dequant_row_with;
 use super::{matvec, Kernel, QuantMatrix};
 use rayon::prelude::*;
 
@@ -59,7 +59,7 @@ pub(crate) fn matmul(m: &QuantMatrix, x: &[f32], n: usize, y: &mut [f32], kernel
             let w = &mut buf[..tr * cols];
             for (i, o) in w.chunks_exact_mut(cols).enumerate() {
                 let r = r0 + i;
-                dequant_row(m.dtype(), &data[r * rb..(r + 1) * rb], o);
+                dequant_row_with(m.dtype(), &data[r * rb..(r + 1) * rb], o, kernel);
             }
             // dst[i][j] = y[j * rows + r0 + i]; lhs[i][k] = w[i * cols + k];
             // rhs[k][j] = x[j * cols + k].

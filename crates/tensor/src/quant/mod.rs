@@ -272,9 +272,15 @@ impl QuantMatrix {
     /// # Panics
     /// If `row >= rows` or `out.len() != cols`.
     pub fn row_f32(&self, row: usize, out: &mut [f32]) {
+        self.row_f32_with(row, out, Kernel::Auto)
+    }
+
+    /// [`QuantMatrix::row_f32`] on the chosen kernels; every kernel gives
+    /// the same bits.
+    pub fn row_f32_with(&self, row: usize, out: &mut [f32], kernel: Kernel) {
         assert!(row < self.rows, "row {row} out of range: the matrix has {} rows", self.rows);
         assert_eq!(out.len(), self.cols, "row_f32: output must hold {} values", self.cols);
-        blocks::dequant_row(self.dtype, self.row(row), out);
+        blocks::dequant_row_with(self.dtype, self.row(row), out, kernel);
     }
 
     /// The whole matrix as f32, row-major.
@@ -282,7 +288,7 @@ impl QuantMatrix {
         let mut out = vec![0.0f32; self.rows * self.cols];
         if self.cols > 0 {
             for (r, o) in out.chunks_exact_mut(self.cols).enumerate() {
-                blocks::dequant_row(self.dtype, self.row(r), o);
+                blocks::dequant_row_with(self.dtype, self.row(r), o, Kernel::Auto);
             }
         }
         out
@@ -334,8 +340,8 @@ impl QuantMatrix {
         self.matmul_with(x, n, y, Kernel::Auto)
     }
 
-    /// [`QuantMatrix::matmul`] on the chosen kernels (they matter only for
-    /// `n` small enough to run as matrix-vector products).
+    /// [`QuantMatrix::matmul`] on the chosen kernels (for the tile
+    /// dequantizer, and for `n` small enough to run as matrix-vector products).
     pub fn matmul_with(&self, x: &[f32], n: usize, y: &mut [f32], kernel: Kernel) {
         assert_eq!(x.len(), n * self.cols, "matmul: x must be n × cols = {n} × {}", self.cols);
         assert_eq!(y.len(), n * self.rows, "matmul: y must be n × rows = {n} × {}", self.rows);

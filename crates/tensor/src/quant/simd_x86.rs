@@ -421,3 +421,74 @@ unsafe fn q4_row_512<const MIN: bool>(row: &[u8], x: &[f32], xs: &[f32]) -> f32 
         }
     })
 }
+
+/// The SIMD row dequantizer for `dtype`, if this CPU has one: bit-identical
+/// to `blocks::dequant_row` (same f32 operations, no FMA contraction).
+pub(crate) fn dequant_row(dtype: QuantType) -> Option<fn(&[u8], &mut [f32])> {
+    if !features(false).avx2 {
+        return None;
+    }
+    // SAFETY: returned only after AVX2, FMA and F16C were detected; each
+    // kernel bounds its reads by `row.len()` and its writes by `out.len()`.
+    Some(match dtype {
+        QuantType::F16 => |r, o| unsafe { dequant_f16(r, o) },
+        QuantType::Q8_0 => |r, o| unsafe { dequant_q8_0(r, o) },
+        QuantType::Q4_0 => |r, o| unsafe { dequant_q4::<false>(r, o) },
+        QuantType::Q4_1 => |r, o| unsafe { dequant_q4::<true>(r, o) },
+        _ => return None,
+    })
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dequant_f16(row: &[u8], out: &mut [f32]) {
+    let n = (row.len() / 2).min(out.len());
+    let (pw, po) = (row.as_ptr(), out.as_mut_ptr());
+    let mut i = 0;
+    while i + 8 <= n {
+        _mm256_storeu_ps(po.add(i), _mm256_cvtph_ps(_mm_loadu_si128(pw.add(2 * i).cast())));
+        i += 8;
+    }
+    while i < n {
+        out[i] = f16_scalar(pw.add(2 * i));
+        i += 1;
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dequant_q8_0(row: &[u8], out: &mut [f32]) {
+    let nb = (row.len() / 34).min(out.len() / QK);
+    let (pw, po) = (row.as_ptr(), out.as_mut_ptr());
+    for b in 0..nb {
+        let (w, o) = (pw.add(34 * b), po.add(QK * b));
+        let d = f16_splat(w);
+        for k in 0..4 {
+            _mm256_storeu_ps(o.add(8 * k), _mm256_mul_ps(i8x8_ps(w.add(2 + 8 * k)), d));
+        }
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dequant_q4<const MIN: bool>(row: &[u8], out: &mut [f32]) {
+    let bb = if MIN { 20 } else { 18 };
+    let nb = (row.len() / bb).min(out.len() / QK);
+    let (pw, po) = (row.as_ptr(), out.as_mut_ptr());
+    let mask = _mm_set1_epi8(0x0f);
+    let eight = _mm_set1_epi8(8);
+    for b in 0..nb {
+        let (w, o) = (pw.add(bb * b), po.add(QK * b));
+        let d = f16_splat(w);
+        let m = if MIN { f16_splat(w.add(2)) } else { _mm256_setzero_ps() };
+        let v = _mm_loadu_si128(w.add(bb - 16).cast());
+        let (mut lo, mut hi) = (_mm_and_si128(v, mask), _mm_and_si128(_mm_srli_epi16::<4>(v), mask));
+        if !MIN {
+            lo = _mm_sub_epi8(lo, eight);
+            hi = _mm_sub_epi8(hi, eight);
+        }
+        for (k, part) in [lo, _mm_srli_si128::<8>(lo), hi, _mm_srli_si128::<8>(hi)].into_iter().enumerate() {
+            // Values are exact small integers, so converting via i8 or u8 is the same.
+            let q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(part));
+            let y = if MIN { _mm256_add_ps(_mm256_mul_ps(q, d), m) } else { _mm256_mul_ps(q, d) };
+            _mm256_storeu_ps(o.add(8 * k), y);
+        }
+    }
+}
