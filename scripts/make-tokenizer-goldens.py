@@ -17,7 +17,9 @@ crates/models/tests/goldens/smollm2-tokenizer.json with:
   own tokenizer disagree. transformers has no entry for
   tokenizer.ggml.pre = "smollm" and splits as GPT-2 does, while SmolLM2's
   tokenizer.json (and llama.cpp) split every digit off first
-  (Digits(individual_digits) before ByteLevel). "ids" is the model's own
+  (Digits(individual_digits) before ByteLevel). They differ on non-ASCII
+  numerals after a space and on runs of whitespace before a digit
+  ("\n\n1.", indented code). "ids" is the model's own
   split, rebuilt here on transformers' vocabulary and merges;
   "transformers_ids" is what transformers gives. The Rust tokenizer follows
   the model, so it must equal "ids";
@@ -78,7 +80,17 @@ STRINGS = [
 ]
 
 # Strings on which the GPT-2 split and the model's digit-first split differ.
-PRE_TOKENIZER_STRINGS = [" \u00b2", "x \u00b2\u00b3", "\u0663\u0664\u0665 \u0666", " \u00bd cup"]
+# Whitespace before a digit is one of them: "\n\n1." (a numbered list) and
+# indented code.
+PRE_TOKENIZER_STRINGS = [
+    " \u00b2",
+    "x \u00b2\u00b3",
+    "\u0663\u0664\u0665 \u0666",
+    " \u00bd cup",
+    "Steps:\n\n1. mix",
+    "if x:\n    3 + 4",
+    "a  1",
+]
 
 CONVERSATIONS = {
     "single_user": [{"role": "user", "content": "What is the capital of France?"}],
