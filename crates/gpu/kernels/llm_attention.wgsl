@@ -13,6 +13,15 @@
 // the output dims (head_dim <= 256).
 //
 // Dispatch: (heads, rows).
+//
+// Split over the keys (flash-decoding), for few query rows over a long span, where
+// (heads × rows) workgroups alone would leave most of a GPU idle — chosen by PHASE:
+//   0  the whole span per workgroup, as above; `partials` unused.
+//   1  workgroup z of `splits` takes its share of the span and writes its running max,
+//      sum and unnormalized output, [rows, heads, splits, head_dim + 2] (m, l, acc…), to
+//      `out`. Dispatch (heads, rows, splits).
+//   2  combines those `partials` into out[r, h] (q and the cache unused).
+//      Dispatch (heads, rows).
 
 struct Params {
     rows: u32,
@@ -21,15 +30,18 @@ struct Params {
     head_dim: u32,
     start: u32,
     scale: f32,
-    _pad0: u32,
+    splits: u32,
     _pad1: u32,
 }
+
+override PHASE: u32 = 0u;
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
 @group(0) @binding(2) var<storage, read> k_cache: array<f32>;
 @group(0) @binding(3) var<storage, read> v_cache: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<storage, read> partials: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
 const WG: u32 = 64u;
 const MAX_HEAD_DIM: u32 = 256u;
@@ -69,6 +81,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let kv_base = g * d_len;
     let span = params.start + r + 1u;
 
+    if (PHASE == 2u) {
+        combine(q_base, (r * params.heads + h) * params.splits, t);
+        return;
+    }
+    var k_begin = 0u;
+    var k_end = span;
+    if (PHASE == 1u) {
+        let share = (span + params.splits - 1u) / params.splits;
+        k_begin = min(wid.z * share, span);
+        k_end = min(k_begin + share, span);
+    }
+
     for (var d = t; d < d_len; d += WG) {
         q_head[d] = q[q_base + d] * params.scale;
     }
@@ -77,10 +101,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     var m = NEG_BIG;
     var l = 0.0;
     var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
-    for (var c0 = 0u; c0 < span; c0 += WG) {
+    for (var c0 = k_begin; c0 < k_end; c0 += WG) {
         let j = c0 + t;
         var score = NEG_BIG;
-        if (j < span) {
+        if (j < k_end) {
             let kb = j * kv_stride + kv_base;
             var dot = 0.0;
             for (var d = 0u; d < d_len; d++) {
@@ -89,12 +113,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             score = dot;
         }
         let m_new = max(m, reduce(score, t, true));
-        let p = select(0.0, exp(score - m_new), j < span);
+        let p = select(0.0, exp(score - m_new), j < k_end);
         probs[t] = p;
         let correction = exp(m - m_new);
         l = l * correction + reduce(p, t, false);
         m = m_new;
-        let count = min(WG, span - c0);
+        let count = min(WG, k_end - c0);
         for (var a = 0u; a < 4u; a++) {
             let d = t + a * WG;
             if (d < d_len) {
@@ -106,6 +130,50 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             }
         }
         workgroupBarrier();
+    }
+    if (PHASE == 1u) {
+        let base = ((r * params.heads + h) * params.splits + wid.z) * (d_len + 2u);
+        if (t == 0u) {
+            out[base] = m;
+            out[base + 1u] = l;
+        }
+        for (var a = 0u; a < 4u; a++) {
+            let d = t + a * WG;
+            if (d < d_len) {
+                out[base + 2u + d] = acc[a];
+            }
+        }
+        return;
+    }
+    for (var a = 0u; a < 4u; a++) {
+        let d = t + a * WG;
+        if (d < d_len) {
+            out[q_base + d] = acc[a] / l;
+        }
+    }
+}
+
+// PHASE 2: out[q_base + d] from the `splits` partial results starting at partial
+// `first` (an empty share has m = NEG_BIG, l = 0 and adds nothing).
+fn combine(q_base: u32, first: u32, t: u32) {
+    let d_len = params.head_dim;
+    let stride = d_len + 2u;
+    var m = NEG_BIG;
+    for (var s = 0u; s < params.splits; s++) {
+        m = max(m, partials[(first + s) * stride]);
+    }
+    var l = 0.0;
+    var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
+    for (var s = 0u; s < params.splits; s++) {
+        let base = (first + s) * stride;
+        let w = exp(partials[base] - m);
+        l = fma(w, partials[base + 1u], l);
+        for (var a = 0u; a < 4u; a++) {
+            let d = t + a * WG;
+            if (d < d_len) {
+                acc[a] = fma(w, partials[base + 2u + d], acc[a]);
+            }
+        }
     }
     for (var a = 0u; a < 4u; a++) {
         let d = t + a * WG;

@@ -179,8 +179,9 @@ fn rope_matches_cpu_in_both_styles_with_partial_rotation_and_offsets() {
 
 /// Runs attention on both backends over the same steps (prefill, decode,
 /// chunked prefill) and compares every output.
-fn attention_case(heads: usize, kv_heads: usize, head_dim: usize, steps: &[usize]) {
+fn attention_case(heads: usize, kv_heads: usize, head_dim: usize, steps: &[usize], splits: Option<u32>) {
     let Some(mut gpu) = gpu() else { return };
+    gpu.set_attention_splits(splits);
     let mut cpu = CpuOps;
     let mut rng = Lcg(6 + head_dim as u64);
     let capacity = steps.iter().sum::<usize>() + 3;
@@ -206,14 +207,23 @@ fn attention_case(heads: usize, kv_heads: usize, head_dim: usize, steps: &[usize
 
 #[test]
 fn attention_matches_cpu_with_grouped_query_heads() {
-    attention_case(4, 2, 64, &[5, 1, 1, 3]);
+    attention_case(4, 2, 64, &[5, 1, 1, 3], None);
 }
 
 #[test]
 fn attention_matches_cpu_over_spans_longer_than_one_chunk() {
     // 70 + 1 positions: two chunks of 64 keys; head_dim 80 leaves some
     // invocations a partial share of the output dims.
-    attention_case(3, 1, 80, &[70, 1]);
+    attention_case(3, 1, 80, &[70, 1], None);
+}
+
+#[test]
+fn attention_split_over_the_keys_matches_cpu() {
+    // Forced shares, more than some spans have keys (empty shares), and the
+    // automatic split of a decode step late in a long span.
+    attention_case(4, 2, 64, &[5, 1, 1, 3], Some(3));
+    attention_case(3, 1, 80, &[70, 1], Some(8));
+    attention_case(2, 2, 32, &[300, 1, 1], None);
 }
 
 #[test]

@@ -140,17 +140,46 @@ pub struct AttentionParams {
     pub start: u32,
     /// Score scale, usually `1 / sqrt(head_dim)`.
     pub scale: f32,
+    /// Shares of the span computed apart and then combined (1: one pass).
+    pub splits: u32,
     /// Padding.
-    pub _pad: [u32; 2],
+    pub _pad: u32,
 }
+
+/// Spans of fewer keys than this per share are not split further.
+const KEYS_PER_SPLIT: usize = 128;
+/// Most shares of one span.
+const MAX_SPLITS: usize = 32;
+/// (head, row) workgroups from which one pass keeps a GPU busy enough.
+const BUSY_WORKGROUPS: usize = 128;
 
 impl AttentionParams {
     /// Kernel id.
     pub const KERNEL: &'static str = "llm_attention";
 
-    /// Workgroups: one per (head, row).
+    /// How many shares to split the keys into: more than one only when few
+    /// (head, row) workgroups face a long span (decoding late in a long context),
+    /// where one pass would leave most of a GPU idle.
+    pub fn choose_splits(heads: usize, rows: usize, span: usize) -> u32 {
+        if heads.saturating_mul(rows) >= BUSY_WORKGROUPS {
+            return 1;
+        }
+        (span / KEYS_PER_SPLIT).clamp(1, MAX_SPLITS) as u32
+    }
+
+    /// Workgroups of `PHASE` 0 (one pass) and 2 (combine): one per (head, row).
     pub fn workgroups(&self) -> [u32; 3] {
         [self.heads, self.rows, 1]
+    }
+
+    /// Workgroups of `PHASE` 1: one per (head, row, share).
+    pub fn split_workgroups(&self) -> [u32; 3] {
+        [self.heads, self.rows, self.splits]
+    }
+
+    /// Floats of the partial results of `PHASE` 1.
+    pub fn partial_len(&self) -> usize {
+        self.rows as usize * self.heads as usize * self.splits as usize * (self.head_dim as usize + 2)
     }
 }
 

@@ -36,6 +36,8 @@ pub struct GpuDecoderOps {
     pool: BufferPool,
     rope_tables: Vec<RopeTable>,
     adapter: String,
+    /// Overrides [`AttentionParams::choose_splits`] (tests).
+    attention_splits: Option<u32>,
 }
 
 /// An activation on the device: `[rows, cols]` f32, row-major.
@@ -162,7 +164,20 @@ impl GpuDecoderOps {
     pub fn with_runner(runner: Arc<KernelRunner>) -> Result<Self> {
         let adapter = runner.context().report().name.clone();
         let stream = LlmStream::new(runner.clone()).map_err(gpu_error)?;
-        Ok(GpuDecoderOps { stream, pool: BufferPool::new(runner), rope_tables: Vec::new(), adapter })
+        Ok(GpuDecoderOps {
+            stream,
+            pool: BufferPool::new(runner),
+            rope_tables: Vec::new(),
+            adapter,
+            attention_splits: None,
+        })
+    }
+
+    /// Splits every attention's keys into `splits` shares computed apart and
+    /// then combined (`None`: chosen per call from the shape, see
+    /// [`AttentionParams::choose_splits`]). For tests of the split path.
+    pub fn set_attention_splits(&mut self, splits: Option<u32>) {
+        self.attention_splits = splits;
     }
 
     /// The command stream (e.g. to count submissions).
@@ -513,22 +528,49 @@ impl DecoderOps for GpuDecoderOps {
         self.stream.copy(&k.buffer, 0, keys, offset, k.bytes()).map_err(gpu_error)?;
         self.stream.copy(&v.buffer, 0, values, offset, v.bytes()).map_err(gpu_error)?;
         let out = self.act("attention", n, q.cols)?;
-        let params = AttentionParams {
+        let mut params = AttentionParams {
             rows: to_u32("attention", "rows", n)?,
             heads: to_u32("attention", "heads", heads)?,
             kv_heads: kv_heads as u32,
             head_dim: head_dim as u32,
             start: start as u32,
             scale: 1.0 / (head_dim as f32).sqrt(),
-            _pad: [0; 2],
+            splits: AttentionParams::choose_splits(heads, n, start + n),
+            _pad: 0,
         };
-        self.dispatch(
-            AttentionParams::KERNEL,
-            &[],
-            bytemuck::bytes_of(&params),
-            &[&q.buffer, keys, values, &out.buffer],
-            params.workgroups(),
-        )?;
+        if let Some(splits) = self.attention_splits {
+            params.splits = splits;
+        }
+        let placeholder = self.runner().placeholder().clone();
+        if params.splits <= 1 {
+            params.splits = 1;
+            self.dispatch(
+                AttentionParams::KERNEL,
+                &[("PHASE", 0.0)],
+                bytemuck::bytes_of(&params),
+                &[&q.buffer, keys, values, &placeholder, &out.buffer],
+                params.workgroups(),
+            )?;
+        } else {
+            // Few (head, row) pairs over a long span: shares of the keys in
+            // parallel, then one combining pass.
+            to_u32("attention", "partial results", params.partial_len())?;
+            let partials = self.pool.get("attention partials", (params.partial_len() * 4) as u64).map_err(gpu_error)?;
+            self.dispatch(
+                AttentionParams::KERNEL,
+                &[("PHASE", 1.0)],
+                bytemuck::bytes_of(&params),
+                &[&q.buffer, keys, values, &placeholder, &partials],
+                params.split_workgroups(),
+            )?;
+            self.dispatch(
+                AttentionParams::KERNEL,
+                &[("PHASE", 2.0)],
+                bytemuck::bytes_of(&params),
+                &[&placeholder, &placeholder, &placeholder, &partials, &out.buffer],
+                params.workgroups(),
+            )?;
+        }
         Ok(out)
     }
 
