@@ -1,6 +1,8 @@
 //! The HTTP API of ipfs-accelerate: OpenAI- and Hugging Face
 //! text-embeddings-inference-compatible embeddings over the resource pool,
-//! the trustless gateway, Prometheus metrics and an OpenAPI description.
+//! OpenAI- and text-generation-inference-compatible text generation
+//! (streamed or not), the trustless gateway, Prometheus metrics and an
+//! OpenAPI description.
 //!
 //! Handlers parse and check a request on the event loop, then wait for the
 //! pool's answer on a blocking thread; every error is a JSON body in the
@@ -9,6 +11,9 @@
 //! * [`state`]: the models by name (described from their files; the pool's
 //!   workers load the weights), the pool, the limits.
 //! * [`openai`], [`tei`]: the two APIs. [`openapi`]: `/openapi.json`.
+//! * [`generation`]: the served text generators, the request checks both
+//!   generation APIs share and the streaming of generated text;
+//!   [`chat`] (OpenAI's completions) and [`tgi`] (TGI's `/generate`) on it.
 //! * [`auth`], [`limits`]: the API key, the concurrency limit and request
 //!   metrics, as middleware. [`metrics`]: the Prometheus text.
 //! * [`router`]: the one list of routes; add new ones there.
@@ -29,8 +34,10 @@
 
 pub mod auth;
 pub mod body;
+pub mod chat;
 pub mod dashboard;
 pub mod errors;
+pub mod generation;
 pub mod limits;
 pub mod metrics;
 pub mod openai;
@@ -39,11 +46,14 @@ pub mod router;
 mod server;
 pub mod state;
 pub mod tei;
+pub mod tgi;
 
 pub use server::{RunningServer, Server, ShutdownHandle};
 pub use state::AppState;
 
 use ipfs_accelerate_ipfs::BlockSource;
+use ipfs_accelerate_models::llm::text::TextGenerator;
+use ipfs_accelerate_models::llm::weights::WeightBits;
 use ipfs_accelerate_pool::Pool;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -58,18 +68,52 @@ pub struct ModelSpec {
     pub dir: PathBuf,
 }
 
+/// A text-generation model to serve: the name clients use and the loaded
+/// generator (loading takes a while, so callers load once and may share
+/// one generator between servers).
+#[derive(Clone)]
+pub struct GeneratorSpec {
+    /// The name in `model` fields and `/v1/models`.
+    pub name: String,
+    /// The model, ready to generate.
+    pub generator: Arc<TextGenerator>,
+}
+
+impl GeneratorSpec {
+    /// Loads `path` (a `.gguf` file, a directory holding one, or a Hugging
+    /// Face directory of a Llama, Mistral, Qwen2 or GPT-2 model) with its
+    /// weights at `bits`, on the CPU.
+    pub fn load(name: impl Into<String>, path: &std::path::Path, bits: WeightBits) -> Result<Self, Error> {
+        let name = name.into();
+        let generator = TextGenerator::load(path, bits).map_err(|e| Error::Model {
+            name: name.clone(),
+            message: format!("cannot load the text-generation model {}: {e}", path.display()),
+        })?;
+        Ok(GeneratorSpec { name, generator: Arc::new(generator) })
+    }
+}
+
+impl std::fmt::Debug for GeneratorSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GeneratorSpec").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
 /// Everything the server needs.
 pub struct ServerConfig {
     /// Where to listen; port 0 picks a free one ([`RunningServer::addr`]).
     pub addr: SocketAddr,
-    /// The models, at least one; the first is the one TEI routes use by default.
+    /// The embedding models; the first is the one TEI routes use by default.
+    /// May be empty when `generators` is not.
     pub models: Vec<ModelSpec>,
+    /// The text-generation models (OpenAI's completions, TGI's `/generate`).
+    pub generators: Vec<GeneratorSpec>,
     /// The workers that run them.
     pub pool: Arc<Pool>,
     /// Bearer token every route but `/health` requires, when set.
     pub api_key: Option<String>,
-    /// Inference requests (`/v1/embeddings`, `/embed`) running at once;
-    /// more are answered 429.
+    /// Inference requests (embeddings and generations, streamed ones until
+    /// their stream ends) running at once; more are answered 429.
     pub max_concurrency: usize,
     /// Largest request body, in bytes; larger ones are answered 413.
     pub max_body_bytes: usize,
@@ -84,11 +128,13 @@ pub struct ServerConfig {
 
 impl ServerConfig {
     /// A config with the default limits: 512 concurrent inference
-    /// requests, 2 MiB bodies, 2048 texts per request, no key, no gateway.
+    /// requests, 2 MiB bodies, 2048 texts per request, no key, no gateway,
+    /// no generation models.
     pub fn new(addr: SocketAddr, models: Vec<ModelSpec>, pool: Arc<Pool>) -> Self {
         ServerConfig {
             addr,
             models,
+            generators: Vec::new(),
             pool,
             api_key: None,
             max_concurrency: 512,

@@ -1,6 +1,7 @@
 //! OpenAI-compatible routes: `GET /v1/models`, `POST /v1/embeddings`, and
-//! the generation and speech routes, which say plainly that no such model
-//! is loaded (none exists in this project yet).
+//! the answers for a route whose kind of model is not loaded (generation
+//! on a server without generation models, speech). Generation itself is in
+//! [`crate::chat`].
 
 use crate::body::{self, json_object, optional_str, wrong_type};
 use crate::errors::{json_response, ApiError, Flavor};
@@ -17,14 +18,20 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 const FLAVOR: Flavor = Flavor::OpenAi;
 
-/// `GET /v1/models`: one entry per served model name.
+/// `GET /v1/models`: one entry per served model name, embedding models
+/// first; `type` (an extension) says which routes take it.
 pub async fn models(State(state): State<Arc<AppState>>) -> Response {
     let created = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let data: Vec<Value> = state
-        .models
-        .iter()
-        .map(|m| json!({ "id": m.name, "object": "model", "created": created, "owned_by": "ipfs-accelerate" }))
-        .collect();
+    let embedders = state.models.iter().map(|m| {
+        json!({ "id": m.name, "object": "model", "created": created, "owned_by": "ipfs-accelerate", "type": "embedding" })
+    });
+    let generators = state.generators.iter().map(|g| {
+        json!({
+            "id": g.name, "object": "model", "created": g.created, "owned_by": "ipfs-accelerate",
+            "type": "text-generation", "context_length": g.context_length,
+        })
+    });
+    let data: Vec<Value> = embedders.chain(generators).collect();
     json_response(StatusCode::OK, &json!({ "object": "list", "data": data }))
 }
 
@@ -126,13 +133,13 @@ pub fn encode_base64(v: &[f32]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// `POST /v1/chat/completions` and `POST /v1/completions`: no generation
-/// model can be loaded yet, so there is nothing to route to.
+/// `POST /v1/chat/completions` and `POST /v1/completions` on a server
+/// without generation models: there is nothing to route to.
 pub async fn no_generation_model() -> ApiError {
     ApiError::new(
         FLAVOR,
         StatusCode::NOT_FOUND,
-        "no text-generation model is loaded on this server; it serves embedding models only (see GET /v1/models)",
+        "no text-generation model is loaded on this server; it serves embedding models only (see GET /v1/models; serve one with --model NAME=FILE.gguf)",
     )
     .param("model")
     .code("model_not_found")

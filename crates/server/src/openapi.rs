@@ -73,12 +73,79 @@ pub fn document() -> Value {
     let vectors = json!({ "type": "array", "items": { "type": "array", "items": { "type": "number" } } });
     let any_object = json!({ "type": "object" });
     let not_loaded = |flavor: &str| error_responses(&["404"], flavor);
+    let stop = json!({ "oneOf": [
+        { "type": "string" }, { "type": "array", "items": { "type": "string" }, "maxItems": 16 }
+    ]});
+    let sampling = json!({
+        "model": { "type": "string" },
+        "max_tokens": { "type": "integer", "minimum": 1 },
+        "max_completion_tokens": { "type": "integer", "minimum": 1 },
+        "temperature": { "type": "number", "minimum": 0, "maximum": 2, "default": 1 },
+        "top_p": { "type": "number", "minimum": 0, "maximum": 1, "default": 1 },
+        "top_k": { "type": "integer", "minimum": 0, "description": "extension" },
+        "repetition_penalty": { "type": "number", "exclusiveMinimum": 0, "description": "extension" },
+        "ignore_eos": { "type": "boolean", "description": "extension" },
+        "seed": { "type": "integer" },
+        "stop": stop.clone(),
+        "n": { "type": "integer", "enum": [1] },
+        "stream": { "type": "boolean", "default": false },
+        "stream_options": { "type": "object", "properties": { "include_usage": { "type": "boolean" } } }
+    });
+    let with = |extra: Value, required: &[&str]| {
+        let mut properties = sampling.clone();
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            properties[k] = v.clone();
+        }
+        json!({ "type": "object", "required": required, "properties": properties })
+    };
+    let chat_body = with(
+        json!({ "messages": { "type": "array", "minItems": 1, "items": { "type": "object",
+            "required": ["role"],
+            "properties": {
+                "role": { "type": "string", "enum": ["system", "developer", "user", "assistant"] },
+                "content": { "oneOf": [ { "type": "string" }, { "type": "array", "items": { "type": "object" } } ] }
+            } } } }),
+        &["model", "messages"],
+    );
+    let completions_body = with(
+        json!({ "prompt": { "oneOf": [
+            { "type": "string" },
+            { "type": "array", "minItems": 1, "maxItems": 1, "items": { "type": "string" } },
+            { "type": "array", "items": { "type": "integer" } }
+        ] } }),
+        &["model", "prompt"],
+    );
+    let generate_body = json!({
+        "type": "object", "required": ["inputs"],
+        "properties": {
+            "inputs": { "type": "string", "minLength": 1 },
+            "model": { "type": "string" },
+            "parameters": { "type": "object", "properties": {
+                "max_new_tokens": { "type": "integer", "minimum": 1, "default": 100 },
+                "do_sample": { "type": "boolean", "default": false },
+                "temperature": { "type": "number", "exclusiveMinimum": 0 },
+                "top_p": { "type": "number", "exclusiveMinimum": 0, "maximum": 1 },
+                "top_k": { "type": "integer", "minimum": 1 },
+                "seed": { "type": "integer" },
+                "stop": stop,
+                "repetition_penalty": { "type": "number", "exclusiveMinimum": 0 },
+                "details": { "type": "boolean", "default": false },
+                "return_full_text": { "type": "boolean", "default": false },
+                "truncate": { "type": "integer", "minimum": 0 }
+            } }
+        }
+    });
+    let events = |summary: &str, errors: serde_json::Map<String, Value>, body: Value| {
+        let mut op = op(summary, any_object.clone(), errors, Some(body));
+        op["responses"]["200"]["content"]["text/event-stream"] = json!({ "schema": { "type": "string" } });
+        op
+    };
     json!({
         "openapi": "3.0.3",
         "info": {
             "title": "ipfs-accelerate",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "OpenAI- and text-embeddings-inference-compatible embeddings over the ipfs-accelerate resource pool. With an API key configured, every route but /health needs `Authorization: Bearer KEY`."
+            "description": "OpenAI- and text-embeddings-inference-compatible embeddings over the ipfs-accelerate resource pool, and OpenAI- and text-generation-inference-compatible text generation. With an API key configured, every route but /health needs `Authorization: Bearer KEY`."
         },
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
@@ -94,19 +161,19 @@ pub fn document() -> Value {
         "paths": {
             "/v1/models": { "get": op("The served models", any_object.clone(), openai_errors(&["401"]), None) },
             "/v1/embeddings": { "post": op("Embeddings (OpenAI)", embeddings_ok, openai_errors(&["400", "401", "404", "413", "429", "503"]), Some(embeddings_body)) },
-            "/v1/chat/completions": { "post": op("Chat completions: no generation model is loaded", any_object.clone(), not_loaded("OpenAiError"), Some(any_object.clone())) },
-            "/v1/completions": { "post": op("Completions: no generation model is loaded", any_object.clone(), not_loaded("OpenAiError"), Some(any_object.clone())) },
+            "/v1/chat/completions": { "post": events("Chat completions (OpenAI); Server-Sent Events with `stream`", openai_errors(&["400", "401", "404", "413", "429", "500"]), chat_body) },
+            "/v1/completions": { "post": events("Completions (OpenAI); Server-Sent Events with `stream`", openai_errors(&["400", "401", "404", "413", "429", "500"]), completions_body) },
             "/v1/audio/transcriptions": { "post": op("Transcriptions: no speech model is loaded", any_object.clone(), not_loaded("OpenAiError"), None) },
             "/embed": { "post": op("Embeddings (text-embeddings-inference)", vectors.clone(), tei_errors(&["400", "401", "404", "413", "422", "429", "503"]), Some(embed_body.clone())) },
-            "/": { "post": op("Embeddings (text-embeddings-inference's main route; the same as /embed)", vectors.clone(), tei_errors(&["400", "401", "404", "413", "422", "429", "503"]), Some(embed_body.clone())) },
+            "/": { "post": op("Embeddings (text-embeddings-inference's main route; the same as /embed); on a server of generation models only, TGI's generate (an array of one answer, or events with `stream`)", vectors.clone(), tei_errors(&["400", "401", "404", "413", "422", "429", "503"]), Some(embed_body.clone())) },
             "/info": { "get": op("The served model (text-embeddings-inference)", any_object.clone(), tei_errors(&["401"]), None) },
             "/health": { "get": {
                 "summary": "200 when a worker is ready, 503 otherwise; needs no API key",
                 "security": [],
                 "responses": { "200": { "description": "a worker is ready" }, "503": { "description": "no worker is ready" } }
             } },
-            "/generate": { "post": op("Generation (TGI): no generation model is loaded", any_object.clone(), not_loaded("TeiError"), Some(any_object.clone())) },
-            "/generate_stream": { "post": op("Streamed generation (TGI): no generation model is loaded", any_object.clone(), not_loaded("TeiError"), Some(any_object.clone())) },
+            "/generate": { "post": op("Generation (text-generation-inference)", any_object.clone(), tei_errors(&["400", "401", "404", "413", "422", "429", "500"]), Some(generate_body.clone())) },
+            "/generate_stream": { "post": events("Streamed generation (text-generation-inference): Server-Sent Events", tei_errors(&["400", "401", "404", "413", "422", "429", "500"]), generate_body) },
             "/metrics": { "get": {
                 "summary": "Prometheus text format: requests, latency histograms, queue depth, worker states",
                 "responses": { "200": { "description": "metrics", "content": { "text/plain": { "schema": { "type": "string" } } } } }

@@ -4,7 +4,7 @@
 
 use crate::errors::{ApiError, Flavor};
 use crate::state::AppState;
-use crate::{auth, dashboard, limits, openai, openapi, tei};
+use crate::{auth, chat, dashboard, generation, limits, openai, openapi, tei, tgi};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::from_fn_with_state;
@@ -40,23 +40,28 @@ pub fn api_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/embed", post(tei::embed))
         // TEI answers `POST /` as its model's main route (embed, for an
-        // embedding model); clients given only a base URL post there.
-        .route("/", post(tei::embed))
+        // embedding model; TGI's generate on a server of generation models
+        // only); clients given only a base URL post there.
+        .route("/", post(tei::root))
         .route_layer(from_fn_with_state(state.clone(), limits::limit_concurrency));
+    // The same slots, held until a streamed answer ends.
+    let generation = Router::new()
+        .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/completions", post(chat::completions))
+        .route("/generate", post(tgi::generate))
+        .route("/generate_stream", post(tgi::generate_stream))
+        .route_layer(from_fn_with_state(state.clone(), generation::limit_concurrency));
     Router::new()
         .route("/v1/models", get(openai::models))
-        .route("/v1/chat/completions", post(openai::no_generation_model))
-        .route("/v1/completions", post(openai::no_generation_model))
         .route("/v1/audio/transcriptions", post(openai::no_speech_model))
         .route("/info", get(tei::info))
         .route("/health", get(tei::health))
-        .route("/generate", post(tei::no_generation_model))
-        .route("/generate_stream", post(tei::no_generation_model))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi::serve))
         .route("/dashboard", get(dashboard::page))
         .route("/dashboard/data", get(dashboard::data))
         .merge(inference)
+        .merge(generation)
 }
 
 /// The whole application: the API routes, the trustless gateway when a
@@ -97,7 +102,8 @@ pub fn router(state: Arc<AppState>, gateway: Option<Router>, max_body_bytes: usi
 
 /// `GET /metrics`: Prometheus text format.
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let text = state.metrics.render(state.pool.queued(), &state.pool.status());
+    let mut text = state.metrics.render(state.pool.queued(), &state.pool.status());
+    state.generation_metrics.render(&mut text);
     let content_type = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
     (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], text).into_response()
 }

@@ -1,7 +1,8 @@
-//! What every handler shares: the models by name, the pool, the limits and
-//! the metrics.
+//! What every handler shares: the models by name (embedding models and
+//! text generators), the pool, the limits and the metrics.
 
 use crate::errors::{ApiError, Flavor};
+use crate::generation::{GenerationMetrics, ServedGenerator};
 use crate::metrics::Metrics;
 use crate::{Error, ModelSpec, ServerConfig};
 use axum::http::StatusCode;
@@ -92,8 +93,10 @@ impl ServedModel {
 
 /// The state behind every route.
 pub struct AppState {
-    /// The models, in the order given (the first is TEI's model).
+    /// The embedding models, in the order given (the first is TEI's model).
     pub models: Vec<ServedModel>,
+    /// The text-generation models, in the order given.
+    pub generators: Vec<ServedGenerator>,
     /// The workers.
     pub pool: Arc<Pool>,
     /// The bearer token clients must send, if any.
@@ -106,15 +109,25 @@ pub struct AppState {
     pub max_batch_size: usize,
     /// Request counts and latencies.
     pub metrics: Metrics,
+    /// Generations running, finished and cancelled.
+    pub generation_metrics: Arc<GenerationMetrics>,
 }
 
 impl AppState {
     /// Loads the models' descriptions and sets up the limits.
     pub fn new(config: &ServerConfig) -> Result<Self, Error> {
-        if config.models.is_empty() {
+        if config.models.is_empty() && config.generators.is_empty() {
             return Err(Error::Config("at least one model is required".into()));
         }
         let mut models: Vec<ServedModel> = Vec::new();
+        let names = config.models.iter().map(|m| &m.name).chain(config.generators.iter().map(|g| &g.name));
+        let mut seen: Vec<&String> = Vec::new();
+        for name in names {
+            if seen.contains(&name) {
+                return Err(Error::Config(format!("two models are named {name:?}: give each a name of its own")));
+            }
+            seen.push(name);
+        }
         for spec in &config.models {
             if models.iter().any(|m| m.name == spec.name) {
                 return Err(Error::Config(format!(
@@ -127,23 +140,54 @@ impl AppState {
         if config.max_concurrency == 0 {
             return Err(Error::Config("the concurrency limit must be at least 1".into()));
         }
+        let generators = config.generators.iter().map(ServedGenerator::new).collect();
         Ok(AppState {
             models,
+            generators,
             pool: config.pool.clone(),
             api_key: config.api_key.clone().filter(|k| !k.is_empty()),
             inference_slots: Arc::new(Semaphore::new(config.max_concurrency)),
             max_concurrency: config.max_concurrency,
             max_batch_size: config.max_batch_size.max(1),
             metrics: Metrics::default(),
+            generation_metrics: Arc::new(GenerationMetrics::default()),
         })
     }
 
-    /// The model called `name` (`None`: the first), or 404 naming the ones served.
+    /// The embedding model called `name` (`None`: the first), or 404
+    /// naming the ones served (400 when `name` is a text-generation model).
     pub fn model(&self, name: Option<&str>, flavor: Flavor) -> Result<&ServedModel, ApiError> {
         let found = match name {
             None => self.models.first(),
             Some(name) => self.models.iter().find(|m| m.name == name),
         };
+        if found.is_none() {
+            let generator = match name {
+                None => self.generators.first(),
+                Some(name) => self.generators.iter().find(|g| g.name == name),
+            };
+            if let Some(generator) = generator {
+                let names: Vec<&str> = self.models.iter().map(|m| m.name.as_str()).collect();
+                let others = if names.is_empty() {
+                    "this server serves no embedding model".to_string()
+                } else {
+                    format!("the embedding models here are: {}", names.join(", "))
+                };
+                let route = match flavor {
+                    Flavor::OpenAi => "/v1/chat/completions or /v1/completions",
+                    Flavor::Tei => "/generate",
+                };
+                return Err(ApiError::bad_request(
+                    flavor,
+                    format!(
+                        "`{}` is a text-generation model, not an embedding model: use it with {route}; {others}",
+                        generator.name
+                    ),
+                )
+                .param("model")
+                .code("model_not_supported"));
+            }
+        }
         found.ok_or_else(|| {
             let names: Vec<&str> = self.models.iter().map(|m| m.name.as_str()).collect();
             ApiError::new(
@@ -158,6 +202,42 @@ impl AppState {
             .param("model")
             .code("model_not_found")
         })
+    }
+
+    /// The text generator called `name` (`None`: the first), or 404 naming
+    /// the ones served (400 when `name` is an embedding model).
+    pub fn generator(&self, name: Option<&str>, flavor: Flavor) -> Result<&ServedGenerator, ApiError> {
+        let found = match name {
+            None => self.generators.first(),
+            Some(name) => self.generators.iter().find(|g| g.name == name),
+        };
+        if let Some(found) = found {
+            return Ok(found);
+        }
+        let names: Vec<&str> = self.generators.iter().map(|g| g.name.as_str()).collect();
+        let served = format!("the text-generation models here are: {}", names.join(", "));
+        if let Some(embedder) = name.and_then(|n| self.models.iter().find(|m| m.name == n)) {
+            let route = match flavor {
+                Flavor::OpenAi => "/v1/embeddings",
+                Flavor::Tei => "/embed",
+            };
+            return Err(ApiError::bad_request(
+                flavor,
+                format!(
+                    "`{}` is an embedding model and cannot generate text: use it with {route}; {served}",
+                    embedder.name
+                ),
+            )
+            .param("model")
+            .code("model_not_supported"));
+        }
+        Err(ApiError::new(
+            flavor,
+            StatusCode::NOT_FOUND,
+            format!("the model `{}` does not exist on this server; {served}", name.unwrap_or_default()),
+        )
+        .param("model")
+        .code("model_not_found"))
     }
 
     /// Embeds `texts` with `model` through the pool, waiting on a blocking

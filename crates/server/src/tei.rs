@@ -1,6 +1,7 @@
 //! Hugging Face text-embeddings-inference routes: `POST /embed`, `GET
-//! /info`, `GET /health`; and TGI's `/generate` and `/generate_stream`,
-//! which say plainly that no generation model is loaded.
+//! /info`, `GET /health`, `POST /` (embed, or TGI's generate on a server of
+//! generation models only); and the answer of TGI's routes on a server
+//! without generation models. Generation itself is in [`crate::tgi`].
 //!
 //! Status codes follow TEI: an input over the token limit is 413
 //! (`Validation`) unless `truncate` is true, a full server is 429
@@ -78,9 +79,27 @@ pub async fn embed(
     Ok(json_response(StatusCode::OK, &json!(vectors)))
 }
 
-/// `GET /info`: TEI's description of the served model (the first one).
+/// `POST /`: TEI's and TGI's main route. With an embedding model it
+/// embeds; on a server of generation models only it generates, as TGI's
+/// compat route does.
+pub async fn root(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
+    if state.models.is_empty() && !state.generators.is_empty() {
+        return crate::tgi::compat_generate(state, body).await;
+    }
+    match embed(State(state), body).await {
+        Ok(response) => response,
+        Err(e) => axum::response::IntoResponse::into_response(e),
+    }
+}
+
+/// `GET /info`: TEI's description of the served model (the first one); on
+/// a server of generation models only, TGI's description of the first.
 pub async fn info(State(state): State<Arc<AppState>>) -> Response {
-    let model = &state.models[0];
+    let generators: Vec<serde_json::Value> =
+        state.generators.iter().map(|g| json!({ "id": g.name, "max_total_tokens": g.context_length })).collect();
+    let Some(model) = state.models.first() else {
+        return generation_info(&state, generators);
+    };
     json_response(
         StatusCode::OK,
         &json!({
@@ -101,15 +120,49 @@ pub async fn info(State(state): State<Arc<AppState>>) -> Response {
             "models": state.models.iter().map(|m| json!({
                 "id": m.name, "dim": m.dim, "max_input_length": m.max_input_length,
             })).collect::<Vec<_>>(),
+            "generation_models": generators,
+        }),
+    )
+}
+
+/// TGI's `/info` for the first generation model.
+fn generation_info(state: &AppState, generators: Vec<serde_json::Value>) -> Response {
+    let Some(model) = state.generators.first() else {
+        let e = ApiError::new(FLAVOR, StatusCode::NOT_FOUND, "this server serves no model");
+        return json_response(e.status, &e.body());
+    };
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "model_id": model.name,
+            "model_sha": null,
+            "model_dtype": "quantized",
+            "model_device_type": "cpu",
+            "model_pipeline_tag": "text-generation",
+            "max_concurrent_requests": state.max_concurrency,
+            "max_best_of": 1,
+            "max_stop_sequences": 16,
+            "max_input_tokens": model.context_length.saturating_sub(1),
+            "max_total_tokens": model.context_length,
+            "validation_workers": 1,
+            "max_client_batch_size": 1,
+            "router": "ipfs-accelerate",
+            "version": env!("CARGO_PKG_VERSION"),
+            "sha": null,
+            "docker_label": null,
+            "generation_models": generators,
         }),
     )
 }
 
 /// `GET /health`: 200 when some worker can take a request now (ready, or
-/// idle and started on demand), 503 otherwise.
+/// idle and started on demand), 503 otherwise. A server of generation
+/// models only is healthy once started: its models are loaded and run in
+/// the server itself.
 pub async fn health(State(state): State<Arc<AppState>>) -> Response {
     let workers = state.pool.status();
-    let ready = workers.iter().any(|w| matches!(w.state(), "ready" | "idle" | "circuit-half-open"));
+    let generation_only = state.models.is_empty() && !state.generators.is_empty();
+    let ready = generation_only || workers.iter().any(|w| matches!(w.state(), "ready" | "idle" | "circuit-half-open"));
     if ready {
         return json_response(StatusCode::OK, &json!({ "status": "ok" }));
     }
@@ -123,12 +176,12 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Response {
     json_response(e.status, &e.body())
 }
 
-/// TGI's `POST /generate` and `POST /generate_stream`: no generation model
-/// can be loaded yet.
+/// TGI's `POST /generate` and `POST /generate_stream` on a server without
+/// generation models.
 pub async fn no_generation_model() -> ApiError {
     ApiError::new(
         FLAVOR,
         StatusCode::NOT_FOUND,
-        "no text-generation model is loaded on this server; it serves embedding models only (see GET /info)",
+        "no text-generation model is loaded on this server; it serves embedding models only (see GET /info; serve one with --model NAME=FILE.gguf)",
     )
 }

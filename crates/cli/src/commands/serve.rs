@@ -1,5 +1,7 @@
 //! `ipfs-accelerate serve`: the HTTP API (crates/server) over a resource
-//! pool — the one a `pool.toml` describes, or one local worker.
+//! pool — the one a `pool.toml` describes, or one local worker — for the
+//! embedding models, and text generation in this process for the
+//! generation models (GGUF files, Llama/Mistral/Qwen2/GPT-2 directories).
 
 use crate::config::FetchArgs;
 use crate::model_ref::{self, ModelArgs};
@@ -7,23 +9,27 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use ipfs_accelerate_gpu::{GpuContext, ADAPTER_ENV};
 use ipfs_accelerate_ipfs::FsBlockstore;
+use ipfs_accelerate_models::llm::weights::WeightBits;
 use ipfs_accelerate_models::Precision;
 use ipfs_accelerate_pool::journal::{self, Journal};
 use ipfs_accelerate_pool::{LocalWorker, Pool, PoolConfig, Worker};
-use ipfs_accelerate_server::{ModelSpec, Server, ServerConfig};
+use ipfs_accelerate_server::{GeneratorSpec, ModelSpec, Server, ServerConfig};
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Serve OpenAI- and Hugging Face TEI-compatible embeddings over HTTP.
+/// Serve OpenAI- and Hugging Face TEI/TGI-compatible embeddings and text generation over HTTP.
 #[derive(Args)]
 #[command(after_help = "Examples:
   ipfs-accelerate serve --model ~/.cache/ipfs-accelerate/test-models/all-MiniLM-L6-v2
   ipfs-accelerate serve --addr 127.0.0.1:0 --model minilm=all-MiniLM-L6-v2 --backend cpu
   ipfs-accelerate serve --model minilm=sentence-transformers/all-MiniLM-L6-v2 --pool pool.toml --api-key KEY
+  ipfs-accelerate serve --model smollm=SmolLM2-135M-Instruct.Q4_1.gguf
   curl http://127.0.0.1:8000/v1/embeddings -H 'Content-Type: application/json' \\
        -d '{\"model\": \"minilm\", \"input\": [\"Hello, world\"]}'
+  curl http://127.0.0.1:8000/v1/chat/completions -H 'Content-Type: application/json' \\
+       -d '{\"model\": \"smollm\", \"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}]}'
 
 Once the models are resolved and the socket is bound, one line `listening on http://ADDR`
 is printed on stdout. Ctrl-C or SIGTERM stops taking connections and exits once the
@@ -34,7 +40,10 @@ pub struct ServeArgs {
     addr: SocketAddr,
     /// A model to serve, as NAME=REF or REF (named after REF's last path component). REF is
     /// anything `embed --model` takes: a directory, a name from `models ls`, a CID, or a
-    /// Hugging Face id. Repeat for several; the first is the one TEI's /embed uses by default.
+    /// Hugging Face id. Repeat for several; the first embedding model is the one TEI's /embed
+    /// uses by default. A .gguf file, a directory holding one, or a directory whose
+    /// config.json has model_type llama, mistral, qwen2 or gpt2 is a text-generation model
+    /// (/v1/chat/completions, /v1/completions, /generate), loaded at start-up and run here.
     #[arg(long = "model", value_name = "[NAME=]REF", required = true)]
     models: Vec<String>,
     /// Run on the resource pool this file describes (docs/pool.md) instead of one local worker.
@@ -47,6 +56,10 @@ pub struct ServeArgs {
     /// Weight precision of a webgpu worker: 32 or 16.
     #[arg(long, default_value = "32")]
     precision: String,
+    /// Weight precision of safetensors generation models: 4, 8, 16 or 32 [default: as
+    /// stored, float32]. GGUF weights always run as stored.
+    #[arg(long, value_name = "BITS")]
+    generation_precision: Option<String>,
     /// Require `Authorization: Bearer KEY` on every route but /health.
     #[arg(long, value_name = "KEY")]
     api_key: Option<String>,
@@ -69,9 +82,20 @@ pub struct ServeArgs {
 
 /// Runs `serve` until Ctrl-C or SIGTERM.
 pub fn run(args: ServeArgs) -> Result<()> {
-    let models = resolve_models(&args)?;
+    let (models, generation) = resolve_models(&args)?;
+    let bits = match &args.generation_precision {
+        Some(p) => WeightBits::parse(p)?,
+        None => WeightBits::AsStored,
+    };
+    let mut generators = Vec::with_capacity(generation.len());
+    for (name, path) in generation {
+        eprintln!("loading the text-generation model {name} from {}", path.display());
+        generators.push(GeneratorSpec::load(name, &path, bits)?);
+    }
     let pool = match &args.pool {
         Some(file) => Arc::new(super::pool::start(file, args.journal.as_deref())?.pool),
+        // Generation models run in this process: no worker to start.
+        None if models.is_empty() => Arc::new(Pool::new(PoolConfig::default())),
         None => Arc::new(local_pool(&args)?),
     };
     // The gateway serves the local block store, so other hosts can fetch
@@ -90,6 +114,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         max_batch_size: args.max_batch_size,
         blocks,
         handle_signals: true,
+        generators,
         ..ServerConfig::new(args.addr, models, pool)
     };
     let server = Server::start(config)?;
@@ -106,22 +131,64 @@ pub fn run(args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
-/// `--model [NAME=]REF` → name and resolved directory, each checked.
-fn resolve_models(args: &ServeArgs) -> Result<Vec<ModelSpec>> {
+/// A generation model to load: its name and path.
+type GenerationRef = (String, PathBuf);
+
+/// `--model [NAME=]REF` → the embedding models (name and resolved
+/// directory) and the generation models (name and path), each checked.
+fn resolve_models(args: &ServeArgs) -> Result<(Vec<ModelSpec>, Vec<GenerationRef>)> {
     let mut specs: Vec<ModelSpec> = Vec::new();
+    let mut generation: Vec<GenerationRef> = Vec::new();
     for arg in &args.models {
         let (name, reference) = split_model_arg(arg)?;
+        if specs.iter().any(|s| s.name == name) || generation.iter().any(|(n, _)| *n == name) {
+            bail!("two models are named {name:?}: give each its own with --model NAME=REF");
+        }
+        let local = Path::new(reference);
+        if local.is_file() {
+            if !is_gguf(local) {
+                bail!(
+                    "--model {arg}: {reference} is a file but not a .gguf file; pass a model directory or a .gguf file"
+                );
+            }
+            generation.push((name, local.to_path_buf()));
+            continue;
+        }
         let model = ModelArgs { model: reference.to_string(), fetch: args.fetch.clone() };
         let dir = model_ref::resolve(&model).with_context(|| format!("cannot resolve --model {arg}"))?;
         if !dir.is_dir() {
-            bail!("--model {arg}: {} is not a model directory, a stored name, a CID or a Hugging Face id", reference);
+            bail!(
+                "--model {arg}: {} is not a model directory, a .gguf file, a stored name, a CID or a Hugging Face id",
+                reference
+            );
         }
-        if specs.iter().any(|s| s.name == name) {
-            bail!("two models are named {name:?}: give each its own with --model NAME=REF");
+        if is_generation_dir(&dir)? {
+            generation.push((name, dir));
+        } else {
+            specs.push(ModelSpec { name, dir });
         }
-        specs.push(ModelSpec { name, dir });
     }
-    Ok(specs)
+    Ok((specs, generation))
+}
+
+fn is_gguf(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+}
+
+/// Whether `dir` holds a text-generation model: a config.json whose
+/// `model_type` is a decoder this project runs, or (without config.json)
+/// a .gguf file.
+fn is_generation_dir(dir: &Path) -> Result<bool> {
+    let config = dir.join("config.json");
+    if config.is_file() {
+        let text = std::fs::read_to_string(&config).with_context(|| format!("cannot read {}", config.display()))?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", config.display()))?;
+        let model_type = json.get("model_type").and_then(|t| t.as_str()).unwrap_or_default();
+        return Ok(matches!(model_type, "llama" | "mistral" | "qwen2" | "gpt2"));
+    }
+    let entries = std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    Ok(entries.filter_map(|e| e.ok()).any(|e| is_gguf(&e.path())))
 }
 
 /// Splits `NAME=REF`; a bare REF is named after its last path component.
@@ -130,6 +197,8 @@ fn split_model_arg(arg: &str) -> Result<(String, &str)> {
         Some((name, reference)) => (name.to_string(), reference),
         None => {
             let tail = arg.trim_end_matches('/').rsplit('/').next().unwrap_or(arg);
+            // A GGUF file is named without its extension.
+            let tail = tail.strip_suffix(".gguf").filter(|t| !t.is_empty()).unwrap_or(tail);
             (tail.to_string(), arg)
         }
     };
@@ -180,6 +249,7 @@ mod tests {
         assert_eq!(split_model_arg("minilm=/m/all-MiniLM-L6-v2").unwrap(), ("minilm".into(), "/m/all-MiniLM-L6-v2"));
         assert_eq!(split_model_arg("/m/all-MiniLM-L6-v2/").unwrap().0, "all-MiniLM-L6-v2");
         assert_eq!(split_model_arg("sentence-transformers/all-MiniLM-L6-v2").unwrap().0, "all-MiniLM-L6-v2");
+        assert_eq!(split_model_arg("/m/SmolLM2.Q4_1.gguf").unwrap().0, "SmolLM2.Q4_1");
         assert!(split_model_arg("=x").is_err());
         assert!(split_model_arg("x=").is_err());
     }
