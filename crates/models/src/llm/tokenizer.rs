@@ -11,7 +11,8 @@
 //! uses for `tokenizer.ggml.pre` (`llama-vocab.cpp`), which are those of the
 //! model's own `tokenizer.json`. transformers knows no `smollm` entry and
 //! falls back to GPT-2's split, which differs from the model's own
-//! tokenizer on non-ASCII numerals after a space (`" ²"`).
+//! tokenizer (digits split off first) where whitespace runs into a digit
+//! (`"\n\n1."`, indented code, `" ²"`).
 
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
