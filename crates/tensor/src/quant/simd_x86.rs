@@ -422,9 +422,12 @@ unsafe fn q4_row_512<const MIN: bool>(row: &[u8], x: &[f32], xs: &[f32]) -> f32 
     })
 }
 
+/// Dequantizes one row into `out`.
+pub(crate) type DequantRow = fn(row: &[u8], out: &mut [f32]);
+
 /// The SIMD row dequantizer for `dtype`, if this CPU has one: bit-identical
 /// to `blocks::dequant_row` (same f32 operations, no FMA contraction).
-pub(crate) fn dequant_row(dtype: QuantType) -> Option<fn(&[u8], &mut [f32])> {
+pub(crate) fn dequant_row(dtype: QuantType) -> Option<DequantRow> {
     if !features(false).avx2 {
         return None;
     }
