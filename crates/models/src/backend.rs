@@ -77,6 +77,13 @@ impl Precision {
 /// `auto` leaves them to an explicit `--backend webgpu`.
 const HARDWARE_ADAPTERS: &[&str] = &["DiscreteGpu", "IntegratedGpu", "VirtualGpu"];
 
+/// Whether `auto` should try WebGPU: a hardware adapter exists, or
+/// `IPFS_ACCELERATE_ADAPTER` names one.
+pub(crate) fn auto_wants_gpu() -> bool {
+    std::env::var_os(ADAPTER_ENV).is_some()
+        || GpuContext::adapters().iter().any(|a| HARDWARE_ADAPTERS.contains(&a.device_type.as_str()))
+}
+
 impl BackendChoice {
     /// Parses `auto`, `cpu` or `webgpu`.
     pub fn parse(s: &str) -> Result<Self> {
@@ -112,9 +119,7 @@ impl BackendChoice {
             BackendChoice::Cpu => Ok(cpu(None)),
             BackendChoice::WebGpu => Ok(gpu(GpuEngine::new(precision)?)),
             BackendChoice::Auto => {
-                let wanted = std::env::var_os(ADAPTER_ENV).is_some()
-                    || GpuContext::adapters().iter().any(|a| HARDWARE_ADAPTERS.contains(&a.device_type.as_str()));
-                if !wanted {
+                if !auto_wants_gpu() {
                     return Ok(cpu(None));
                 }
                 match GpuEngine::new(precision) {

@@ -1,12 +1,13 @@
 //! `ipfs-accelerate generate`: text generation, streamed to stdout.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use ipfs_accelerate_models::llm::chat_template::ChatMessage;
 use ipfs_accelerate_models::llm::generate::GenerationOptions;
 use ipfs_accelerate_models::llm::sampler::SamplingOptions;
 use ipfs_accelerate_models::llm::text::{Prompt, TextGenerator, TextOptions};
 use ipfs_accelerate_models::llm::weights::WeightBits;
+use ipfs_accelerate_models::BackendChoice;
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -64,8 +65,9 @@ pub struct GenerateArgs {
     /// Weight precision for safetensors models: 4, 8, 16 or 32 (GGUF weights run as stored).
     #[arg(long)]
     precision: Option<String>,
-    /// Backend: cpu (the default and, for now, the only one that runs generation here).
-    #[arg(long, default_value = "cpu")]
+    /// Backend: auto (a hardware GPU through WebGPU if there is one, else the CPU), cpu, or
+    /// webgpu (any WebGPU adapter, software ones included; IPFS_ACCELERATE_ADAPTER picks one).
+    #[arg(long, default_value = "auto")]
     backend: String,
     /// Print one JSON object (token_ids, text, prompt_tokens, completion_tokens,
     /// tokens_per_second, …) at the end instead of streaming text.
@@ -83,15 +85,17 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     } else {
         args.prompt.clone()
     };
-    if args.backend != "cpu" && args.backend != "auto" {
-        bail!("generation runs on the cpu backend for now; --backend {} is not available for it", args.backend);
-    }
+    let choice = BackendChoice::parse(&args.backend)
+        .map_err(|_| anyhow::anyhow!("unknown backend {:?} for generate: use auto, cpu or webgpu", args.backend))?;
     let bits = match &args.precision {
         Some(p) => WeightBits::parse(p)?,
         None => WeightBits::AsStored,
     };
     let path = crate::model_ref::resolve(&args.model)?;
-    let generator = TextGenerator::load(&path, bits)?;
+    let (generator, notice) = TextGenerator::load_with(&path, bits, choice)?;
+    if let Some(notice) = notice {
+        eprintln!("{notice}");
+    }
     if args.precision.is_some() && path.extension().is_some_and(|e| e == "gguf") {
         eprintln!("notice: GGUF weights run as stored; --precision applies to safetensors models");
     }

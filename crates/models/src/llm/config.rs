@@ -214,7 +214,7 @@ impl DecoderConfig {
                 return Err(format!("{what} {v} is implausibly large"));
             }
         }
-        if self.heads % self.kv_heads != 0 {
+        if !self.heads.is_multiple_of(self.kv_heads) {
             return Err(format!("{} query heads cannot be grouped over {} key/value heads", self.heads, self.kv_heads));
         }
         if let Some(rope) = &self.rope {

@@ -167,7 +167,7 @@ impl DecoderOps for CpuOps {
     }
 
     fn rope(&mut self, x: &mut CpuAct, heads: usize, rope: &Rope, start: usize) -> Result<()> {
-        if heads == 0 || x.cols % heads != 0 {
+        if heads == 0 || !x.cols.is_multiple_of(heads) {
             return Err(shape_error("rope", format!("{} columns are not {heads} heads", x.cols)));
         }
         let head_dim = x.cols / heads;

@@ -36,7 +36,7 @@ struct Block<O: DecoderOps> {
 /// (Q, K, V) or two (gate, up) per token, then a split of the columns.
 struct Projections<O: DecoderOps> {
     /// Each fused matrix, its bias, and the widths of the parts it holds.
-    groups: Vec<(O::Matrix, Option<O::Vector>, Vec<usize>)>,
+    groups: Vec<FusedGroup<O>>,
 }
 
 impl<O: DecoderOps> Projections<O> {
@@ -91,6 +91,9 @@ impl<O: DecoderOps> Projections<O> {
         Ok(out)
     }
 }
+
+/// One fused matrix, its bias, and the widths of the parts it holds.
+type FusedGroup<O> = (<O as DecoderOps>::Matrix, Option<<O as DecoderOps>::Vector>, Vec<usize>);
 
 /// Matrices of one type and width stacked by rows (rows are independent
 /// runs of blocks, so the bytes simply concatenate).

@@ -9,13 +9,16 @@
 use super::config::{DecoderArch, DecoderConfig};
 use super::cpu_ops::CpuOps;
 use super::gpt2::Gpt2;
+use super::gpu_ops::GpuDecoderOps;
 use super::llama::{Llama, Naming};
 use super::ops::DecoderOps;
 use super::weights::{WeightBits, WeightFile};
 use super::Decoder;
+use crate::backend::{auto_wants_gpu, BackendChoice};
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::safetensors_file::SafetensorsFile;
+use ipfs_accelerate_gpu::GpuContext;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -39,7 +42,7 @@ impl ModelSource {
         if !path.is_dir() {
             return Err(Error::MissingFile {
                 path: path.to_path_buf(),
-                hint: "pass a .gguf file or a directory with config.json and model.safetensors".into(),
+                hint: "pass a .gguf file or a directory with config.json and model.safetensors",
             });
         }
         if path.join("config.json").is_file() {
@@ -54,7 +57,7 @@ impl ModelSource {
             [one] => Ok(ModelSource::Gguf(one.clone())),
             [] => Err(Error::MissingFile {
                 path: path.join("config.json"),
-                hint: "the directory has neither config.json nor a .gguf file".into(),
+                hint: "the directory has neither config.json nor a .gguf file",
             }),
             many => Err(Error::InvalidOption(format!(
                 "{} holds {} .gguf files; pass the one to use",
@@ -101,6 +104,29 @@ impl LoadedDecoder {
         let (file, config, naming) = open_weights(source, bits)?;
         let shared = build(CpuOps, &file, &config, naming)?;
         Ok(LoadedDecoder { config, backend: Arc::new(Factory(shared)) })
+    }
+
+    /// Loads onto the backend `choice` names, with a one-line notice when
+    /// `auto` wanted a GPU and fell back to the CPU. `auto` takes WebGPU
+    /// only with a hardware adapter (software ones are far slower than the
+    /// CPU backend); `webgpu` takes any adapter, software ones included.
+    pub fn open_with(source: &ModelSource, bits: WeightBits, choice: BackendChoice) -> Result<(Self, Option<String>)> {
+        let gpu = || -> Result<GpuDecoderOps> {
+            let ctx = GpuContext::new().map_err(|e| Error::Backend(e.to_string()))?;
+            GpuDecoderOps::new(&ctx)
+        };
+        match choice {
+            BackendChoice::Cpu => Ok((LoadedDecoder::open(source, bits)?, None)),
+            BackendChoice::WebGpu => Ok((LoadedDecoder::open_on(source, bits, gpu()?)?, None)),
+            BackendChoice::Auto if !auto_wants_gpu() => Ok((LoadedDecoder::open(source, bits)?, None)),
+            BackendChoice::Auto => match gpu() {
+                Ok(ops) => Ok((LoadedDecoder::open_on(source, bits, ops)?, None)),
+                Err(e) => Ok((
+                    LoadedDecoder::open(source, bits)?,
+                    Some(format!("notice: the GPU could not be used ({e}); running on the CPU")),
+                )),
+            },
+        }
     }
 
     /// Loads onto any backend implementing [`DecoderOps`].
@@ -249,7 +275,7 @@ fn open_weights(source: &ModelSource, bits: WeightBits) -> Result<(WeightFile, D
             if !weights.is_file() {
                 return Err(Error::MissingFile {
                     path: weights,
-                    hint: "the model needs its weights as a single model.safetensors".into(),
+                    hint: "the model needs its weights as a single model.safetensors",
                 });
             }
             let file = SafetensorsFile::open(&weights)?;

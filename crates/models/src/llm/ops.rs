@@ -80,6 +80,9 @@ pub trait DecoderOps {
     /// `layer` after appending `k` and `v` (`[n, kv_heads·head_dim]`) at
     /// positions `start..start+n`. Grouped-query: query head `h` reads key
     /// head `h / (heads / kv_heads)`. Scale `1/sqrt(head_dim)`.
+    // The span (layer, start) and the head count are what every backend
+    // needs; a struct for them would only move the same fields.
+    #[allow(clippy::too_many_arguments)]
     fn attention(
         &mut self,
         q: &Self::Act,

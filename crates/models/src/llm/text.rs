@@ -10,6 +10,7 @@ use super::model::{LoadedDecoder, ModelSource};
 use super::stop::{StopMatcher, StopOutcome};
 use super::tokenizer::LlmTokenizer;
 use super::weights::WeightBits;
+use crate::backend::BackendChoice;
 use crate::error::{Error, Result};
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -60,6 +61,14 @@ impl TextGenerator {
         let source = ModelSource::locate(path)?;
         let decoder = LoadedDecoder::open(&source, bits)?;
         TextGenerator::with_decoder(&source, decoder)
+    }
+
+    /// Loads on the backend `choice` names; the notice says when `auto`
+    /// fell back to the CPU.
+    pub fn load_with(path: &Path, bits: WeightBits, choice: BackendChoice) -> Result<(Self, Option<String>)> {
+        let source = ModelSource::locate(path)?;
+        let (decoder, notice) = LoadedDecoder::open_with(&source, bits, choice)?;
+        Ok((TextGenerator::with_decoder(&source, decoder)?, notice))
     }
 
     /// Wraps a decoder loaded from `source` (on any backend) with the
