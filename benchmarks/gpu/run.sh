@@ -18,6 +18,10 @@
 #   5. embed webgpu `--precision 16`: the same with float16 weights ("f16 weights" in
 #                   the header line; without shader-f16 it runs f32 and says so)
 #   6. embed cpu    the same with `--backend cpu` (float32)
+#   7. generate     SmolLM2-135M-Instruct Q4_1 GGUF, greedy, 128 new tokens after a
+#                   ~100-token prompt, `--backend webgpu` then `--backend cpu`: one JSON
+#                   line each with prefill/decode tokens/s and the token ids (equal
+#                   ids = the GPU kernels agree with the CPU)
 #
 # Usage:
 #   benchmarks/gpu/run.sh [BINARY] [MODEL_DIR]
@@ -27,6 +31,8 @@
 #              `cargo build --release -p ipfs-accelerate` and copy it over; on the GPU
 #              machine it needs only glibc and the Vulkan loader (Debian/Ubuntu
 #              `libvulkan1`) plus the GPU's Vulkan driver (e.g. the NVIDIA driver).
+#   LLM_MODEL  (environment) the SmolLM2 GGUF directory (default:
+#              ~/.cache/ipfs-accelerate/test-models/smollm2-135m-instruct)
 #   MODEL_DIR  all-MiniLM-L6-v2 directory (default:
 #              ~/.cache/ipfs-accelerate/test-models/all-MiniLM-L6-v2, which
 #              scripts/fetch-test-models.sh downloads; copy it over with the binary).
@@ -150,6 +156,19 @@ else
     echo "   Fetch it where there is network (scripts/fetch-test-models.sh) and copy the"
     echo "   directory here, or pass its path as the second argument."
     failed+=("embed MiniLM (no model)")
+fi
+
+llm_model="${LLM_MODEL:-$HOME/.cache/ipfs-accelerate/test-models/smollm2-135m-instruct}"
+llm_prompt="$(printf 'The history of the printing press %.0s' $(seq 1 16))"
+if ls "$llm_model"/*.gguf >/dev/null 2>&1; then
+    for backend in webgpu cpu; do
+        section "generate SmolLM2 Q4_1, $backend" \
+            "$bin" generate --model "$llm_model" --backend "$backend" --greedy --ignore-eos --max-tokens 128 --json "$llm_prompt"
+    done
+else
+    header "generate SmolLM2"
+    echo "!! skipped: no .gguf in $llm_model; fetch it with scripts/fetch-test-models.sh and copy it over"
+    failed+=("generate SmolLM2 (no model)")
 fi
 
 header "summary"
