@@ -39,10 +39,6 @@ pub fn api_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
     let inference = Router::new()
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/embed", post(tei::embed))
-        // TEI answers `POST /` as its model's main route (embed, for an
-        // embedding model; TGI's generate on a server of generation models
-        // only); clients given only a base URL post there.
-        .route("/", post(tei::root))
         .route_layer(from_fn_with_state(state.clone(), limits::limit_concurrency));
     // The same slots, held until a streamed answer ends.
     let generation = Router::new()
@@ -50,6 +46,10 @@ pub fn api_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/v1/completions", post(chat::completions))
         .route("/generate", post(tgi::generate))
         .route("/generate_stream", post(tgi::generate_stream))
+        // TEI and TGI answer `POST /` as their model's main route (embed,
+        // for an embedding model; generate on a server of generation models
+        // only); clients given only a base URL post there.
+        .route("/", post(tei::root))
         .route_layer(from_fn_with_state(state.clone(), generation::limit_concurrency));
     Router::new()
         .route("/v1/models", get(openai::models))

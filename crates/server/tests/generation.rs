@@ -228,14 +228,22 @@ fn tgi_generate_and_generate_stream() {
     assert_eq!(stopped["details"]["finish_reason"], "stop_sequence");
 
     let payloads = events(&post_json(&server, "/generate_stream", &body));
-    let events: Vec<Value> = payloads.iter().map(|p| json(p)).collect();
-    let text: String = events.iter().map(|e| e["token"]["text"].as_str().unwrap()).collect();
+    let streamed: Vec<Value> = payloads.iter().map(|p| json(p)).collect();
+    let text: String = streamed.iter().map(|e| e["token"]["text"].as_str().unwrap()).collect();
     assert_eq!(text, CONTINUATION);
-    let (last, rest) = events.split_last().unwrap();
+    let (last, rest) = streamed.split_last().unwrap();
     assert!(rest.iter().all(|e| e["generated_text"].is_null() && e["details"].is_null()));
     assert_eq!(last["generated_text"], CONTINUATION);
     assert_eq!(last["details"]["finish_reason"], "length");
     assert_eq!(last["details"]["generated_tokens"], 6);
+
+    // `POST /` on a server of generation models only is TGI's compat route.
+    let compat = json!({ "inputs": PROMPT, "parameters": { "max_new_tokens": 6 } });
+    assert_eq!(post_json(&server, "/", &compat).json(), json!([{ "generated_text": CONTINUATION }]));
+    let mut compat_stream = compat.clone();
+    compat_stream["stream"] = json!(true);
+    let last = json(events(&post_json(&server, "/", &compat_stream)).last().unwrap());
+    assert_eq!(last["generated_text"], CONTINUATION);
 
     // Sampling with a seed is reproducible and reports the seed.
     let sampled = json!({ "inputs": PROMPT, "parameters": {

@@ -242,7 +242,23 @@ fn hardware_gpu() -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::split_model_arg;
+    use super::{is_generation_dir, split_model_arg};
+
+    #[test]
+    fn generation_models_are_told_from_embedding_models() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.json");
+        for (model_type, generates) in [("llama", true), ("qwen2", true), ("gpt2", true), ("bert", false)] {
+            std::fs::write(&config, format!("{{\"model_type\": \"{model_type}\"}}")).unwrap();
+            assert_eq!(is_generation_dir(dir.path()).unwrap(), generates, "{model_type}");
+        }
+        std::fs::write(&config, "not json").unwrap();
+        assert!(is_generation_dir(dir.path()).is_err());
+        std::fs::remove_file(&config).unwrap();
+        assert!(!is_generation_dir(dir.path()).unwrap());
+        std::fs::write(dir.path().join("model.Q4_1.gguf"), b"").unwrap();
+        assert!(is_generation_dir(dir.path()).unwrap());
+    }
 
     #[test]
     fn model_arguments_are_named() {
