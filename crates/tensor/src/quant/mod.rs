@@ -14,7 +14,9 @@
 //! order of the additions differs from a dequantize-then-f32-matmul, which is
 //! what transformers does with GGUF weights. Block scales are factored out of
 //! each 32-value block's sum and Q4_1's min is applied as `m * sum(x)` over the
-//! block, which changes the result only by f32 rounding.
+//! block, which changes the result only by f32 rounding. K-quant rows are
+//! dequantized exactly per super-block and then dotted. `matmul` dequantizes
+//! tiles bit-exactly and multiplies them in f32 with `gemm`.
 //!
 //! [`QuantMatrix::matvec_q8act`] is the faster llama.cpp-style path: the
 //! activation is itself quantized to 8 bits per 32-block (f32 scale
@@ -51,7 +53,9 @@ use bytes::Bytes;
 /// Rounding each activation to 8 bits moves it by at most half a step,
 /// `max|x_block| / 254`; relative to the block's largest value that is
 /// 1/254 ≈ 0.4 %, and it averages out over a row, so 1 % of the absolute
-/// sum is a safe bound.
+/// sum holds for activations spread over their blocks, as hidden states
+/// are. It is a tolerance, not a worst-case bound: a block holding one
+/// huge value beside small ones loses the small ones entirely.
 pub const Q8ACT_TOLERANCE: f32 = 0.01;
 
 /// Storage format of a [`QuantMatrix`]: GGML's, byte for byte (little-endian).
