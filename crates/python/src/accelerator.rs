@@ -3,16 +3,19 @@
 //! request runs (a shared pool would route by measured latency instead).
 
 use crate::errors::{Error, Result};
+use crate::generate::{self, PromptArg, Request};
 use crate::infer;
 use crate::model;
 use crate::platform::Target;
 use ipfs_accelerate_browser::BrowserLaunch;
+use ipfs_accelerate_models::llm::text::TextGenerator;
 use ipfs_accelerate_pool::config::POOL_BRIDGE_PORT;
 use ipfs_accelerate_pool::journal::{self, Journal};
 use ipfs_accelerate_pool::{BrowserWorker, LocalWorker, Pool, PoolConfig, Worker};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Browser profile slots and bridge ports used here start this far above
@@ -28,6 +31,8 @@ struct State {
     max_connections: usize,
     /// One pool per target, created on first use.
     pools: Vec<(Target, Arc<Pool>)>,
+    /// Text generators loaded so far, by the path they were loaded from.
+    generators: HashMap<PathBuf, Arc<TextGenerator>>,
 }
 
 /// The native half of `ipfs_accelerate.Accelerator`.
@@ -86,6 +91,20 @@ impl NativeAccelerator {
     fn enable_ipfs(&self) -> Result<bool> {
         Ok(lock(&self.state).as_ref().ok_or_else(closed)?.enable_ipfs)
     }
+
+    /// The generator loaded from `path`, loaded (GIL released) and kept on
+    /// first use.
+    fn generator(&self, py: Python<'_>, path: &Path) -> PyResult<Arc<TextGenerator>> {
+        let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        if let Some(g) = lock(&self.state).as_ref().ok_or_else(closed)?.generators.get(&key) {
+            return Ok(g.clone());
+        }
+        let loaded = generate::load(py, path)?;
+        let mut guard = lock(&self.state);
+        let state = guard.as_mut().ok_or_else(closed)?;
+        // Another thread may have loaded it meanwhile: keep the first.
+        Ok(state.generators.entry(key).or_insert(loaded).clone())
+    }
 }
 
 fn closed() -> Error {
@@ -107,8 +126,15 @@ impl NativeAccelerator {
             Journal::open(&path).map_err(|e| Error::InvalidInput(format!("cannot open the results database: {e}")))?;
         // Browser profiles live beside the journal, like the CLI's data dir.
         let data_dir = path.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
-        let state =
-            State { journal: Arc::new(journal), data_dir, headless, enable_ipfs, max_connections, pools: Vec::new() };
+        let state = State {
+            journal: Arc::new(journal),
+            data_dir,
+            headless,
+            enable_ipfs,
+            max_connections,
+            pools: Vec::new(),
+            generators: HashMap::new(),
+        };
         Ok(NativeAccelerator { state: Mutex::new(Some(state)), journal_path: path })
     }
 
@@ -154,6 +180,43 @@ impl NativeAccelerator {
         let info = status.iter().find(|s| s.id == run.worker);
         let browser = info.and_then(|s| s.browser.clone());
         infer::to_dict(py, &run, &resolved, browser, "f32")
+    }
+
+    /// Generates text with the decoder at `model` (a `.gguf` file or a model
+    /// directory, loaded once per accelerator) from `prompt` or, rendered with
+    /// the model's chat template, `messages` ((role, content) pairs); calls
+    /// `on_text` with each piece of text. Returns the figures of
+    /// `generate::to_dict`.
+    #[pyo3(signature = (
+        model, prompt=None, messages=None, max_tokens=256, temperature=0.8, top_p=0.95, top_k=40,
+        repetition_penalty=1.0, seed=None, stop=Vec::new(), on_text=None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn generate<'py>(
+        &self,
+        py: Python<'py>,
+        model: &str,
+        prompt: Option<String>,
+        messages: Option<Vec<(String, String)>>,
+        max_tokens: usize,
+        temperature: f32,
+        top_p: f32,
+        top_k: usize,
+        repetition_penalty: f32,
+        seed: Option<u64>,
+        stop: Vec<String>,
+        on_text: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let prompt = match (prompt, messages) {
+            (Some(text), None) => PromptArg::Text(text),
+            (None, Some(messages)) => PromptArg::Chat(messages),
+            _ => return Err(Error::InvalidInput("pass either prompt or messages, not both or neither".into()).into()),
+        };
+        let path = generate::locate(model, self.enable_ipfs()?)?;
+        let generator = self.generator(py, &path)?;
+        let request = Request { prompt, max_tokens, temperature, top_k, top_p, repetition_penalty, seed, stop };
+        let generation = generate::run(py, &generator, request, on_text)?;
+        generate::to_dict(py, &generation)
     }
 
     /// Decodes token ids with the model's tokenizer (special tokens dropped).

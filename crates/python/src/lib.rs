@@ -1,11 +1,12 @@
 //! The native half of the `ipfs_accelerate` Python package
 //! (`ipfs_accelerate._native`). The pure-Python layer in `python/` shapes
 //! results, holds the docstrings, exception classes and type stubs; this
-//! crate does the work: model resolution, pools, browsers, the journal.
+//! crate does the work: model resolution, pools, browsers, the journal, text generation.
 
 mod accelerator;
 mod bridge;
 mod errors;
+mod generate;
 mod infer;
 mod memory;
 mod model;

@@ -30,6 +30,16 @@ def model_dir() -> str:
 
 
 @pytest.fixture(scope="session")
+def generation_model() -> str:
+    """SmolLM2-135M-Instruct Q4_1 (GGUF) as fetched by scripts/fetch-test-models.sh."""
+    root = os.environ.get("IPFS_ACCELERATE_TEST_MODELS") or os.path.expanduser("~/.cache/ipfs-accelerate/test-models")
+    path = Path(root) / "smollm2-135m-instruct" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.is_file():
+        _need(f"the generation test model {path} (scripts/fetch-test-models.sh)")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
 def cli() -> str:
     """The release ipfs-accelerate binary that `cargo test --release` builds."""
     target = os.environ.get("CARGO_TARGET_DIR") or str(REPO_ROOT / "target")

@@ -78,10 +78,19 @@ def test_bad_values(acc, model_dir):
 
 def test_model_families_that_do_not_exist(acc, model_dir):
     with pytest.raises(UnsupportedModelTypeError, match="no such model family"):
-        acc.accelerate_with_browser(model_dir, "x", model_type="text_generation")
-    for call in (acc.generate, acc.transcribe, acc.classify):
+        acc.accelerate_with_browser(model_dir, "x", model_type="automatic-speech-recognition")
+    for call in (acc.transcribe, acc.classify):
         with pytest.raises(NotImplementedError, match="exists in this version"):
             call(model_dir, "x")
+
+
+def test_generation_is_not_an_embedding_call(acc, model_dir):
+    # accelerate_with_browser embeds; generation has a method of its own.
+    with pytest.raises(UnsupportedModelTypeError, match="Accelerator.generate"):
+        acc.accelerate_with_browser(model_dir, "x", model_type="text_generation")
+    # An embedding model is not a generation model.
+    with pytest.raises(UnsupportedModelTypeError, match="text-embedding model.*embed"):
+        acc.generate(model_dir, "x")
 
 
 def test_closed_accelerator_refuses_calls(data_dir, model_dir):

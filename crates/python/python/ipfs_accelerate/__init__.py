@@ -1,12 +1,14 @@
 """ipfs_accelerate: transformer inference on the CPU and in real browsers
-(WebGPU, WebNN), with content-addressed model weights.
+(WebGPU, WebNN), with content-addressed model weights: text embeddings, and
+text generation (``Accelerator.generate``) on the CPU.
 
 Every number returned is measured; ``is_simulation`` is always False.
-Results are recorded in the SQLite results database (``Accelerator.db_path``).
+Embedding calls are recorded in the SQLite results database (``Accelerator.db_path``).
 
 >>> import ipfs_accelerate
 >>> with ipfs_accelerate.get_accelerator() as acc:
 ...     vectors = acc.embed("path/to/all-MiniLM-L6-v2", ["hello", "world"])
+...     answer = acc.generate("path/to/model.gguf", messages=[{"role": "user", "content": "Hi"}])
 """
 
 from ._native import __version__

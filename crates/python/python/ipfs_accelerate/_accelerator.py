@@ -4,11 +4,12 @@ import asyncio
 import atexit
 import os
 import threading
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import numpy as np
 
 from . import _native
+from ._generate import native_arguments
 from ._inputs import TEXT_EMBEDDING, check_model_type, normalize
 from .errors import InvalidInputError, UnsupportedModelTypeError
 
@@ -229,10 +230,69 @@ class Accelerator:
         """:meth:`embed` on a worker thread, awaitable."""
         return await asyncio.to_thread(self.embed, model, texts, **kwargs)
 
-    def generate(self, model: Any, prompt: Any, **kwargs: Any) -> Any:
-        """Text generation: no generative model family exists in this
-        version, so this raises UnsupportedModelTypeError."""
-        raise UnsupportedModelTypeError("generate: no text-generation model family exists in this version")
+    def generate(
+        self,
+        model: Union[str, "os.PathLike[str]"],
+        prompt: Optional[str] = None,
+        *,
+        messages: Optional[List[Dict[str, str]]] = None,
+        max_tokens: int = 256,
+        temperature: float = 0.8,
+        top_p: float = 0.95,
+        top_k: int = 40,
+        repetition_penalty: float = 1.0,
+        seed: Optional[int] = None,
+        greedy: bool = False,
+        stop: Optional[Union[str, List[str]]] = None,
+        on_text: Optional[Callable[[str], Any]] = None,
+    ) -> Dict[str, Any]:
+        """Generates text with a decoder-only language model on the CPU and
+        returns a dict of the result and its measured speed.
+
+        ``model``: a ``.gguf`` file, or a directory holding one ``.gguf``
+        file or a Hugging Face model (``config.json``, ``model.safetensors``,
+        ``tokenizer.json``; llama, mistral, qwen2 or gpt2), or a name or CID
+        of such a directory in the local model store. Each model is loaded
+        once per accelerator and kept. Pass either ``prompt`` (text to
+        continue) or ``messages`` (a list of ``{"role": ..., "content":
+        ...}`` dicts, rendered with the model's chat template and an
+        assistant turn opened).
+
+        ``max_tokens``: most new tokens. ``temperature`` (0 = greedy),
+        ``top_k`` (0 = all), ``top_p`` (1.0 = all), ``repetition_penalty``
+        (1.0 = off) and ``seed`` (the same seed reproduces a generation;
+        None: random) choose each token; ``greedy=True`` always takes the
+        most likely one. ``stop``: a str or list of str that ends the
+        generation (the text stops before it). ``on_text``: called with each
+        piece of text as it is generated (never half a character); returning
+        ``False`` cancels, raising cancels and re-raises.
+
+        Keys: ``text``, ``token_ids`` (the new tokens), ``prompt_tokens``,
+        ``completion_tokens``, ``finish_reason`` (``"length"``: max_tokens
+        or the context reached; ``"stop"``: end of sequence or a stop
+        string; ``"cancelled"``: ``on_text`` returned False),
+        ``tokens_per_second`` (new tokens over the whole call),
+        ``prefill_tokens_per_second`` (prompt tokens over the prompt's
+        forward pass) and ``decode_tokens_per_second`` (tokens after the
+        first over their steps). The GIL is released while tokens are
+        computed; Ctrl-C interrupts (KeyboardInterrupt).
+
+        Raises :class:`~ipfs_accelerate.errors.InvalidInputError` for
+        unusable values, ``TypeError`` for wrong types,
+        :class:`~ipfs_accelerate.errors.ModelNotFoundError` for a missing
+        model and :class:`~ipfs_accelerate.errors.UnsupportedModelTypeError`
+        for a model that is not a text-generation model.
+        """
+        name = _model_arg(model)
+        arguments = native_arguments(
+            prompt, messages, max_tokens, temperature, top_p, top_k, repetition_penalty, seed, greedy, stop, on_text
+        )
+        return self._native.generate(name, **arguments)
+
+    async def generate_async(self, model: Any, prompt: Optional[str] = None, **kwargs: Any) -> Dict[str, Any]:
+        """:meth:`generate` on a worker thread, awaitable (``on_text`` is
+        called on that thread)."""
+        return await asyncio.to_thread(self.generate, model, prompt, **kwargs)
 
     def transcribe(self, model: Any, audio: Any, **kwargs: Any) -> Any:
         """Speech recognition: no speech model family exists in this

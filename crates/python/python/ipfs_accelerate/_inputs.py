@@ -20,18 +20,28 @@ _EMBEDDING_ALIASES = {
 }
 
 
+#: Spellings of the text-generation type, which ``generate`` runs.
+_GENERATION_ALIASES = {"text_generation", "text-generation", "generation", "causal_lm", "causal-lm", "llm"}
+
+
 def check_model_type(model_type: Optional[str]) -> str:
     """Returns the model type to run, or raises for families that do not
-    exist in this version (generation, speech, vision)."""
+    exist in this version (speech, vision) or that another method runs
+    (generation: :meth:`Accelerator.generate`)."""
     if model_type is None:
         return TEXT_EMBEDDING
     if not isinstance(model_type, str):
         raise TypeError(f"model_type must be a str or None, not {type(model_type).__name__}")
     if model_type.lower() in _EMBEDDING_ALIASES:
         return TEXT_EMBEDDING
+    if model_type.lower() in _GENERATION_ALIASES:
+        raise UnsupportedModelTypeError(
+            f"model_type {model_type!r}: accelerate_with_browser runs text embedding models only; "
+            "generate text with Accelerator.generate()"
+        )
     raise UnsupportedModelTypeError(
         f"model_type {model_type!r}: no such model family exists in this version; "
-        "only text embedding models (model_type='text_embedding') run"
+        "accelerate_with_browser runs text embedding models (model_type='text_embedding')"
     )
 
 

@@ -1,6 +1,6 @@
 """Type stubs of the Rust extension ``ipfs_accelerate._native``."""
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 __version__: str
 
@@ -18,6 +18,20 @@ class NativeAccelerator:
     def closed(self) -> bool: ...
     def embed(
         self, model: str, texts: List[str], platform: str = "cpu", browser: Optional[str] = None
+    ) -> Dict[str, Any]: ...
+    def generate(
+        self,
+        model: str,
+        prompt: Optional[str] = None,
+        messages: Optional[List[Tuple[str, str]]] = None,
+        max_tokens: int = 256,
+        temperature: float = 0.8,
+        top_p: float = 0.95,
+        top_k: int = 40,
+        repetition_penalty: float = 1.0,
+        seed: Optional[int] = None,
+        stop: List[str] = ...,
+        on_text: Optional[Callable[[str], Any]] = None,
     ) -> Dict[str, Any]: ...
     def decode(self, model: str, ids: List[List[int]]) -> List[str]: ...
     def close(self) -> None: ...

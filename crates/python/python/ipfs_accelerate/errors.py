@@ -27,8 +27,11 @@ class BackendUnavailableError(IpfsAccelerateError, RuntimeError):
 
 
 class UnsupportedModelTypeError(IpfsAccelerateError, NotImplementedError):
-    """The model family asked for (generation, speech, vision) has no
-    implementation in this version; only text embedding models run."""
+    """The model family asked for (speech, classification, vision) has no
+    implementation in this version, or the model given is not of the family
+    the call runs (an embedding model given to ``generate``, an
+    architecture that has no implementation). Text embedding and text
+    generation models run."""
 
 
 class AcceleratorClosedError(IpfsAccelerateError, RuntimeError):
