@@ -261,7 +261,12 @@ async fn run(
         return Err(openai::no_generation_model().await);
     }
     let map = json_object(FLAVOR, body)?;
-    let served = state.generator(Some(model_name(&map)?), FLAVOR)?;
+    let name = model_name(&map)?;
+    // TGI serves one model and ignores `model`; its documentation sends
+    // "tgi" and huggingface_hub's InferenceClient "dummy". Those names mean
+    // the first generation model here, unless a model is really so named.
+    let placeholder = matches!(name, "tgi" | "dummy") && !state.models.iter().any(|m| m.name == name);
+    let served = state.generator(if placeholder { None } else { Some(name) }, FLAVOR)?;
     let (prompt, prompt_field) = match route {
         Route::Chat => (Prompt::Chat(messages(&map)?), "messages"),
         Route::Completions => {

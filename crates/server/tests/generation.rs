@@ -359,6 +359,11 @@ fn bad_requests_get_clear_errors() {
     assert_eq!(models["data"][0]["id"], MODEL);
     assert_eq!(models["data"][0]["owned_by"], "ipfs-accelerate");
     assert_eq!(models["data"][0]["type"], "text-generation");
+    // The names TGI's clients send for "the model" mean the first one.
+    for placeholder in ["tgi", "dummy"] {
+        let answer = post_json(&server, chat, &chat_body(json!({ "model": placeholder })));
+        assert_eq!(answer.json()["choices"][0]["message"]["content"], ANSWER, "{placeholder}");
+    }
     assert_eq!(get(&server, "/health", None).status, 200);
     let info = get(&server, "/info", None).json();
     assert_eq!(info["model_id"], MODEL);
