@@ -109,3 +109,60 @@ fn positions_beyond_the_context_are_refused() {
     let out = generate_tokens(&model, &[1; 60], &options, &mut |_| ControlFlow::Continue(())).unwrap();
     assert_eq!(out.token_ids.len(), 4);
 }
+
+/// A word-level `tokenizer.json` whose tokens are `t0` … `t99`, so the
+/// Hugging Face text path (tokenizer files, chat template, streaming) runs
+/// on the tiny model.
+fn write_tokenizer(dir: &std::path::Path) {
+    let vocab: serde_json::Map<String, serde_json::Value> = (0..100).map(|i| (format!("t{i}"), i.into())).collect();
+    let tokenizer = serde_json::json!({
+        "version": "1.0",
+        "added_tokens": [{"id": 99, "content": "t99", "single_word": false, "lstrip": false, "rstrip": false,
+                          "normalized": false, "special": true}],
+        "pre_tokenizer": {"type": "Whitespace"},
+        "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": false},
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "t0"}
+    });
+    std::fs::write(dir.join("tokenizer.json"), tokenizer.to_string()).unwrap();
+    let config = serde_json::json!({
+        "eos_token": "t99",
+        "chat_template": "{% for m in messages %}t1 {{ m['content'] }} t2 {% endfor %}{% if add_generation_prompt %}t3{% endif %}"
+    });
+    std::fs::write(dir.join("tokenizer_config.json"), config.to_string()).unwrap();
+}
+
+#[test]
+fn a_hugging_face_directory_generates_text_end_to_end() {
+    use ipfs_accelerate_models::llm::chat_template::ChatMessage;
+    use ipfs_accelerate_models::llm::text::{Prompt, TextGenerator, TextOptions};
+    let g = golden();
+    let (dir, _) = load(&g, WeightBits::AsStored);
+    write_tokenizer(dir.path());
+    let generator = TextGenerator::load(dir.path(), WeightBits::AsStored).unwrap();
+    let case = &g.cases[0];
+    let prompt: Vec<String> = case.input_ids.iter().map(|id| format!("t{id}")).collect();
+    let options = TextOptions {
+        generation: GenerationOptions { max_tokens: case.greedy_new_token_ids.len(), ..GenerationOptions::default() },
+        ignore_eos: true,
+        ..TextOptions::default()
+    };
+    let mut streamed = String::new();
+    let out = generator
+        .generate(&Prompt::Text(prompt.join(" ")), &options, &mut |piece| {
+            streamed.push_str(piece);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(out.tokens.token_ids, case.greedy_new_token_ids);
+    let words: Vec<String> = case.greedy_new_token_ids.iter().map(|id| format!("t{id}")).collect();
+    assert_eq!(out.text.split_whitespace().collect::<Vec<_>>(), words);
+    assert_eq!(streamed, out.text);
+
+    // The chat template from tokenizer_config.json frames the message.
+    let chat = Prompt::Chat(vec![ChatMessage::new("user", "t5 t6")]);
+    assert_eq!(generator.encode(&chat).unwrap(), [1, 5, 6, 2, 3]);
+    // The end-of-sequence token (t99) is never part of the text.
+    let stop = TextOptions { ignore_eos: false, ..options };
+    let out = generator.generate(&chat, &stop, &mut |_| ControlFlow::Continue(())).unwrap();
+    assert!(!out.tokens.token_ids.contains(&99));
+}
