@@ -430,13 +430,18 @@ fn a_client_that_disconnects_cancels_its_generation() {
     let metrics = || get(&server, "/metrics", None).body;
     assert_eq!(metric(&metrics(), "ipfs_accelerate_generations_running"), 0.0);
 
-    for path in ["/v1/chat/completions", "/generate_stream"] {
+    // (path, streamed): a whole answer is cancelled too when its client leaves.
+    for (path, streamed) in [("/v1/chat/completions", true), ("/generate_stream", true), ("/v1/completions", false)] {
         let cancelled_before = metric(&metrics(), "ipfs_accelerate_generations_cancelled_total");
         // Long enough to run for many seconds if nothing stopped it.
-        let body = if path == "/generate_stream" {
-            json!({ "inputs": "1, 2, 3, 4, 5, 6, 7,", "parameters": { "max_new_tokens": 4000 } })
-        } else {
-            chat_body(json!({ "stream": true, "max_tokens": 4000, "ignore_eos": true }))
+        let body = match path {
+            "/generate_stream" => {
+                json!({ "inputs": "1, 2, 3, 4, 5, 6, 7,", "parameters": { "max_new_tokens": 4000 } })
+            }
+            "/v1/completions" => {
+                json!({ "model": MODEL, "prompt": PROMPT, "max_tokens": 4000, "ignore_eos": true })
+            }
+            _ => chat_body(json!({ "stream": true, "max_tokens": 4000, "ignore_eos": true })),
         };
         let body = body.to_string();
         let mut stream = TcpStream::connect(server.addr()).unwrap();
@@ -448,15 +453,23 @@ fn a_client_that_disconnects_cancels_its_generation() {
             body.len()
         )
         .unwrap();
-        // Read until a second event arrives: generation is under way.
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 4096];
-        while String::from_utf8_lossy(&seen).matches("data: ").count() < 2 {
-            let n = stream.read(&mut buf).unwrap();
-            assert!(n > 0, "the server closed the stream early: {}", String::from_utf8_lossy(&seen));
-            seen.extend_from_slice(&buf[..n]);
+        if streamed {
+            // Read until a second event arrives: generation is under way.
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            while String::from_utf8_lossy(&seen).matches("data: ").count() < 2 {
+                let n = stream.read(&mut buf).unwrap();
+                assert!(n > 0, "the server closed the stream early: {}", String::from_utf8_lossy(&seen));
+                seen.extend_from_slice(&buf[..n]);
+            }
+            assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"));
+        } else {
+            let started = Instant::now();
+            while metric(&metrics(), "ipfs_accelerate_generations_running") < 1.0 {
+                assert!(started.elapsed() < Duration::from_secs(10), "{path}: the generation never started");
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
-        assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"));
         assert_eq!(metric(&metrics(), "ipfs_accelerate_generations_running"), 1.0, "{path}");
         drop(stream);
 
