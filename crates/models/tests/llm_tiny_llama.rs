@@ -168,15 +168,9 @@ fn legacy_config_layout_logits_and_greedy_tokens_equal_transformers() {
 }
 
 /// The config.json exactly as transformers 5 writes it: `rope_theta` and
-/// `rope_scaling` moved into `rope_parameters`. The loader reads only the
-/// top-level keys, so it falls back to theta 10000 and no scaling, and
-/// `llama3-tied`, `llama-linear` and `qwen2` (theta 1e6) run with the wrong
-/// rotary frequencies (`llama-untied` passes only because its theta is the
-/// default). Fix: read `rope_parameters.rope_theta` and, unless its
-/// `rope_type` is `default`, take `rope_parameters` as the scaling, falling
-/// back to the top-level keys; then drop the `#[ignore]`.
+/// the scaling moved into `rope_parameters` (`llama-untied` alone would pass
+/// without reading it, its theta being the default).
 #[test]
-#[ignore = "DecoderConfig::from_hf_json does not read transformers 5's rope_parameters"]
 fn transformers5_config_layout_logits_and_greedy_tokens_equal_transformers() {
     check_all("transformers5-layout", |m| &m.config);
 }

@@ -88,6 +88,13 @@ impl DecoderConfig {
             DecoderArch::Gpt2 => None,
             DecoderArch::Llama => {
                 let dims = file.get_u64(&key("rope.dimension_count")).map(|v| v as usize).unwrap_or(head_dim);
+                // Checked before the table is sized from it: a lying count must not allocate.
+                if head_dim > MAX_HEAD_DIM {
+                    return Err(bad(format!("head width {head_dim} is implausibly large (at most {MAX_HEAD_DIM})")));
+                }
+                if dims > head_dim {
+                    return Err(bad(format!("rotary dimensions {dims} exceed the head width {head_dim}")));
+                }
                 let base = file.get_f32(&key("rope.freq_base")).unwrap_or(10000.0);
                 let mut inv_freq = default_inv_freq(base, dims);
                 match file.get_str(&key("rope.scaling.type")) {
@@ -149,9 +156,20 @@ impl DecoderConfig {
                 let hidden_size = int("hidden_size")?;
                 let heads = int("num_attention_heads")?;
                 let head_dim = raw.get("head_dim").and_then(Value::as_u64).map(|v| v as usize).unwrap_or(hidden_size / heads.max(1));
-                let base = float("rope_theta", 10000.0);
+                if head_dim > MAX_HEAD_DIM {
+                    return Err(bad(format!("head width {head_dim} is implausibly large (at most {MAX_HEAD_DIM})")));
+                }
+                // transformers 5 writes theta and scaling into one `rope_parameters`
+                // object; older configs have top-level `rope_theta` and `rope_scaling`.
+                let parameters = raw.get("rope_parameters").filter(|p| p.is_object());
+                let base = parameters
+                    .and_then(|p| p.get("rope_theta"))
+                    .and_then(Value::as_f64)
+                    .map(|v| v as f32)
+                    .unwrap_or_else(|| float("rope_theta", 10000.0));
+                let scaling = parameters.or(raw.get("rope_scaling"));
                 let mut inv_freq = default_inv_freq(base, head_dim);
-                apply_hf_rope_scaling(&mut inv_freq, raw.get("rope_scaling"), head_dim).map_err(bad)?;
+                apply_hf_rope_scaling(&mut inv_freq, scaling, head_dim).map_err(bad)?;
                 DecoderConfig {
                     arch: DecoderArch::Llama,
                     vocab_size: int("vocab_size")?,
@@ -235,6 +253,10 @@ impl DecoderConfig {
         Ok(())
     }
 }
+
+/// Widest attention head accepted (real models use 64–256): bounds the
+/// rotary table before the other checks run.
+const MAX_HEAD_DIM: usize = 4096;
 
 /// `1 / base^(2i/dims)` for each pair, in float32 as transformers computes it.
 fn default_inv_freq(base: f32, dims: usize) -> Vec<f32> {
