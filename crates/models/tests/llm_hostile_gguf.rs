@@ -19,10 +19,9 @@
 //!   over 256 MiB.
 //!
 //! Values the loader tolerates on purpose (ignored or harmless) are listed
-//! in `tolerated_oddities_never_panic`. A known bug in `llm/config.rs` (the
-//! rotary table sized before the plausibility check) is reproduced by the
-//! ignored `known_bug_rope_table_sized_before_the_check` and skipped by the
-//! mutation test until it is fixed.
+//! in `tolerated_oddities_never_panic`. Lying rotary sizes, which once
+//! allocated before the plausibility check, have their own test
+//! (`lying_rotary_sizes_are_refused_before_any_allocation`).
 
 #[path = "common/gguf_writer.rs"]
 mod gguf_writer;
@@ -549,9 +548,8 @@ fn hostile_cases() -> Vec<Case> {
             &["blk.0.attn_k.weight", "[32, 8]"],
         ),
         case("key_length 0", v().set("llama.attention.key_length", V::U32(0)), &["head width is 0"]),
-        // KNOWN BUG (config.rs): a huge key_length, rope.dimension_count or
-        // embedding_length / head_count sizes the rotary table before the
-        // plausibility check; see `known_bug_rope_table_sized_before_the_check`.
+        // Huge key_length / rope.dimension_count / embedding_length: see
+        // `lying_rotary_sizes_are_refused_before_any_allocation`.
         case("key_length 64", v().set("llama.attention.key_length", V::U32(64)), &["blk.0.attn_q.weight", "[32, 128]"]),
         case("embedding_length 64", v().set("llama.embedding_length", V::U32(64)), &["token_embd.weight", "[64, 264]"]),
         case("embedding_length 0", v().set("llama.embedding_length", V::U32(0)), &["hidden size is 0"]),
@@ -1144,18 +1142,10 @@ fn seeded_mutations_never_panic_or_allocate_hugely() {
     let path = dir.path().join("mutant.gguf");
     let valid = Model::valid();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let (mut generated, mut generate_err, mut load_err, mut skipped) = (0, 0, 0, 0);
+    let (mut generated, mut generate_err, mut load_err) = (0, 0, 0);
     let mut failures = Vec::new();
     for i in 0..1500 {
         let bytes = mutation(&mut rng, &valid);
-        if hits_known_rope_bug(&bytes) {
-            // KNOWN BUG, reproduced by the ignored
-            // `known_bug_rope_table_sized_before_the_check`: skipped here so
-            // this test guards everything else (one such input makes an
-            // 8 GiB allocation and takes ~20 s of powf).
-            skipped += 1;
-            continue;
-        }
         let prompt = if i % 3 == 0 { Prompt::Chat(vec![ChatMessage::new("user", "hi")]) } else { text("hello world") };
         take_largest();
         let outcome = run(&path, &bytes, &prompt, 3);
@@ -1171,7 +1161,7 @@ fn seeded_mutations_never_panic_or_allocate_hugely() {
         }
     }
     eprintln!(
-        "1500 mutations: {generated} generated, {generate_err} failed in generation, {load_err} failed to load, {skipped} skipped (known bug), in {:?}",
+        "1500 mutations: {generated} generated, {generate_err} failed in generation, {load_err} failed to load, in {:?}",
         start.elapsed()
     );
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
@@ -1179,33 +1169,11 @@ fn seeded_mutations_never_panic_or_allocate_hugely() {
     assert!(start.elapsed().as_secs() < 60, "1500 loads took {:?}", start.elapsed());
 }
 
-/// Whether `bytes` would make `DecoderConfig::from_gguf` size its rotary
-/// table by an unchecked head width (the known bug below): the rotary
-/// dimensions (`rope.dimension_count`, else `attention.key_length`, else
-/// `embedding_length / head_count`) over the 2^24 the check allows.
-fn hits_known_rope_bug(bytes: &[u8]) -> bool {
-    let Ok(file) = GgufFile::parse(bytes) else { return false };
-    let Some(arch @ ("llama" | "qwen2" | "mistral")) = file.get_str("general.architecture") else { return false };
-    let get = |k: &str| file.get_u64(&format!("{arch}.{k}"));
-    let head_dim = get("attention.key_length")
-        .unwrap_or_else(|| get("embedding_length").unwrap_or(0) / get("attention.head_count").unwrap_or(0).max(1));
-    get("rope.dimension_count").unwrap_or(head_dim) > 1 << 24
-}
-
-/// KNOWN BUG in crates/models/src/llm/config.rs (`DecoderConfig::from_gguf`):
-/// the rotary frequencies `default_inv_freq(base, dims)` are computed from
-/// the file's `rope.dimension_count` / `attention.key_length` /
-/// `embedding_length / head_count` *before* `check()` bounds those values
-/// at 2^24, so a lying file makes an allocation of `dims / 2 * 4` bytes (and
-/// `dims / 2` calls of powf) before the "implausibly large" error:
-/// key_length 2^32-1 allocates 8 GiB and takes ~20 s; rope.dimension_count
-/// u64::MAX panics with "capacity overflow" (library/alloc raw_vec), and
-/// values between 2^44 and 2^63 abort the process when the allocation
-/// fails. Fix: bound `dims` (or run `check()` on the counts) before
-/// `default_inv_freq`. `from_hf_json` has the same order for `head_dim`.
+/// Lying head widths and rotary dimensions are refused before the rotary
+/// table is sized from them (they once allocated gigabytes, or aborted the
+/// process, before the plausibility check ran).
 #[test]
-#[ignore = "known bug in llm/config.rs: rotary table sized before the plausibility check"]
-fn known_bug_rope_table_sized_before_the_check() {
+fn lying_rotary_sizes_are_refused_before_any_allocation() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rope.gguf");
     let v = Model::valid;
