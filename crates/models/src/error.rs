@@ -65,7 +65,7 @@ pub enum Error {
         message: String,
     },
     /// A weight the architecture needs is absent or has the wrong shape.
-    #[error("weight {name}: {message}; the weights do not match config.json")]
+    #[error("weight {name}: {message}; the weights do not match the model's configuration (config.json or GGUF metadata)")]
     Weight {
         /// The tensor name.
         name: String,
@@ -73,7 +73,7 @@ pub enum Error {
         message: String,
     },
     /// A weight is stored in a dtype this build cannot load.
-    #[error("weight {name} is stored as {dtype}, which cannot be loaded; convert the model to float32 or float16 safetensors")]
+    #[error("weight {name} is stored as {dtype}, which cannot be loaded; use a float32 or float16 safetensors model, or a GGUF in a supported type")]
     WeightDType {
         /// The tensor name.
         name: String,
