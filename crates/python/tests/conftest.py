@@ -1,6 +1,7 @@
 """Shared fixtures: the real test model, the CLI binary, a fresh accelerator."""
 
 import os
+import signal
 import shutil
 from pathlib import Path
 
@@ -72,6 +73,19 @@ def webnn_chromium() -> str:
         _need(f"the WebNN chromium {path} (scripts/install-webnn-chromium.sh)")
     os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
     return path
+
+
+@pytest.fixture
+def python_sigint():
+    """Python's own Ctrl-C handler for the test's duration.
+
+    A process started in the background by a non-interactive shell inherits
+    SIGINT as ignored, and then `_thread.interrupt_main` does nothing; the
+    interrupt tests need the handler a terminal session has.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture

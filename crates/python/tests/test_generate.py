@@ -97,7 +97,7 @@ def test_generate_async(acc, generation_model):
     assert r["text"] == " Paris.\n\nThe"
 
 
-def test_gil_is_released_and_ctrl_c_interrupts(acc, generation_model):
+def test_gil_is_released_and_ctrl_c_interrupts(acc, generation_model, python_sigint):
     acc.generate(generation_model, "warm up", max_tokens=1)
     ticks = []
     stop = threading.Event()

@@ -32,7 +32,7 @@ def test_gil_is_released_during_inference(acc, model_dir):
     assert elapsed > 0.2 and len(ticks) > elapsed / 0.01 * 0.3
 
 
-def test_ctrl_c_interrupts_a_long_call(acc, model_dir):
+def test_ctrl_c_interrupts_a_long_call(acc, model_dir, python_sigint):
     acc.embed(model_dir, "warm up")
     # Twice: a batch that answers quickly must not hide the signal either.
     for _ in range(2):
