@@ -18,6 +18,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod audio;
 mod backend;
 pub mod bert;
 pub mod config;
