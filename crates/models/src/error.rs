@@ -65,7 +65,9 @@ pub enum Error {
         message: String,
     },
     /// A weight the architecture needs is absent or has the wrong shape.
-    #[error("weight {name}: {message}; the weights do not match the model's configuration (config.json or GGUF metadata)")]
+    #[error(
+        "weight {name}: {message}; the weights do not match the model's configuration (config.json or GGUF metadata)"
+    )]
     Weight {
         /// The tensor name.
         name: String,
