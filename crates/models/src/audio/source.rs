@@ -70,7 +70,9 @@ fn check_format(rate: u32, channels: usize) -> Result<()> {
         return Err(audio_error("the header gives a sample rate of 0 Hz; the file is corrupt"));
     }
     if channels == 0 || channels > MAX_CHANNELS {
-        return Err(audio_error(format!("the header gives {channels} channels (1 to {MAX_CHANNELS} are accepted); the file is corrupt")));
+        return Err(audio_error(format!(
+            "the header gives {channels} channels (1 to {MAX_CHANNELS} are accepted); the file is corrupt"
+        )));
     }
     Ok(())
 }
@@ -114,7 +116,9 @@ impl Source {
 
     fn open_wav(bytes: Box<dyn ByteSource>) -> Result<Self> {
         let reader = hound::WavReader::new(bytes).map_err(|e| match e {
-            hound::Error::Unsupported => audio_error("unsupported WAV encoding: only PCM (8/16/24/32-bit) and 32-bit float WAV are supported"),
+            hound::Error::Unsupported => {
+                audio_error("unsupported WAV encoding: only PCM (8/16/24/32-bit) and 32-bit float WAV are supported")
+            }
             other => audio_error(format!("not a valid WAV file: {other}")),
         })?;
         let spec = reader.spec();
@@ -124,7 +128,10 @@ impl Source {
             (true, 32) => 1.0,
             (false, b @ 1..=32) => 1.0 / (1u64 << (b - 1)) as f32,
             (f, b) => {
-                return Err(audio_error(format!("unsupported WAV sample format: {} with {b} bits", if f { "float" } else { "integer" })))
+                return Err(audio_error(format!(
+                    "unsupported WAV sample format: {} with {b} bits",
+                    if f { "float" } else { "integer" }
+                )))
             }
         };
         // hound's len() is the data chunk size from the header, in samples.
@@ -145,7 +152,7 @@ impl Source {
             h.with_extension(ext.trim_start_matches('.'));
         }
         let probed = symphonia::default::get_probe()
-            .format(&h, mss, &FormatOptions::default(), &MetadataOptions::default())
+            .format(&h, mss, &FormatOptions { enable_gapless: true, ..Default::default() }, &MetadataOptions::default())
             .map_err(sym_error)?;
         let format = probed.format;
         let track = format
@@ -155,7 +162,10 @@ impl Source {
             .ok_or_else(|| audio_error("the file holds no audio track"))?;
         let params = &track.codec_params;
         let rate = params.sample_rate.ok_or_else(|| audio_error("the stream does not give its sample rate"))?;
-        let channels = params.channels.map(|c| c.count()).ok_or_else(|| audio_error("the stream does not give its channel count"))?;
+        let channels = params
+            .channels
+            .map(|c| c.count())
+            .ok_or_else(|| audio_error("the stream does not give its channel count"))?;
         check_format(rate, channels)?;
         let declared_frames = params.n_frames;
         let decoder = symphonia::default::get_codecs().make(params, &DecoderOptions::default()).map_err(sym_error)?;
@@ -182,7 +192,11 @@ impl Source {
                 }
                 let n = (*left).min(WAV_BLOCK as u64) as usize;
                 let mut mono = vec![0f32; n];
-                let truncated = |e: hound::Error| audio_error(format!("the WAV data ends early or is unreadable ({e}): the file is truncated or corrupt"));
+                let truncated = |e: hound::Error| {
+                    audio_error(format!(
+                        "the WAV data ends early or is unreadable ({e}): the file is truncated or corrupt"
+                    ))
+                };
                 if *float {
                     let mut it = reader.samples::<f32>();
                     for m in mono.iter_mut() {
@@ -233,7 +247,9 @@ impl Source {
                     let spec = *decoded.spec();
                     let ch = spec.channels.count();
                     if ch == 0 || ch > MAX_CHANNELS || spec.rate != self.rate {
-                        return Err(audio_error("the stream changes its channel count or rate midway; the file is corrupt or unsupported"));
+                        return Err(audio_error(
+                            "the stream changes its channel count or rate midway; the file is corrupt or unsupported",
+                        ));
                     }
                     let frames = decoded.frames();
                     if frames == 0 {

@@ -27,7 +27,10 @@ pub struct AudioWindows {
 
 impl std::fmt::Debug for AudioWindows {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AudioWindows").field("source_rate", &self.source_rate).field("channels", &self.channels).finish()
+        f.debug_struct("AudioWindows")
+            .field("source_rate", &self.source_rate)
+            .field("channels", &self.channels)
+            .finish()
     }
 }
 
