@@ -94,6 +94,10 @@ pub enum Error {
     /// The WebGPU backend failed (no adapter, a device error, an op it cannot run).
     #[error("{0}")]
     Backend(String),
+    /// An image could not be decoded (empty, corrupt, truncated, unsupported
+    /// or over the size limit); the message says which and what to do.
+    #[error("{0}")]
+    Image(String),
     /// The backend failed.
     #[error(transparent)]
     Tensor(#[from] ipfs_accelerate_tensor::Error),

@@ -31,6 +31,7 @@ mod safetensors_file;
 pub mod sentence_transformers;
 mod shard;
 mod tokenizer;
+pub mod vision;
 
 pub use backend::{BackendChoice, BackendKind, Precision};
 pub use bert::BertModel;
