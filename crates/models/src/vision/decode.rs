@@ -49,6 +49,11 @@ pub fn decode_image_with_limit(bytes: &[u8], alpha: Alpha, max_pixels: u64) -> R
     if reader.format().is_none() {
         return Err(Error::Image(format!("the bytes are not a recognized image (expected {SUPPORTED})")));
     }
+    if reader.format() == Some(image::ImageFormat::Jpeg) && !has_jpeg_end(bytes) {
+        // zune-jpeg fills a cut-off scan with grey and reports success;
+        // Pillow refuses such a file ("image file is truncated"), and so do we.
+        return Err(Error::Image("the JPEG is truncated: it has no end-of-image marker; send the whole file".into()));
+    }
     let mut reader = reader;
     // The side bound stops a header claiming e.g. 20000×20000 before any
     // allocation; the pixel bound is checked against the header below, and
@@ -77,6 +82,14 @@ pub fn decode_image_with_limit(bytes: &[u8], alpha: Alpha, max_pixels: u64) -> R
         image.apply_orientation(orientation);
     }
     Ok(to_rgb(image, alpha))
+}
+
+/// Whether a JPEG ends with its end-of-image marker (FF D9), allowing some
+/// trailing bytes after it as some cameras write. In entropy-coded data an FF
+/// byte is always followed by 00 or a restart marker, so FF D9 is the EOI.
+fn has_jpeg_end(bytes: &[u8]) -> bool {
+    let tail = &bytes[bytes.len().saturating_sub(4096)..];
+    tail.windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
 /// Converts any decoded layout to RGB8 with the given alpha policy.
