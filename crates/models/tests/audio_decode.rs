@@ -194,6 +194,17 @@ fn bad_input_gets_clear_errors() {
     let e = err_text(decode_bytes(&flac[..flac.len() / 3], Some("flac")));
     assert!(e.contains("truncated"), "{e}");
     assert!(err_text(decode_bytes(&flac[..20], Some("flac"))).contains("audio:"));
+    // A Vorbis comment whose length claims 4 GB: symphonia 0.5 would
+    // allocate it at once; the pre-check refuses it (the mutation test's find).
+    let mut tag = flac.clone();
+    assert_eq!(&tag[0x2a..0x2e], &[0x84, 0, 0, 0x28], "the golden's comment block moved");
+    let vendor = u32::from_le_bytes(tag[0x2e..0x32].try_into().unwrap()) as usize;
+    let at = 0x32 + vendor;
+    tag[0x2d] = 0x30; // the block grows by 8 bytes to hold one comment's length
+    tag[at..at + 4].copy_from_slice(&1u32.to_le_bytes());
+    tag[at + 4..at + 8].copy_from_slice(&0xF000_0000u32.to_le_bytes());
+    let e = err_text(decode_bytes(&tag, Some("flac")));
+    assert!(e.contains("Vorbis comment"), "{e}");
     // A missing file names the path.
     assert!(err_text(load_audio("/nonexistent/clip.wav".as_ref())).contains("/nonexistent/clip.wav"));
 }

@@ -24,6 +24,7 @@
 mod decode;
 mod logmel;
 mod mel;
+mod metadata_check;
 mod resample;
 mod source;
 mod windows;

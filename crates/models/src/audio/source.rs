@@ -14,9 +14,11 @@ use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
-use super::audio_error;
+use super::{audio_error, metadata_check};
 use crate::Result;
 
+/// Bytes at the start of a FLAC or Ogg file whose tag headers are checked.
+const HEAD_CHECK_BYTES: u64 = 4 << 20;
 /// WAV frames decoded per block.
 const WAV_BLOCK: usize = 16 * 1024;
 /// Channels we accept; more is a corrupt header, not a real recording.
@@ -108,10 +110,23 @@ impl Source {
         }
         bytes.seek(SeekFrom::Start(0)).map_err(|e| audio_error(format!("cannot read the audio: {e}")))?;
         if got == 12 && &magic[..4] == b"RIFF" && &magic[8..12] == b"WAVE" {
-            Self::open_wav(bytes)
-        } else {
-            Self::open_symphonia(bytes, byte_len, hint)
+            return Self::open_wav(bytes);
         }
+        if &magic[..4] == b"fLaC" || &magic[..4] == b"OggS" {
+            // The headers symphonia trusts too much (see metadata_check).
+            let mut head = Vec::new();
+            (&mut bytes)
+                .take(HEAD_CHECK_BYTES)
+                .read_to_end(&mut head)
+                .map_err(|e| audio_error(format!("cannot read the audio: {e}")))?;
+            bytes.seek(SeekFrom::Start(0)).map_err(|e| audio_error(format!("cannot read the audio: {e}")))?;
+            if &magic[..4] == b"fLaC" {
+                metadata_check::check_flac(&head)?;
+            } else {
+                metadata_check::check_ogg(&head)?;
+            }
+        }
+        Self::open_symphonia(bytes, byte_len, hint)
     }
 
     fn open_wav(bytes: Box<dyn ByteSource>) -> Result<Self> {
