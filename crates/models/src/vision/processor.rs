@@ -297,3 +297,59 @@ fn center_crop(image: &RgbImage, crop_h: u32, crop_w: u32) -> RgbImage {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLIP: &str = r#"{"image_processor_type": "CLIPImageProcessor", "size": {"shortest_edge": 224},
+        "resample": 3, "do_center_crop": true, "crop_size": {"height": 224, "width": 224},
+        "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
+        "do_convert_rgb": true}"#;
+
+    #[test]
+    fn reads_clip_config() {
+        let p = ImageProcessor::from_preprocessor_config(CLIP).unwrap();
+        assert_eq!(p.resize, Some((ResizeTo::ShortestEdge(224), Filter::Bicubic)));
+        assert_eq!(p.center_crop, Some((224, 224)));
+        assert_eq!(p.rescale_factor, Some(1.0 / 255.0));
+        assert!(p.convert_rgb);
+        assert_eq!(p.output_size(640, 480), (224, 224));
+    }
+
+    #[test]
+    fn shortest_edge_truncates_the_long_side_like_transformers() {
+        let mut p = ImageProcessor::from_preprocessor_config(CLIP).unwrap();
+        p.center_crop = None;
+        // The short side becomes 224, the long one int(224 * 500 / 333) = 336.
+        assert_eq!(p.output_size(500, 333), (224, 336));
+        assert_eq!(p.resized_size(333, 500), (224, 336));
+        assert_eq!(p.resized_size(224, 300), (224, 300));
+    }
+
+    #[test]
+    fn bare_integer_sizes_follow_the_processor_type() {
+        let vit = ImageProcessor::from_preprocessor_config(r#"{"size": 384}"#).unwrap();
+        assert_eq!(vit.resize.unwrap().0, ResizeTo::Exact { height: 384, width: 384 });
+        let clip =
+            ImageProcessor::from_preprocessor_config(r#"{"image_processor_type": "CLIPImageProcessor", "size": 224}"#)
+                .unwrap();
+        assert_eq!(clip.resize.unwrap().0, ResizeTo::ShortestEdge(224));
+    }
+
+    #[test]
+    fn center_crop_pads_small_images_with_zeros() {
+        // 3×2 image into a 5×4 crop: transformers puts it at ceil((5-3)/2) = 1
+        // and ceil((4-2)/2) = 1.
+        let img = RgbImage::from_pixel(3, 2, image::Rgb([9, 9, 9]));
+        let out = center_crop(&img, 4, 5);
+        assert_eq!(out.get_pixel(0, 0).0, [0, 0, 0]);
+        assert_eq!(out.get_pixel(1, 1).0, [9, 9, 9]);
+        assert_eq!(out.get_pixel(3, 2).0, [9, 9, 9]);
+        assert_eq!(out.get_pixel(4, 3).0, [0, 0, 0]);
+        // A larger image: offsets (h - ch) // 2 and (w - cw) // 2.
+        let img = RgbImage::from_fn(7, 6, |x, y| image::Rgb([x as u8, y as u8, 0]));
+        let out = center_crop(&img, 3, 4);
+        assert_eq!(out.get_pixel(0, 0).0, [1, 1, 0]);
+    }
+}

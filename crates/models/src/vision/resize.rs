@@ -9,6 +9,14 @@
 //! 2-4× downscales (the golden test measures it); this file reproduces
 //! Pillow's libImaging/Resample.c so the model sees the pixels it was trained
 //! and evaluated on, bit for bit.
+//!
+//! One known difference: Pillow 13 (python-pillow/Pillow#9549) runs the
+//! vertical pass first for some shapes where the height shrinks more than the
+//! width; the rule is not documented and could not be reproduced from probes,
+//! so this port always runs the horizontal pass first, as Pillow up to 12
+//! does. Where Pillow 13 picks the other order, pixels differ by at most one
+//! grey level (the 8-bit rounding between the passes falls differently); the
+//! golden test measures it.
 
 use image::RgbImage;
 
@@ -218,4 +226,38 @@ pub fn resize(image: &RgbImage, width: u32, height: u32, filter: Filter) -> Resu
         }
     }
     RgbImage::from_raw(width, height, out).ok_or_else(|| Error::Image("internal resize size mismatch".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_size_is_a_copy_and_constant_images_stay_constant() {
+        let img = RgbImage::from_pixel(37, 23, image::Rgb([200, 13, 77]));
+        assert_eq!(resize(&img, 37, 23, Filter::Bicubic).unwrap(), img);
+        for filter in [Filter::Bilinear, Filter::Bicubic, Filter::Lanczos, Filter::Box, Filter::Hamming] {
+            let out = resize(&img, 11, 50, filter).unwrap();
+            assert!(out.pixels().all(|p| p.0 == [200, 13, 77]), "{filter:?}");
+        }
+    }
+
+    #[test]
+    fn zero_sizes_and_nearest_are_errors() {
+        let img = RgbImage::new(4, 4);
+        assert!(resize(&img, 0, 4, Filter::Bilinear).is_err());
+        assert!(Filter::from_pil(0).is_err());
+        assert_eq!(Filter::from_pil(3).unwrap(), Filter::Bicubic);
+    }
+
+    #[test]
+    fn taps_follow_pillow_bounds() {
+        // 4 → 2 bilinear: support 2 around center 1.0 covers inputs [0, 3)
+        // at distances (x + 0.5 - 1) / 2 = -0.25, 0.25, 0.75: weights
+        // 0.75, 0.75, 0.25, normalized to 3/7, 3/7, 1/7 in 22-bit fixed point.
+        let t = taps(4, 2, Filter::Bilinear);
+        assert_eq!(t.first, [0, 1]);
+        let q = |w: f64| (0.5 + w * f64::from(1u32 << 22)) as i32;
+        assert_eq!(t.weights[0], [q(3.0 / 7.0), q(3.0 / 7.0), q(1.0 / 7.0)]);
+    }
 }
