@@ -6,11 +6,8 @@
 //! 0.0078 for ViT, at most 0.015 for CLIP):
 //! - the PNG inputs match bit for bit: `vision::resize` reproduces Pillow's
 //!   fixed-point resampling;
-//! - Pillow's own decoding of the JPEG is within 1 level: Pillow 13 (PR
-//!   #9549) runs the vertical pass first for some shapes, when the height
-//!   shrinks more than the width, and the 8-bit rounding between the passes
-//!   then falls differently; this port always runs the horizontal pass first,
-//!   as Pillow up to 12 does;
+//! - Pillow's own decoding of the JPEG matches bit for bit too (the port
+//!   follows Pillow 13's order of the two resampling passes);
 //! - the JPEG decoded by the `image` crate (zune-jpeg) is within
 //!   `JPEG_LEVELS` levels: its IDCT and chroma upsampling differ from
 //!   libjpeg-turbo's.
@@ -113,7 +110,7 @@ fn processors_match_transformers() {
             let pil = decode_image(&read("photo_pil.png"), Alpha::Drop).unwrap();
             let exact = max_abs(p.preprocess(&pil).unwrap().as_f32().unwrap(), &want);
             eprintln!("{name}(Pillow-decoded)/{which}: max abs {exact:e}");
-            assert!(exact <= levels(&g, which, 1.0), "{name}(Pillow-decoded)/{which}: {exact}");
+            assert_eq!(exact, 0.0, "{name}(Pillow-decoded)/{which}");
         } else {
             assert_eq!(diff, 0.0, "{name}/{which}: not bit-exact");
         }
