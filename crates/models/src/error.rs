@@ -91,6 +91,11 @@ pub enum Error {
     /// An option is out of range.
     #[error("{0}")]
     InvalidOption(String),
+    /// An audio file or buffer cannot be decoded or turned into features:
+    /// what is wrong with it (empty, truncated, corrupt, unsupported codec,
+    /// too long for one-shot decoding).
+    #[error("audio: {0}")]
+    Audio(String),
     /// The WebGPU backend failed (no adapter, a device error, an op it cannot run).
     #[error("{0}")]
     Backend(String),

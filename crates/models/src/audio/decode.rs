@@ -86,7 +86,7 @@ pub fn load_audio(path: &Path) -> Result<Audio> {
     let hint = path.extension().and_then(|e| e.to_str());
     let bytes: Box<dyn ByteSource> = Box::new(std::io::BufReader::new(file));
     guard("the file", || decode(Source::open(bytes, len, hint)?)).map_err(|e| match e {
-        Error::InvalidOption(m) => Error::InvalidOption(format!("{}: {m}", path.display())),
+        Error::Audio(m) => Error::Audio(format!("{}: {m}", path.display())),
         other => other,
     })
 }

@@ -53,8 +53,7 @@ pub const WINDOW_FRAMES: usize = WINDOW_SAMPLES / HOP_LENGTH;
 pub const MAX_ONE_SHOT_SECONDS: f64 = 1800.0;
 
 /// The error of every audio entry point: the message says what is wrong with
-/// the input. Kept in one place so the variant can change without touching
-/// every call site.
+/// the input.
 pub(crate) fn audio_error(message: impl std::fmt::Display) -> Error {
-    Error::InvalidOption(format!("audio: {message}"))
+    Error::Audio(message.to_string())
 }
