@@ -4,20 +4,15 @@
 //! `config.json`, so the whole Hugging Face loading path runs; none are
 //! committed.
 
+#[path = "common/lcg_weights.rs"]
+mod lcg_weights;
+
 use ipfs_accelerate_models::llm::generate::{generate_tokens, GenerationOptions};
 use ipfs_accelerate_models::llm::model::{LoadedDecoder, ModelSource};
 use ipfs_accelerate_models::llm::weights::WeightBits;
+use lcg_weights::{write_safetensors, TensorSpec};
 use serde::Deserialize;
 use std::ops::ControlFlow;
-
-#[derive(Deserialize)]
-struct TensorSpec {
-    name: String,
-    shape: Vec<usize>,
-    seed: u32,
-    scale: f64,
-    layer_norm_weight: bool,
-}
 
 #[derive(Deserialize)]
 struct Case {
@@ -33,35 +28,11 @@ struct Golden {
     cases: Vec<Case>,
 }
 
-/// The generator of the golden scripts, value for value.
-fn lcg_values(spec: &TensorSpec) -> Vec<u8> {
-    let n: usize = spec.shape.iter().product();
-    let mut x = spec.seed;
-    let mut bytes = Vec::with_capacity(n * 4);
-    for _ in 0..n {
-        x = x.wrapping_mul(1664525).wrapping_add(1013904223);
-        let mut v = ((x >> 8) as f64 / (1u64 << 24) as f64 - 0.5) * 2.0 * spec.scale;
-        if spec.layer_norm_weight {
-            v = 1.0 + v * 0.2;
-        }
-        bytes.extend_from_slice(&(v as f32).to_le_bytes());
-    }
-    bytes
-}
-
 /// Writes the model into a temporary directory and loads it at `bits`.
 fn load(g: &Golden, bits: WeightBits) -> (tempfile::TempDir, LoadedDecoder) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.json"), g.config.to_string()).unwrap();
-    let data: Vec<(String, Vec<u8>, Vec<usize>)> =
-        g.tensors.iter().map(|t| (t.name.clone(), lcg_values(t), t.shape.clone())).collect();
-    let views: Vec<(String, safetensors::tensor::TensorView)> = data
-        .iter()
-        .map(|(n, d, s)| {
-            (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d).unwrap())
-        })
-        .collect();
-    safetensors::serialize_to_file(views, None, &dir.path().join("model.safetensors")).unwrap();
+    write_safetensors(&g.tensors, &dir.path().join("model.safetensors"));
     let model = LoadedDecoder::open(&ModelSource::locate(dir.path()).unwrap(), bits).unwrap();
     (dir, model)
 }

@@ -12,9 +12,13 @@
 //! `rope_theta` and `rope_scaling`); the script checks transformers loads
 //! both to the same model.
 
+#[path = "common/lcg_weights.rs"]
+mod lcg_weights;
+
 use ipfs_accelerate_models::llm::generate::{generate_tokens, GenerationOptions};
 use ipfs_accelerate_models::llm::model::{LoadedDecoder, ModelSource};
 use ipfs_accelerate_models::llm::weights::WeightBits;
+use lcg_weights::{write_safetensors, TensorSpec};
 use serde::Deserialize;
 use std::ops::ControlFlow;
 
@@ -32,15 +36,6 @@ const Q8_EMULATED_TOLERANCE: f32 = 1e-3;
 /// these uniform ±0.5 weights it reaches 0.287 (logits span about ±8), as
 /// the emulation in transformers gives too; the bound is a sanity check.
 const Q8_FLOAT_TOLERANCE: f32 = 0.5;
-
-#[derive(Deserialize)]
-struct TensorSpec {
-    name: String,
-    shape: Vec<usize>,
-    seed: u32,
-    scale: f64,
-    norm_weight: bool,
-}
 
 #[derive(Deserialize)]
 struct Case {
@@ -69,36 +64,12 @@ fn golden() -> Golden {
     serde_json::from_str(include_str!("goldens/tiny-llama.json")).unwrap()
 }
 
-/// The generator of the golden scripts, value for value.
-fn lcg_values(spec: &TensorSpec) -> Vec<u8> {
-    let n: usize = spec.shape.iter().product();
-    let mut x = spec.seed;
-    let mut bytes = Vec::with_capacity(n * 4);
-    for _ in 0..n {
-        x = x.wrapping_mul(1664525).wrapping_add(1013904223);
-        let mut v = ((x >> 8) as f64 / (1u64 << 24) as f64 - 0.5) * 2.0 * spec.scale;
-        if spec.norm_weight {
-            v = 1.0 + v * 0.2;
-        }
-        bytes.extend_from_slice(&(v as f32).to_le_bytes());
-    }
-    bytes
-}
-
 /// Writes `model`'s weights with `config` into a temporary directory and
 /// loads it at `bits`.
 fn load(model: &Model, config: &serde_json::Value, bits: WeightBits) -> (tempfile::TempDir, LoadedDecoder) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
-    let data: Vec<(String, Vec<u8>, Vec<usize>)> =
-        model.tensors.iter().map(|t| (t.name.clone(), lcg_values(t), t.shape.clone())).collect();
-    let views: Vec<(String, safetensors::tensor::TensorView)> = data
-        .iter()
-        .map(|(n, d, s)| {
-            (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d).unwrap())
-        })
-        .collect();
-    safetensors::serialize_to_file(views, None, &dir.path().join("model.safetensors")).unwrap();
+    write_safetensors(&model.tensors, &dir.path().join("model.safetensors"));
     let loaded = LoadedDecoder::open(&ModelSource::locate(dir.path()).unwrap(), bits)
         .unwrap_or_else(|e| panic!("{}: {e}", model.name));
     (dir, loaded)

@@ -4,20 +4,15 @@
 //! architecture on shapes MiniLM does not have (head_dim 8), token types,
 //! RoBERTa's position offset, and packing several sequences in one batch.
 
+#[path = "common/lcg_weights.rs"]
+mod lcg_weights;
+
 use ipfs_accelerate_models::config::Architecture;
 use ipfs_accelerate_models::engine::{Engine, GpuEngine};
 use ipfs_accelerate_models::{BertModel, Encoded, ModelConfig, SafetensorsFile};
 use ipfs_accelerate_tensor::CpuBackend;
+use lcg_weights::{write_safetensors, TensorSpec};
 use serde::Deserialize;
-
-#[derive(Deserialize)]
-struct TensorSpec {
-    name: String,
-    shape: Vec<usize>,
-    seed: u32,
-    scale: f64,
-    layer_norm_weight: bool,
-}
 
 #[derive(Deserialize)]
 struct Golden {
@@ -28,36 +23,12 @@ struct Golden {
     last_hidden_state: Vec<Vec<Vec<f32>>>,
 }
 
-/// The generator of scripts/make-tiny-goldens.py, value for value.
-fn lcg_values(spec: &TensorSpec) -> Vec<u8> {
-    let n: usize = spec.shape.iter().product();
-    let mut x = spec.seed;
-    let mut bytes = Vec::with_capacity(n * 4);
-    for _ in 0..n {
-        x = x.wrapping_mul(1664525).wrapping_add(1013904223);
-        let mut v = ((x >> 8) as f64 / (1u64 << 24) as f64 - 0.5) * 2.0 * spec.scale;
-        if spec.layer_norm_weight {
-            v = 1.0 + v * 0.2;
-        }
-        bytes.extend_from_slice(&(v as f32).to_le_bytes());
-    }
-    bytes
-}
-
 fn check(golden_text: &str) {
     let g: Golden = serde_json::from_str(golden_text).unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.json"), g.config.to_string()).unwrap();
-    let data: Vec<(String, Vec<u8>, Vec<usize>)> =
-        g.tensors.iter().map(|t| (t.name.clone(), lcg_values(t), t.shape.clone())).collect();
-    let views: Vec<(String, safetensors::tensor::TensorView)> = data
-        .iter()
-        .map(|(n, d, s)| {
-            (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d).unwrap())
-        })
-        .collect();
     let weights = dir.path().join("model.safetensors");
-    safetensors::serialize_to_file(views, None, &weights).unwrap();
+    write_safetensors(&g.tensors, &weights);
 
     let config = ModelConfig::load(dir.path()).unwrap();
     let Architecture::BertFamily(variant) = config.architecture;
