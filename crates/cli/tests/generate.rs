@@ -5,23 +5,11 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use support::{assert_clear_error, run, stdout};
+#[path = "../../models/tests/common/smollm2.rs"]
+mod smollm2;
 
-fn smollm2() -> Option<PathBuf> {
-    let root = std::env::var_os("IPFS_ACCELERATE_TEST_MODELS").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/ipfs-accelerate/test-models")
-    });
-    let dir = root.join("smollm2-135m-instruct");
-    if dir.join("SmolLM2-135M-Instruct.Q4_1.gguf").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!("{} is missing under CI: run scripts/fetch-test-models.sh", dir.display());
-    }
-    eprintln!("SKIPPED: {} is missing; run scripts/fetch-test-models.sh", dir.display());
-    None
-}
+use std::path::Path;
+use support::{assert_clear_error, run, stdout};
 
 fn json(repo: &Path, args: &[&str]) -> serde_json::Value {
     let out = run(repo, args);
@@ -31,7 +19,7 @@ fn json(repo: &Path, args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn chat_answers_paris_and_json_reports_the_generation() {
-    let Some(model) = smollm2() else { return };
+    let Some(model) = smollm2::smollm2_gguf().map(|f| f.parent().unwrap().to_path_buf()) else { return };
     let repo = tempfile::tempdir().unwrap();
     let model = model.to_str().unwrap();
     let question = "What is the capital of France?";
@@ -53,7 +41,7 @@ fn chat_answers_paris_and_json_reports_the_generation() {
 
 #[test]
 fn plain_prompts_stop_sequences_and_seeds() {
-    let Some(model) = smollm2() else { return };
+    let Some(model) = smollm2::smollm2_gguf().map(|f| f.parent().unwrap().to_path_buf()) else { return };
     let repo = tempfile::tempdir().unwrap();
     let model = model.to_str().unwrap();
     let prompt = "The capital of France is";
@@ -94,7 +82,7 @@ fn plain_prompts_stop_sequences_and_seeds() {
 
 #[test]
 fn bad_requests_are_one_clear_line() {
-    let Some(model) = smollm2() else { return };
+    let Some(model) = smollm2::smollm2_gguf().map(|f| f.parent().unwrap().to_path_buf()) else { return };
     let repo = tempfile::tempdir().unwrap();
     let model = model.to_str().unwrap();
     assert_clear_error(&run(repo.path(), &["generate", "--model", model, "--temperature=-1", "hi"]), "temperature");

@@ -2,21 +2,12 @@
 //! conversations exactly as transformers' `apply_chat_template` does
 //! (goldens from scripts/make-tokenizer-goldens.py).
 
+#[path = "common/smollm2.rs"]
+mod smollm2;
+
 use ipfs_accelerate_models::llm::chat_template::{ChatMessage, ChatTemplate};
 use ipfs_accelerate_models::llm::tokenizer::LlmTokenizer;
 use serde_json::Value;
-use std::path::PathBuf;
-
-/// The GGUF test model; missing is a failure, never a silent skip.
-fn smollm2_path() -> PathBuf {
-    let root = std::env::var_os("IPFS_ACCELERATE_TEST_MODELS").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-        home.join(".cache/ipfs-accelerate/test-models")
-    });
-    let path = root.join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(path.exists(), "test model {} is missing: run scripts/fetch-test-models.sh", path.display());
-    path
-}
 
 fn golden() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/goldens/smollm2-tokenizer.json");
@@ -25,7 +16,10 @@ fn golden() -> Value {
 
 #[test]
 fn renders_like_transformers() {
-    let tok = LlmTokenizer::from_gguf_path(&smollm2_path()).unwrap();
+    let tok = LlmTokenizer::from_gguf_path(
+        &smollm2::smollm2_gguf().expect("the SmolLM2 GGUF is missing: run scripts/fetch-test-models.sh"),
+    )
+    .unwrap();
     let template = ChatTemplate::from_tokenizer(&tok).unwrap();
     let cases = golden()["chat"].as_array().unwrap().clone();
     assert_eq!(cases.len(), 6);
@@ -42,7 +36,10 @@ fn renders_like_transformers() {
 #[test]
 fn a_model_without_a_template_says_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
-    let tok = LlmTokenizer::from_gguf_path(&smollm2_path()).unwrap();
+    let tok = LlmTokenizer::from_gguf_path(
+        &smollm2::smollm2_gguf().expect("the SmolLM2 GGUF is missing: run scripts/fetch-test-models.sh"),
+    )
+    .unwrap();
     tok.inner().save(dir.path().join("tokenizer.json"), false).unwrap();
     let bare = LlmTokenizer::from_dir(dir.path()).unwrap();
     assert_eq!(bare.chat_template(), None);
@@ -79,7 +76,10 @@ fn other_kinds_of_template_render_like_jinja2() {
     // Zephyr, Llama 3, Qwen 2.5 and Mistral shapes and one exercising tojson
     // options, namespace, filters, Python methods and {% generation %}, as
     // transformers renders them with SmolLM2's special tokens.
-    let tok = LlmTokenizer::from_gguf_path(&smollm2_path()).unwrap();
+    let tok = LlmTokenizer::from_gguf_path(
+        &smollm2::smollm2_gguf().expect("the SmolLM2 GGUF is missing: run scripts/fetch-test-models.sh"),
+    )
+    .unwrap();
     let g = golden();
     let mut failures = Vec::new();
     for case in g["templates"].as_array().unwrap() {

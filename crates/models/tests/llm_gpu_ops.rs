@@ -6,6 +6,9 @@
 //! slow, so shapes are small). Without an adapter every test prints a skip
 //! notice and passes, unless `CI=true`.
 
+#[path = "common/smollm2.rs"]
+mod smollm2;
+
 use ipfs_accelerate_gpu::GpuContext;
 use ipfs_accelerate_models::llm::cpu_ops::{CpuAct, CpuOps};
 use ipfs_accelerate_models::llm::gpu_ops::{GpuAct, GpuDecoderOps};
@@ -284,15 +287,7 @@ fn a_chain_of_ops_submits_once_per_read() {
 fn smollm2_logits_on_webgpu_match_cpu() {
     use ipfs_accelerate_models::llm::model::{LoadedDecoder, ModelSource};
     use ipfs_accelerate_models::llm::weights::WeightBits;
-    let root = std::env::var_os("IPFS_ACCELERATE_TEST_MODELS").map(std::path::PathBuf::from).unwrap_or_else(|| {
-        std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/ipfs-accelerate/test-models")
-    });
-    let path = root.join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if !path.is_file() {
-        eprintln!("SKIPPED: {} is missing; run scripts/fetch-test-models.sh", path.display());
-        return;
-    }
+    let Some(path) = smollm2::smollm2_gguf() else { return };
     let Some(ops) = gpu() else { return };
     let source = ModelSource::Gguf(path);
     let gpu = LoadedDecoder::open_on(&source, WeightBits::AsStored, ops).unwrap();
@@ -355,16 +350,8 @@ fn measure_gemv_bandwidth() {
 fn measure_smollm2_decode() {
     use ipfs_accelerate_models::llm::model::{LoadedDecoder, ModelSource};
     use ipfs_accelerate_models::llm::weights::WeightBits;
-    let root = std::env::var_os("IPFS_ACCELERATE_TEST_MODELS").map(std::path::PathBuf::from).unwrap_or_else(|| {
-        std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/ipfs-accelerate/test-models")
-    });
-    let path = root.join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let Some(path) = smollm2::smollm2_gguf() else { return };
     let Some(ops) = gpu() else { return };
-    if !path.is_file() {
-        eprintln!("SKIPPED: {} is missing", path.display());
-        return;
-    }
     let source = ModelSource::Gguf(path);
     let models = [
         LoadedDecoder::open_on(&source, WeightBits::AsStored, ops).unwrap(),

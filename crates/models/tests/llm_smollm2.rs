@@ -2,29 +2,14 @@
 //! against transformers' greedy generation of the same file
 //! (`goldens/smollm2-q4_1.json`, made by `scripts/make-llm-goldens.py`).
 
+#[path = "common/smollm2.rs"]
+mod smollm2;
+
 use ipfs_accelerate_models::llm::generate::{generate_tokens, FinishReason, GenerationOptions};
 use ipfs_accelerate_models::llm::model::{LoadedDecoder, ModelSource};
 use ipfs_accelerate_models::llm::weights::WeightBits;
 use serde_json::Value;
 use std::ops::ControlFlow;
-use std::path::PathBuf;
-
-/// The GGUF fetched by `scripts/fetch-test-models.sh`; `None` (skipped with
-/// a note) when missing outside CI, a failure under CI.
-fn smollm2() -> Option<PathBuf> {
-    let root = std::env::var_os("IPFS_ACCELERATE_TEST_MODELS").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/ipfs-accelerate/test-models")
-    });
-    let path = root.join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if path.is_file() {
-        return Some(path);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!("{} is missing under CI: run scripts/fetch-test-models.sh", path.display());
-    }
-    eprintln!("SKIPPED: {} is missing; run scripts/fetch-test-models.sh", path.display());
-    None
-}
 
 fn golden() -> Value {
     let text = include_str!("goldens/smollm2-q4_1.json");
@@ -47,7 +32,7 @@ fn expected_new_ids(case: &Value, eos: u32) -> Vec<u32> {
 
 #[test]
 fn greedy_tokens_equal_transformers_for_every_golden_prompt() {
-    let Some(path) = smollm2() else { return };
+    let Some(path) = smollm2::smollm2_gguf() else { return };
     let model = LoadedDecoder::open(&ModelSource::Gguf(path), WeightBits::AsStored).unwrap();
     let g = golden();
     let eos = g["tokenizer"]["eos_token_id"].as_u64().unwrap() as u32;
@@ -73,7 +58,7 @@ fn greedy_tokens_equal_transformers_for_every_golden_prompt() {
 
 #[test]
 fn first_step_logits_are_close_to_transformers() {
-    let Some(path) = smollm2() else { return };
+    let Some(path) = smollm2::smollm2_gguf() else { return };
     let model = LoadedDecoder::open(&ModelSource::Gguf(path), WeightBits::AsStored).unwrap();
     let g = golden();
     for case in g["prompts"].as_array().unwrap() {
@@ -92,7 +77,7 @@ fn first_step_logits_are_close_to_transformers() {
 
 #[test]
 fn prefill_in_one_batch_equals_feeding_token_by_token() {
-    let Some(path) = smollm2() else { return };
+    let Some(path) = smollm2::smollm2_gguf() else { return };
     let model = LoadedDecoder::open(&ModelSource::Gguf(path), WeightBits::AsStored).unwrap();
     let prompt = [504, 3575, 282, 4649, 314];
     let batched = model.sequence(8).unwrap().feed(&prompt).unwrap();
@@ -107,7 +92,7 @@ fn prefill_in_one_batch_equals_feeding_token_by_token() {
 
 #[test]
 fn cancelling_stops_at_once_and_a_full_context_is_a_clear_error() {
-    let Some(path) = smollm2() else { return };
+    let Some(path) = smollm2::smollm2_gguf() else { return };
     let model = LoadedDecoder::open(&ModelSource::Gguf(path), WeightBits::AsStored).unwrap();
     let options = GenerationOptions { max_tokens: 50, ..GenerationOptions::default() };
     let mut calls = 0;

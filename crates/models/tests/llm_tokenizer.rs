@@ -2,29 +2,23 @@
 //! transformers' (goldens from scripts/make-tokenizer-goldens.py), and
 //! streaming detokenization equals decoding everything at once.
 
+#[path = "common/smollm2.rs"]
+mod smollm2;
+
 use ipfs_accelerate_models::gguf::GgufFile;
 use ipfs_accelerate_models::llm::detokenize::StreamDecoder;
 use ipfs_accelerate_models::llm::tokenizer::LlmTokenizer;
 use serde_json::Value;
-use std::path::PathBuf;
 use std::sync::OnceLock;
-
-/// The GGUF test model, from `IPFS_ACCELERATE_TEST_MODELS` (default
-/// `~/.cache/ipfs-accelerate/test-models`). Missing is a failure, never a
-/// silent skip.
-fn smollm2_path() -> PathBuf {
-    let root = std::env::var_os("IPFS_ACCELERATE_TEST_MODELS").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-        home.join(".cache/ipfs-accelerate/test-models")
-    });
-    let path = root.join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(path.exists(), "test model {} is missing: run scripts/fetch-test-models.sh", path.display());
-    path
-}
 
 fn tokenizer() -> &'static LlmTokenizer {
     static TOK: OnceLock<LlmTokenizer> = OnceLock::new();
-    TOK.get_or_init(|| LlmTokenizer::from_gguf_path(&smollm2_path()).expect("the GGUF tokenizer loads"))
+    TOK.get_or_init(|| {
+        LlmTokenizer::from_gguf_path(
+            &smollm2::smollm2_gguf().expect("the SmolLM2 GGUF is missing: run scripts/fetch-test-models.sh"),
+        )
+        .expect("the GGUF tokenizer loads")
+    })
 }
 
 fn golden() -> Value {

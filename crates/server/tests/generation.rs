@@ -8,6 +8,9 @@
 
 mod support;
 
+#[path = "../../models/tests/common/smollm2.rs"]
+mod smollm2;
+
 use ipfs_accelerate_models::llm::chat_template::ChatMessage;
 use ipfs_accelerate_models::llm::text::Prompt;
 use ipfs_accelerate_models::llm::weights::WeightBits;
@@ -31,29 +34,12 @@ const PROMPT: &str = "The capital of France is";
 /// "\n", "\n", "The", " answer").
 const CONTINUATION: &str = " Paris.\n\nThe answer";
 
-/// The GGUF fetched by `scripts/fetch-test-models.sh`; `None` (skipped with
-/// a note) when missing outside CI, a failure under CI.
-fn smollm2_path() -> Option<PathBuf> {
-    let root = std::env::var_os("IPFS_ACCELERATE_TEST_MODELS").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/ipfs-accelerate/test-models")
-    });
-    let path = root.join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if path.is_file() {
-        return Some(path);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!("{} is missing under CI: run scripts/fetch-test-models.sh", path.display());
-    }
-    eprintln!("SKIPPED: {} is missing; run scripts/fetch-test-models.sh", path.display());
-    None
-}
-
 /// The model, loaded once for every test of this binary.
 fn smollm2() -> Option<GeneratorSpec> {
     static LOADED: OnceLock<Option<GeneratorSpec>> = OnceLock::new();
     LOADED
         .get_or_init(|| {
-            let path = smollm2_path()?;
+            let path = smollm2::smollm2_gguf()?;
             Some(GeneratorSpec::load(MODEL, &path, WeightBits::AsStored).expect("SmolLM2 loads"))
         })
         .clone()
