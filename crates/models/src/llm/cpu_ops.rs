@@ -4,7 +4,7 @@
 //! contiguous `[kv_heads, capacity, head_dim]` slab per layer for keys and
 //! one for values, so a head's keys are read sequentially.
 
-use super::ops::{DecoderOps, Rope, RopeStyle};
+use super::ops::{check_same_shape, check_width, shape_error, DecoderOps, Rope, RopeStyle};
 use crate::error::{Error, Result};
 use ipfs_accelerate_tensor::quant::QuantMatrix;
 use rayon::prelude::*;
@@ -53,10 +53,6 @@ impl CpuCache {
     pub fn bytes(&self) -> usize {
         self.layers.iter().map(|(k, v)| (k.len() + v.len()) * 4).sum()
     }
-}
-
-fn shape_error(op: &str, detail: String) -> Error {
-    Error::Backend(format!("{op}: {detail}"))
 }
 
 impl DecoderOps for CpuOps {
@@ -319,16 +315,6 @@ fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
     y.iter_mut().zip(x).for_each(|(o, v)| *o += alpha * v);
 }
 
-fn check_width(op: &str, have: usize, want: usize) -> Result<()> {
-    if have != want {
-        return Err(shape_error(op, format!("{have} columns where {want} are expected")));
-    }
-    Ok(())
-}
-
 fn same_shape(op: &str, a: &CpuAct, b: &CpuAct) -> Result<()> {
-    if (a.rows, a.cols) != (b.rows, b.cols) {
-        return Err(shape_error(op, format!("[{}, {}] and [{}, {}] differ", a.rows, a.cols, b.rows, b.cols)));
-    }
-    Ok(())
+    check_same_shape(op, (a.rows, a.cols), (b.rows, b.cols))
 }

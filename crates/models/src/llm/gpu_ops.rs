@@ -20,7 +20,7 @@
 
 use std::sync::Arc;
 
-use super::ops::{DecoderOps, Rope, RopeStyle};
+use super::ops::{check_same_shape, check_width, shape_error, DecoderOps, Rope, RopeStyle};
 use crate::error::{Error, Result};
 use ipfs_accelerate_gpu::llm::params::{
     AttentionParams, ElementwiseOp, ElementwiseParams, EmbedParams, MatmulParams, NormParams, RopeParams, MAX_HEAD_DIM,
@@ -130,27 +130,13 @@ fn gpu_error(e: GpuError) -> Error {
     Error::Backend(format!("webgpu: {e}"))
 }
 
-fn shape_error(op: &str, detail: String) -> Error {
-    Error::Backend(format!("{op}: {detail}"))
-}
-
 /// `value` as a kernel's `u32`, or an error naming what is too large.
 fn to_u32(op: &str, what: &str, value: usize) -> Result<u32> {
     u32::try_from(value).map_err(|_| shape_error(op, format!("{what} = {value} exceeds the GPU kernels' 32-bit sizes")))
 }
 
-fn check_width(op: &str, have: usize, want: usize) -> Result<()> {
-    if have != want {
-        return Err(shape_error(op, format!("{have} columns where {want} are expected")));
-    }
-    Ok(())
-}
-
 fn same_shape(op: &str, a: &GpuAct, b: &GpuAct) -> Result<()> {
-    if (a.rows, a.cols) != (b.rows, b.cols) {
-        return Err(shape_error(op, format!("[{}, {}] and [{}, {}] differ", a.rows, a.cols, b.rows, b.cols)));
-    }
-    Ok(())
+    check_same_shape(op, (a.rows, a.cols), (b.rows, b.cols))
 }
 
 impl GpuDecoderOps {

@@ -13,7 +13,7 @@
 //!
 //! Activations are row-major `[rows, cols]` matrices: one row per token.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use ipfs_accelerate_tensor::quant::QuantMatrix;
 
 /// How rotary position embedding pairs the dimensions of each head.
@@ -103,4 +103,25 @@ pub trait DecoderOps {
     fn last_row(&mut self, x: &Self::Act) -> Result<Self::Act>;
     /// Copies an activation to the host, row-major.
     fn read(&mut self, x: &Self::Act) -> Result<Vec<f32>>;
+}
+
+/// The error every backend reports for operands that do not fit an op.
+pub(crate) fn shape_error(op: &str, detail: String) -> Error {
+    Error::Backend(format!("{op}: {detail}"))
+}
+
+/// `have` columns where an op needs `want`.
+pub(crate) fn check_width(op: &str, have: usize, want: usize) -> Result<()> {
+    if have != want {
+        return Err(shape_error(op, format!("{have} columns where {want} are expected")));
+    }
+    Ok(())
+}
+
+/// Elementwise operands must have the same `[rows, cols]`.
+pub(crate) fn check_same_shape(op: &str, a: (usize, usize), b: (usize, usize)) -> Result<()> {
+    if a != b {
+        return Err(shape_error(op, format!("[{}, {}] and [{}, {}] differ", a.0, a.1, b.0, b.1)));
+    }
+    Ok(())
 }
