@@ -9,8 +9,11 @@
 mod common;
 mod support;
 
+#[path = "../../models/tests/common/client_venv.rs"]
+mod client_venv;
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use support::stdout;
@@ -110,23 +113,6 @@ fn assert_close(got: &[Vec<f32>], want: &[Vec<f32>], what: &str) {
     assert!(diff < 1e-5, "{what}: max abs diff {diff}");
 }
 
-/// The client venv's python, or `None` (a skip with a note; a failure under CI).
-fn client_python() -> Option<PathBuf> {
-    let venv = std::env::var_os("IPFS_ACCELERATE_CLIENT_VENV").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-        home.join(".cache/ipfs-accelerate/client-venv")
-    });
-    let python = venv.join("bin/python");
-    if python.exists() {
-        return Some(python);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!("the client venv {} is missing under CI: run scripts/install-client-venv.sh", venv.display());
-    }
-    eprintln!("SKIPPED: the client venv {} is missing; run scripts/install-client-venv.sh", venv.display());
-    None
-}
-
 /// Runs a script of tests/clients with the venv's python.
 fn client(python: &Path, script: &str, args: &[&str]) -> Output {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients").join(script);
@@ -150,7 +136,7 @@ fn json_stdout(out: &Output, what: &str) -> serde_json::Value {
 #[test]
 fn official_openai_and_huggingface_clients_get_the_cpu_embeddings() {
     let Some(model) = common::test_model(MODEL) else { return };
-    let Some(python) = client_python() else { return };
+    let Some(python) = client_venv::client_python() else { return };
     let want = direct(&model, &TEXTS);
     let spec = format!("{MODEL}={}", model.display());
     let server = Server::start(&["--model", &spec, "--backend", "cpu", "--api-key", "right-key"]);

@@ -11,6 +11,9 @@ mod support;
 #[path = "../../models/tests/common/smollm2.rs"]
 mod smollm2;
 
+#[path = "../../models/tests/common/client_venv.rs"]
+mod client_venv;
+
 use ipfs_accelerate_models::llm::chat_template::ChatMessage;
 use ipfs_accelerate_models::llm::text::Prompt;
 use ipfs_accelerate_models::llm::weights::WeightBits;
@@ -19,7 +22,7 @@ use ipfs_accelerate_server::{GeneratorSpec, ModelSpec, RunningServer, Server, Se
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -477,27 +480,10 @@ fn a_client_that_disconnects_cancels_its_generation() {
     server.shutdown().unwrap();
 }
 
-/// The client venv's python, or `None` (a skip with a note; a failure under CI).
-fn client_python() -> Option<PathBuf> {
-    let venv = std::env::var_os("IPFS_ACCELERATE_CLIENT_VENV").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-        home.join(".cache/ipfs-accelerate/client-venv")
-    });
-    let python = venv.join("bin/python");
-    if python.exists() {
-        return Some(python);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!("the client venv {} is missing under CI: run scripts/install-client-venv.sh", venv.display());
-    }
-    eprintln!("SKIPPED: the client venv {} is missing; run scripts/install-client-venv.sh", venv.display());
-    None
-}
-
 #[test]
 fn the_official_openai_client_streams_a_chat() {
     let Some(spec) = smollm2() else { return };
-    let Some(python) = client_python() else { return };
+    let Some(python) = client_venv::client_python() else { return };
     let mut config = config(spec);
     config.api_key = Some("chat-key".into());
     let server = Server::start(config).unwrap();
