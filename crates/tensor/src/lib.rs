@@ -37,6 +37,6 @@ mod tensor;
 pub use cpu::{CpuBackend, CpuExecutable};
 pub use dtype::DType;
 pub use error::{Error, Result};
-pub use graph::{GemmOptions, Graph, GraphBuilder, LayerNormOptions, Operand, Weights};
+pub use graph::{Conv2dOptions, GemmOptions, Graph, GraphBuilder, LayerNormOptions, Operand, Pool2dOptions, Weights};
 pub use shape::Shape;
 pub use tensor::Tensor;

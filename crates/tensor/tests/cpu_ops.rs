@@ -56,6 +56,9 @@ fn covering_test(op: &Op) -> &'static str {
         Op::Expand { .. } => "expand_broadcasts",
         Op::Where => "where_selects_with_broadcasting",
         Op::Cast { .. } => "cast_between_all_plain_dtypes",
+        Op::Conv2d { .. } => "conv_ops.rs: conv2d_*",
+        Op::AveragePool2d(_) | Op::MaxPool2d(_) => "conv_ops.rs: pools_average_and_max",
+        Op::Clamp { .. } => "conv_ops.rs: clamp_bounds_values",
         Op::Attention(_) => "attention_*",
     }
 }

@@ -41,6 +41,49 @@ pub(crate) struct View {
     pub row_stride: usize,
 }
 
+/// Geometry of a 2-D windowed op on NCHW data: `n` images of `c` channels of
+/// `h × w` in, `oh × ow` out, a `kh × kw` window placed at
+/// `(oy*stride[0] + ki*dilation[0] - pad_top, ox*stride[1] + kj*dilation[1] - pad_left)`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Window2d {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
+    pub stride: [usize; 2],
+    pub dilation: [usize; 2],
+}
+
+/// `conv2d` on NCHW input and OIHW filter, bias and a clamp fused in.
+#[derive(Clone, Debug)]
+pub(crate) struct ConvInstr {
+    pub x: usize,
+    pub filter: usize,
+    pub bias: Option<usize>,
+    pub out: usize,
+    pub win: Window2d,
+    /// Output channels.
+    pub out_channels: usize,
+    pub groups: usize,
+    /// `(min, max)` applied to every output (a fused clamp or ReLU).
+    pub clamp: Option<(f32, f32)>,
+}
+
+/// The 2-D pools.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PoolKind {
+    /// Mean of the window's positions inside the input.
+    Average,
+    /// Maximum of the window's positions inside the input.
+    Max,
+}
+
 /// A strided read of `shape` elements from `src`, starting at element `offset`.
 #[derive(Clone, Debug)]
 pub(crate) struct StridedRead {
@@ -134,6 +177,19 @@ pub(crate) enum Instr {
         to: DType,
         out: usize,
     },
+    Conv2d(ConvInstr),
+    Pool2d {
+        kind: PoolKind,
+        x: usize,
+        win: Window2d,
+        out: usize,
+    },
+    Clamp {
+        x: usize,
+        min: f32,
+        max: f32,
+        out: usize,
+    },
     Attention {
         q: View,
         k: View,
@@ -160,6 +216,7 @@ impl Instr {
     pub(crate) fn output(&self) -> usize {
         match self {
             Instr::Gemm(g) => g.out,
+            Instr::Conv2d(c) => c.out,
             Instr::BatchMatmul { out, .. }
             | Instr::Unary { out, .. }
             | Instr::Binary { out, .. }
@@ -171,6 +228,8 @@ impl Instr {
             | Instr::Concat { out, .. }
             | Instr::Where { out, .. }
             | Instr::Cast { out, .. }
+            | Instr::Pool2d { out, .. }
+            | Instr::Clamp { out, .. }
             | Instr::Attention { out, .. } => *out,
         }
     }
@@ -184,6 +243,12 @@ impl Instr {
                 r
             }
             Instr::BatchMatmul { a, b, .. } => vec![*a, *b],
+            Instr::Conv2d(c) => {
+                let mut r = vec![c.x, c.filter];
+                r.extend(c.bias);
+                r
+            }
+            Instr::Pool2d { x, .. } | Instr::Clamp { x, .. } => vec![*x],
             Instr::Unary { x, .. } | Instr::Softmax { x, .. } | Instr::Reduce { x, .. } | Instr::Cast { x, .. } => {
                 vec![*x]
             }

@@ -7,8 +7,8 @@
 //!   projection) are not copied: attention reads them in place;
 //! - reshape and identity share their input's storage.
 
-use super::instr::{GemmInstr, InitTerm, Instr, ReduceKind, StridedRead, View};
-use crate::graph::{Graph, Node, Op, UnaryKind};
+use super::instr::{ConvInstr, GemmInstr, InitTerm, Instr, PoolKind, ReduceKind, StridedRead, View, Window2d};
+use crate::graph::{Graph, Node, Op, Pool2dOptions, UnaryKind};
 use crate::{DType, Error, Result, Shape};
 
 /// The lowered program and how operands share storage.
@@ -141,6 +141,25 @@ pub(crate) fn lower(graph: &Graph) -> Result<Lowered> {
         if last != ni {
             deferred[ni] = true;
             emit_at[last] = Some(gemm);
+        }
+    }
+
+    // A clamp or ReLU that is the only reader of a conv2d runs in the conv's
+    // epilogue: conv node -> (bounds, the operand it then writes).
+    let mut conv_epilogue: Vec<Option<((f32, f32), usize)>> = vec![None; graph.nodes.len()];
+    for (ni, node) in graph.nodes.iter().enumerate() {
+        if !matches!(node.op, Op::Conv2d { .. }) || graph.desc(node.output).dtype != DType::Float32 {
+            continue;
+        }
+        let Some(ci) = sole_consumer[node.output.index()] else { continue };
+        let bounds = match graph.nodes[ci].op {
+            Op::Clamp { min_value, max_value } => (min_value, max_value),
+            Op::Relu => (0.0, f32::INFINITY),
+            _ => continue,
+        };
+        if !absorbed[ci] {
+            absorbed[ci] = true;
+            conv_epilogue[ni] = Some((bounds, graph.nodes[ci].output.index()));
         }
     }
 
@@ -287,6 +306,35 @@ pub(crate) fn lower(graph: &Graph) -> Result<Lowered> {
                 out,
             },
             Op::Cast { to } => Instr::Cast { x: input(0), from: desc(0).dtype, to: *to, out },
+            Op::Conv2d { options, has_bias } => {
+                require_f32(node, desc(0).dtype)?;
+                let f = desc(1).shape.dims();
+                let (clamp, out) = match conv_epilogue[ni] {
+                    Some((bounds, fused_out)) => (Some(bounds), fused_out),
+                    None => (None, out),
+                };
+                let window = [f[2], f[3]];
+                Instr::Conv2d(ConvInstr {
+                    x: input(0),
+                    filter: input(1),
+                    bias: has_bias.then(|| input(2)),
+                    out,
+                    win: window2d(desc(0).shape.dims(), out_desc.shape.dims(), window, &pool_like(options)),
+                    out_channels: f[0],
+                    groups: options.groups,
+                    clamp,
+                })
+            }
+            Op::AveragePool2d(o) | Op::MaxPool2d(o) => {
+                require_f32(node, desc(0).dtype)?;
+                let kind = if matches!(node.op, Op::MaxPool2d(_)) { PoolKind::Max } else { PoolKind::Average };
+                let win = window2d(desc(0).shape.dims(), out_desc.shape.dims(), o.window_dimensions, o);
+                Instr::Pool2d { kind, x: input(0), win, out }
+            }
+            Op::Clamp { min_value, max_value } => {
+                require_f32(node, desc(0).dtype)?;
+                Instr::Clamp { x: input(0), min: *min_value, max: *max_value, out }
+            }
             Op::Attention(options) => {
                 require_f32(node, desc(0).dtype)?;
                 let view = |i: usize| {
@@ -313,6 +361,30 @@ pub(crate) fn lower(graph: &Graph) -> Result<Lowered> {
         instrs.push(instr);
     }
     Ok(Lowered { instrs, alias, elided })
+}
+
+/// The window geometry of a conv or pool from its NCHW input and output dims.
+fn window2d(input: &[usize], output: &[usize], window: [usize; 2], o: &Pool2dOptions) -> Window2d {
+    Window2d {
+        n: input[0],
+        c: input[1],
+        h: input[2],
+        w: input[3],
+        oh: output[2],
+        ow: output[3],
+        kh: window[0],
+        kw: window[1],
+        pad_top: o.padding[0],
+        pad_left: o.padding[2],
+        stride: o.strides,
+        dilation: o.dilations,
+    }
+}
+
+/// A conv's padding, strides and dilations in pool form (the window comes
+/// from the filter).
+fn pool_like(o: &crate::graph::Conv2dOptions) -> Pool2dOptions {
+    Pool2dOptions { window_dimensions: [0, 0], padding: o.padding, strides: o.strides, dilations: o.dilations }
 }
 
 fn require_f32(node: &Node, dtype: DType) -> Result<()> {

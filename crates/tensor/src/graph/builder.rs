@@ -1,8 +1,8 @@
 //! `GraphBuilder`: builds a [`Graph`] op by op, as WebNN's `MLGraphBuilder` does.
 
 use super::{
-    infer_output, AttentionOptions, Constant, ConstantSource, Graph, NamedOperand, Node, Op, Operand, OperandDesc,
-    ReduceOptions, Weights,
+    infer_output, AttentionOptions, Constant, ConstantSource, Conv2dOptions, Graph, NamedOperand, Node, Op, Operand,
+    OperandDesc, Pool2dOptions, ReduceOptions, Weights,
 };
 use crate::{DType, Error, Result, Shape, Tensor};
 
@@ -286,6 +286,33 @@ impl GraphBuilder {
     /// `cast(x, dtype)`.
     pub fn cast(&mut self, x: Operand, to: DType) -> Result<Operand> {
         self.op(Op::Cast { to }, &[x])
+    }
+    /// `conv2d(input, filter, {bias, ...options})`: input NCHW `[N, C, H, W]`,
+    /// filter OIHW `[O, C/groups, kH, kW]`, optional bias `[O]`; gives
+    /// `[N, O, outH, outW]` (see [`Op::Conv2d`]).
+    pub fn conv2d(
+        &mut self,
+        input: Operand,
+        filter: Operand,
+        bias: Option<Operand>,
+        options: Conv2dOptions,
+    ) -> Result<Operand> {
+        let mut inputs = vec![input, filter];
+        inputs.extend(bias);
+        self.op(Op::Conv2d { options, has_bias: bias.is_some() }, &inputs)
+    }
+    /// `averagePool2d(input, options)` on NCHW input; padded positions are not
+    /// counted in the mean.
+    pub fn average_pool2d(&mut self, input: Operand, options: Pool2dOptions) -> Result<Operand> {
+        self.op(Op::AveragePool2d(options), &[input])
+    }
+    /// `maxPool2d(input, options)` on NCHW input.
+    pub fn max_pool2d(&mut self, input: Operand, options: Pool2dOptions) -> Result<Operand> {
+        self.op(Op::MaxPool2d(options), &[input])
+    }
+    /// `clamp(x, {minValue, maxValue})`; ReLU6 is `clamp(x, 0.0, 6.0)`.
+    pub fn clamp(&mut self, x: Operand, min_value: f32, max_value: f32) -> Result<Operand> {
+        self.op(Op::Clamp { min_value, max_value }, &[x])
     }
     /// Fused attention over a packed batch (see [`AttentionOptions`]).
     pub fn attention(&mut self, q: Operand, k: Operand, v: Operand, options: AttentionOptions) -> Result<Operand> {

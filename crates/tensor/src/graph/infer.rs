@@ -179,6 +179,18 @@ pub fn infer_output(op: &Op, inputs: &[&OperandDesc]) -> Result<OperandDesc> {
             }
             Ok(OperandDesc { dtype: *to, shape: inputs[0].shape.clone() })
         }
+        Op::Conv2d { options, has_bias } => {
+            expect_inputs(2 + *has_bias as usize)?;
+            super::window::conv2d(options, inputs)
+        }
+        Op::AveragePool2d(options) | Op::MaxPool2d(options) => {
+            expect_inputs(1)?;
+            super::window::pool2d(name, options, inputs[0])
+        }
+        Op::Clamp { min_value, max_value } => {
+            expect_inputs(1)?;
+            super::window::clamp(*min_value, *max_value, inputs[0])
+        }
         Op::Attention(options) => {
             expect_inputs(if options.has_mask { 4 } else { 3 })?;
             if options.has_mask {

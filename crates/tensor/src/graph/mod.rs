@@ -9,10 +9,14 @@ mod builder;
 pub mod decompose;
 mod infer;
 mod op;
+mod window;
 
 pub use builder::{GemmOptions, GraphBuilder, LayerNormOptions};
 pub use infer::infer_output;
-pub use op::{AttentionOptions, AttentionSegment, BinaryKind, Op, ReduceOptions, UnaryKind};
+pub use op::{
+    AttentionOptions, AttentionSegment, BinaryKind, Conv2dOptions, Op, Pool2dOptions, ReduceOptions, UnaryKind,
+};
+pub use window::window_output_size;
 
 use crate::{DType, Error, Result, Shape, Tensor};
 use serde::{Deserialize, Serialize};

@@ -137,6 +137,34 @@ pub enum Op {
         /// The output dtype.
         to: DType,
     },
+    /// `conv2d(input, filter, {bias, padding, strides, dilations, groups})`:
+    /// input NCHW `[N, C, H, W]`, filter OIHW `[O, C/groups, kH, kW]`, and a
+    /// bias `[O]` as a third input when `has_bias`. Output `[N, O, outH, outW]`
+    /// with `outH = (H + top + bottom - dilH*(kH-1) - 1) / strideH + 1`
+    /// (floor), likewise for the width.
+    #[serde(rename_all = "camelCase")]
+    Conv2d {
+        /// Padding, strides, dilations and groups.
+        #[serde(flatten)]
+        options: Conv2dOptions,
+        /// Whether a `bias` `[O]` input follows the filter.
+        has_bias: bool,
+    },
+    /// `averagePool2d(input, options)` on NCHW input. Padded positions are
+    /// not counted: each output is the mean of the window's positions that
+    /// fall inside the input (as WebNN's conformance tests expect).
+    AveragePool2d(Pool2dOptions),
+    /// `maxPool2d(input, options)` on NCHW input; padding never wins.
+    MaxPool2d(Pool2dOptions),
+    /// `clamp(x, {minValue, maxValue})`: `min(max(x, minValue), maxValue)`
+    /// (ReLU6 is `clamp(x, 0, 6)`).
+    #[serde(rename_all = "camelCase")]
+    Clamp {
+        /// Lower bound.
+        min_value: f32,
+        /// Upper bound (not below `min_value`).
+        max_value: f32,
+    },
     /// Fused scaled-dot-product attention (not a WebNN op; see
     /// [`AttentionOptions`] for its layout and [`crate::graph::decompose`] for
     /// its expansion into WebNN ops).
@@ -151,6 +179,52 @@ pub struct ReduceOptions {
     pub axes: Vec<usize>,
     /// Keep reduced axes as size 1.
     pub keep_dimensions: bool,
+}
+
+/// Options of [`Op::Conv2d`] (WebNN's `MLConv2dOptions` with NCHW input and
+/// OIHW filter layouts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Conv2dOptions {
+    /// Zeros added around the input: `[top, bottom, left, right]`.
+    pub padding: [usize; 4],
+    /// Step of the window: `[height, width]`, each at least 1.
+    pub strides: [usize; 2],
+    /// Spacing of the filter taps: `[height, width]`, each at least 1.
+    pub dilations: [usize; 2],
+    /// Channel groups; divides both the input and output channels
+    /// (`groups == C == O` is a depthwise convolution).
+    pub groups: usize,
+}
+
+impl Default for Conv2dOptions {
+    /// No padding, stride 1, dilation 1, one group.
+    fn default() -> Self {
+        Conv2dOptions { padding: [0; 4], strides: [1, 1], dilations: [1, 1], groups: 1 }
+    }
+}
+
+/// Options of [`Op::AveragePool2d`] and [`Op::MaxPool2d`] (WebNN's
+/// `MLPool2dOptions`, NCHW layout, floor rounding). A global pool has
+/// `window_dimensions` equal to the input's `[H, W]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pool2dOptions {
+    /// Window size: `[height, width]`, each at least 1.
+    pub window_dimensions: [usize; 2],
+    /// Padding around the input: `[top, bottom, left, right]`.
+    pub padding: [usize; 4],
+    /// Step of the window: `[height, width]`, each at least 1.
+    pub strides: [usize; 2],
+    /// Spacing of the window's taps: `[height, width]`, each at least 1.
+    pub dilations: [usize; 2],
+}
+
+impl Pool2dOptions {
+    /// A global pool over an input of spatial size `[height, width]`.
+    pub fn global(height: usize, width: usize) -> Self {
+        Pool2dOptions { window_dimensions: [height, width], padding: [0; 4], strides: [1, 1], dilations: [1, 1] }
+    }
 }
 
 /// Options of the fused attention op.
@@ -237,6 +311,10 @@ impl Op {
             Op::Expand { .. } => "expand",
             Op::Where => "where",
             Op::Cast { .. } => "cast",
+            Op::Conv2d { .. } => "conv2d",
+            Op::AveragePool2d(_) => "averagePool2d",
+            Op::MaxPool2d(_) => "maxPool2d",
+            Op::Clamp { .. } => "clamp",
             Op::Attention(_) => "attention",
         }
     }

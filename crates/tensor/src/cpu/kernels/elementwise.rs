@@ -107,6 +107,30 @@ pub(crate) fn unary(kind: UnaryKind, x: &[f32], out: &mut [f32]) {
     }
 }
 
+multiversion! {
+    /// `x[i] = min(max(x[i], lo), hi)` on one thread.
+    fn clamp_in_place(x: &mut [f32], lo: f32, hi: f32) {
+        x.iter_mut().for_each(|v| *v = v.max(lo).min(hi))
+    }
+}
+
+multiversion! {
+    fn clamp_serial(x: &[f32], lo: f32, hi: f32, out: &mut [f32]) {
+        out.iter_mut().zip(x).for_each(|(o, &v)| *o = v.max(lo).min(hi))
+    }
+}
+
+/// `out[i] = min(max(x[i], lo), hi)`, split across threads when large.
+pub(crate) fn clamp(x: &[f32], lo: f32, hi: f32, out: &mut [f32]) {
+    if x.len() >= PAR_MIN_ELEMS {
+        out.par_chunks_mut(PAR_MIN_ELEMS / 4)
+            .zip(x.par_chunks(PAR_MIN_ELEMS / 4))
+            .for_each(|(o, x)| clamp_serial(x, lo, hi, o));
+    } else {
+        clamp_serial(x, lo, hi, out);
+    }
+}
+
 #[inline(always)]
 fn combine(kind: BinaryKind, a: f32, b: f32) -> f32 {
     match kind {

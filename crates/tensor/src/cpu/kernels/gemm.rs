@@ -19,7 +19,7 @@ fn parallelism(flops: usize) -> Parallelism {
 
 /// `dst (m×n, row-major, ld = n) = [dst +] alpha · A · B`, A and B given by strides.
 #[allow(clippy::too_many_arguments)]
-fn matmul_raw(
+pub(super) fn matmul_raw(
     m: usize,
     n: usize,
     k: usize,

@@ -1,11 +1,13 @@
 //! CPU kernels. Each takes the run's [`Mem`] and reads/writes operands by id.
 
 mod attention;
+mod conv;
 mod elementwise;
 mod gemm;
 mod layout;
 mod norm;
 mod packed_gemm;
+mod pool;
 
 pub(crate) use packed_gemm::PackedWeights;
 
@@ -70,6 +72,18 @@ pub(crate) fn execute(instr: &Instr, mem: &Mem) -> Result<()> {
             Ok(())
         }
         Instr::Cast { x, from, to, out } => elementwise::cast(mem.bytes(*x), *from, *to, mem.bytes_mut(*out)),
+        Instr::Conv2d(c) => {
+            conv::conv2d(c, mem);
+            Ok(())
+        }
+        Instr::Pool2d { kind, x, win, out } => {
+            pool::pool2d(*kind, win, mem.f32(*x), mem.f32_mut(*out));
+            Ok(())
+        }
+        Instr::Clamp { x, min, max, out } => {
+            elementwise::clamp(mem.f32(*x), *min, *max, mem.f32_mut(*out));
+            Ok(())
+        }
         Instr::Attention { q, k, v, options, starts, mask, out } => {
             attention::attention(*q, *k, *v, *mask, options, starts, mem.f32_mut(*out), mem);
             Ok(())
