@@ -371,7 +371,7 @@ def main():
         "pad_token": "<|endoftext|>",
         "add_prefix_space": False,
         "errors": "replace",
-        "clean_up_tokenization_spaces": True,
+        "clean_up_tokenization_spaces": False,
     }
     special_tokens_map = {
         "bos_token": "<|endoftext|>",
