@@ -218,6 +218,33 @@ pub static KERNELS: &[KernelSpec] = &[
         uniform_size: 144,
         shader_f16: false,
     },
+    KernelSpec {
+        id: "conv2d",
+        source: include_str!("../kernels/conv2d.wgsl"),
+        entry_point: "main",
+        bindings: &[uniform(), input(1, "x"), input(2, "weight"), input(3, "bias"), output(4, "y")],
+        overrides: &["HAS_BIAS", "CLAMP", "WG"],
+        uniform_size: 80,
+        shader_f16: false,
+    },
+    KernelSpec {
+        id: "pool2d",
+        source: include_str!("../kernels/pool2d.wgsl"),
+        entry_point: "main",
+        bindings: &[uniform(), input(1, "x"), output(2, "y")],
+        overrides: &["OP", "WG"],
+        uniform_size: 64,
+        shader_f16: false,
+    },
+    KernelSpec {
+        id: "clamp",
+        source: include_str!("../kernels/clamp.wgsl"),
+        entry_point: "main",
+        bindings: &[uniform(), input(1, "x"), output(2, "y")],
+        overrides: &["WG"],
+        uniform_size: 16,
+        shader_f16: false,
+    },
     // The decoder (text generation) kernels; see crate::llm.
     KernelSpec {
         id: "llm_matmul",

@@ -624,3 +624,131 @@ mod tests {
         assert_eq!(&p.in_strides[..3], &[1, 12, 4]);
     }
 }
+
+/// `conv2d` kernel uniform (NCHW input, OIHW weight). See `kernels/conv2d.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+pub struct Conv2dParams {
+    /// Images.
+    pub n: u32,
+    /// Input channels.
+    pub c: u32,
+    /// Input height.
+    pub h: u32,
+    /// Input width.
+    pub w: u32,
+    /// Output channels.
+    pub oc: u32,
+    /// Output height.
+    pub oh: u32,
+    /// Output width.
+    pub ow: u32,
+    /// Channel groups (divides `c` and `oc`).
+    pub groups: u32,
+    /// Kernel height.
+    pub kh: u32,
+    /// Kernel width.
+    pub kw: u32,
+    /// Rows of padding above the input.
+    pub pad_top: u32,
+    /// Columns of padding left of the input.
+    pub pad_left: u32,
+    /// Vertical stride.
+    pub stride_h: u32,
+    /// Horizontal stride.
+    pub stride_w: u32,
+    /// Vertical dilation.
+    pub dil_h: u32,
+    /// Horizontal dilation.
+    pub dil_w: u32,
+    /// Lower bound of the fused clamp (with `CLAMP`).
+    pub min_value: f32,
+    /// Upper bound of the fused clamp (with `CLAMP`).
+    pub max_value: f32,
+    /// Output elements (`n * oc * oh * ow`).
+    pub numel: u32,
+    /// Padding.
+    pub _pad: u32,
+}
+
+impl Conv2dParams {
+    /// Kernel id.
+    pub const KERNEL: &'static str = "conv2d";
+    /// Invocations per workgroup (the kernel's `WG` default).
+    pub const WG: u32 = 64;
+}
+
+/// The `pool2d` kernel's `OP` override.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum Pool2dOp {
+    /// Mean of the window's positions inside the input.
+    Average = 0,
+    /// Maximum of the window's positions inside the input.
+    Max = 1,
+}
+
+/// `pool2d` kernel uniform (NCHW; every `h × w` plane pooled alike). See `kernels/pool2d.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+pub struct Pool2dParams {
+    /// Input height.
+    pub h: u32,
+    /// Input width.
+    pub w: u32,
+    /// Output height.
+    pub oh: u32,
+    /// Output width.
+    pub ow: u32,
+    /// Window height.
+    pub kh: u32,
+    /// Window width.
+    pub kw: u32,
+    /// Rows of padding above the input.
+    pub pad_top: u32,
+    /// Columns of padding left of the input.
+    pub pad_left: u32,
+    /// Vertical stride.
+    pub stride_h: u32,
+    /// Horizontal stride.
+    pub stride_w: u32,
+    /// Vertical dilation.
+    pub dil_h: u32,
+    /// Horizontal dilation.
+    pub dil_w: u32,
+    /// Output elements (`planes * oh * ow`).
+    pub numel: u32,
+    /// Padding.
+    pub _pad: [u32; 3],
+}
+
+impl Pool2dParams {
+    /// Kernel id.
+    pub const KERNEL: &'static str = "pool2d";
+    /// Invocations per workgroup (the kernel's `WG` default).
+    pub const WG: u32 = 64;
+}
+
+/// `clamp` kernel uniform. See `kernels/clamp.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+pub struct ClampParams {
+    /// Elements.
+    pub numel: u32,
+    /// Lower bound.
+    pub min_value: f32,
+    /// Upper bound.
+    pub max_value: f32,
+    /// Padding.
+    pub _pad: u32,
+}
+
+impl ClampParams {
+    /// Kernel id.
+    pub const KERNEL: &'static str = "clamp";
+
+    /// `numel` elements clamped to `[min_value, max_value]`.
+    pub fn new(numel: u32, min_value: f32, max_value: f32) -> Self {
+        ClampParams { numel, min_value, max_value, _pad: 0 }
+    }
+}

@@ -17,7 +17,8 @@ use ipfs_accelerate_tensor::DType;
 /// attention exceeds that kernel's limits is first decomposed into WebNN
 /// ops. `reshape` and `identity` cost nothing (they alias their input); a
 /// `gelu` or `relu` that is the only user of a `matmul`/`gemm` runs in that
-/// kernel's epilogue. Ops or dtypes the kernels do not cover give
+/// kernel's epilogue, as does a `clamp` (ReLU6) or `relu` that is the only
+/// user of a `conv2d`. Ops or dtypes the kernels do not cover give
 /// [`GpuError::Unsupported`] naming the op.
 pub fn compile(graph: &Graph) -> Result<Plan> {
     compile_with(graph, CompileOptions::default())
@@ -135,7 +136,7 @@ impl<'a> Compiler<'a> {
             let alias = match &node.op {
                 Op::Reshape { .. } | Op::Identity => true,
                 Op::Cast { to } => same_dtype(*to),
-                Op::Gelu | Op::Relu => fused.absorbed[i],
+                Op::Gelu | Op::Relu | Op::Clamp { .. } => fused.absorbed[i],
                 _ => false,
             };
             if fused.absorbed[i] && matches!(node.op, Op::Slice { .. }) {
@@ -167,6 +168,7 @@ impl<'a> Compiler<'a> {
                 inputs,
                 output,
                 activation: fused.activation[i],
+                clamp: fused.clamp[i],
                 views,
                 f16_weights,
                 weight_chunks,
@@ -280,8 +282,12 @@ impl<'a> Compiler<'a> {
     fn fusions(&self) -> Fusions {
         let graph = self.graph;
         let n = graph.nodes.len();
-        let mut fusions =
-            Fusions { activation: vec![Activation::None; n], absorbed: vec![false; n], views: Default::default() };
+        let mut fusions = Fusions {
+            activation: vec![Activation::None; n],
+            clamp: vec![None; n],
+            absorbed: vec![false; n],
+            views: Default::default(),
+        };
         let uses = graph.use_counts();
         let producers = graph.producers();
         for (i, node) in graph.nodes.iter().enumerate() {
@@ -298,6 +304,22 @@ impl<'a> Compiler<'a> {
                     }
                 }
                 continue;
+            }
+            // A clamp or ReLU that is a conv2d's only reader runs in its epilogue.
+            let bounds = match node.op {
+                Op::Clamp { min_value, max_value } => Some((min_value, max_value)),
+                Op::Relu => Some((0.0, f32::INFINITY)),
+                _ => None,
+            };
+            if let (Some(bounds), Some(p)) = (bounds, producers[node.inputs[0].index()]) {
+                if matches!(graph.nodes[p].op, Op::Conv2d { .. })
+                    && uses[node.inputs[0].index()] == 1
+                    && fusions.clamp[p].is_none()
+                {
+                    fusions.clamp[p] = Some(bounds);
+                    fusions.absorbed[i] = true;
+                    continue;
+                }
             }
             let activation = match node.op {
                 Op::Gelu => Activation::Gelu,
@@ -388,6 +410,8 @@ impl<'a> Compiler<'a> {
 struct Fusions {
     /// Activation to run in the epilogue of a matmul/gemm node.
     activation: Vec<Activation>,
+    /// Clamp to run in the epilogue of a conv2d node.
+    clamp: Vec<Option<(f32, f32)>>,
     /// Activation nodes folded into their producer, and slices read in place.
     absorbed: Vec<bool>,
     /// Operands (slices) an attention reads in place, by operand index.

@@ -3,11 +3,14 @@
 
 use crate::error::{GpuError, Result};
 use crate::params::{
-    linear_workgroups, row_workgroups, Activation, AttentionParams, BinaryOp, BinaryParams, CopyParams, GatherParams,
-    LayerNormParams, MatmulParams, ReduceOp, RowParams, UnaryOp, UnaryParams, DEFAULT_WG,
+    linear_workgroups, row_workgroups, Activation, AttentionParams, BinaryOp, BinaryParams, ClampParams, Conv2dParams,
+    CopyParams, GatherParams, LayerNormParams, MatmulParams, Pool2dOp, Pool2dParams, ReduceOp, RowParams, UnaryOp,
+    UnaryParams, DEFAULT_WG,
 };
 use bytemuck::Pod;
-use ipfs_accelerate_tensor::graph::{AttentionOptions, BinaryKind, Graph, Node, Op, UnaryKind};
+use ipfs_accelerate_tensor::graph::{
+    AttentionOptions, BinaryKind, Conv2dOptions, Graph, Node, Op, Pool2dOptions, UnaryKind,
+};
 use ipfs_accelerate_tensor::DType;
 
 /// Index of a value: a graph operand's storage, after aliasing.
@@ -55,6 +58,8 @@ pub(super) struct NodeContext<'a> {
     pub output: Value,
     /// An activation fused into this node's epilogue (matmul/gemm only).
     pub activation: Activation,
+    /// A clamp (or ReLU) fused into this node's epilogue (conv2d only).
+    pub clamp: Option<(f32, f32)>,
     /// Inputs read in place from a larger tensor (attention only).
     pub views: Vec<Option<ColumnView>>,
     /// The f16 copy of each input that is a weight, when f16 weights are on.
@@ -157,6 +162,17 @@ impl NodeContext<'_> {
             }
             Op::Concat { axis } => self.concat(*axis),
             Op::Attention(options) => self.attention(options),
+            Op::Conv2d { options, has_bias } => self.conv2d(options, *has_bias),
+            Op::AveragePool2d(o) => self.pool2d(o, Pool2dOp::Average),
+            Op::MaxPool2d(o) => self.pool2d(o, Pool2dOp::Max),
+            Op::Clamp { min_value, max_value } => {
+                let numel = count32(node, self.out_dims().iter().product())?;
+                let params = ClampParams::new(numel, *min_value, *max_value);
+                let mut step = self.step("clamp", vec![], words(&params));
+                step.reads = vec![Some(self.inputs[0])];
+                step.workgroups = linear_workgroups(numel, DEFAULT_WG);
+                Ok(vec![step])
+            }
             other => Err(unsupported(node, format!("the webgpu backend has no kernel for {} yet", other.name()))),
         }
     }
@@ -425,6 +441,76 @@ impl NodeContext<'_> {
             kv_start += seg.kv_len;
         }
         Ok(steps)
+    }
+
+    /// One invocation per output element; depthwise is the `groups == C` case.
+    fn conv2d(&self, o: &Conv2dOptions, has_bias: bool) -> Result<Vec<Step>> {
+        let node = self.node;
+        let (x, f) = (dims32(node, self.in_dims(0))?, dims32(node, self.in_dims(1))?);
+        let out = dims32(node, self.out_dims())?;
+        for i in 0..2 {
+            count32(node, self.in_dims(i).iter().product())?;
+        }
+        let numel = count32(node, self.out_dims().iter().product())?;
+        let u = |v: usize| count32(node, v);
+        let (min_value, max_value) = self.clamp.unwrap_or((0.0, 0.0));
+        let params = Conv2dParams {
+            n: x[0],
+            c: x[1],
+            h: x[2],
+            w: x[3],
+            oc: f[0],
+            oh: out[2],
+            ow: out[3],
+            groups: u(o.groups)?,
+            kh: f[2],
+            kw: f[3],
+            pad_top: u(o.padding[0])?,
+            pad_left: u(o.padding[2])?,
+            stride_h: u(o.strides[0])?,
+            stride_w: u(o.strides[1])?,
+            dil_h: u(o.dilations[0])?,
+            dil_w: u(o.dilations[1])?,
+            min_value,
+            max_value,
+            numel,
+            _pad: 0,
+        };
+        let constants = vec![("CLAMP", self.clamp.is_some() as u32 as f64), ("HAS_BIAS", has_bias as u32 as f64)];
+        let mut step = self.step(Conv2dParams::KERNEL, constants, words(&params));
+        step.reads = vec![Some(self.inputs[0]), Some(self.inputs[1]), has_bias.then(|| self.inputs[2])];
+        step.workgroups = linear_workgroups(numel, Conv2dParams::WG);
+        Ok(vec![step])
+    }
+
+    /// One invocation per output element, every plane pooled alike.
+    fn pool2d(&self, o: &Pool2dOptions, op: Pool2dOp) -> Result<Vec<Step>> {
+        let node = self.node;
+        let x = dims32(node, self.in_dims(0))?;
+        let out = dims32(node, self.out_dims())?;
+        count32(node, self.in_dims(0).iter().product())?;
+        let numel = count32(node, self.out_dims().iter().product())?;
+        let u = |v: usize| count32(node, v);
+        let params = Pool2dParams {
+            h: x[2],
+            w: x[3],
+            oh: out[2],
+            ow: out[3],
+            kh: u(o.window_dimensions[0])?,
+            kw: u(o.window_dimensions[1])?,
+            pad_top: u(o.padding[0])?,
+            pad_left: u(o.padding[2])?,
+            stride_h: u(o.strides[0])?,
+            stride_w: u(o.strides[1])?,
+            dil_h: u(o.dilations[0])?,
+            dil_w: u(o.dilations[1])?,
+            numel,
+            _pad: [0; 3],
+        };
+        let mut step = self.step(Pool2dParams::KERNEL, vec![("OP", op as u32 as f64)], words(&params));
+        step.reads = vec![Some(self.inputs[0])];
+        step.workgroups = linear_workgroups(numel, Pool2dParams::WG);
+        Ok(vec![step])
     }
 
     fn concat(&self, axis: usize) -> Result<Vec<Step>> {
