@@ -13,6 +13,7 @@
 //! too (torchvision rounds an odd crop offset, transformers floors it).
 
 mod decode;
+pub mod efficientnet;
 mod processor;
 pub mod resize;
 

