@@ -14,6 +14,10 @@
 //
 // Dispatch: (heads, rows).
 //
+// With `causal` 0 there is no mask: every row attends to keys 0 .. start (`start` is
+// then the key count), and K and V are any [start, kv_heads * head_dim] matrices —
+// an encoder's self-attention or a decoder's cross-attention to the encoder output.
+//
 // Split over the keys (flash-decoding), for few query rows over a long span, where
 // (heads × rows) workgroups alone would leave most of a GPU idle — chosen by PHASE:
 //   0  the whole span per workgroup, as above; `partials` unused.
@@ -31,7 +35,7 @@ struct Params {
     start: u32,
     scale: f32,
     splits: u32,
-    _pad1: u32,
+    causal: u32,
 }
 
 override PHASE: u32 = 0u;
@@ -79,7 +83,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let q_base = (r * params.heads + h) * d_len;
     let kv_stride = params.kv_heads * d_len;
     let kv_base = g * d_len;
-    let span = params.start + r + 1u;
+    let span = select(params.start, params.start + r + 1u, params.causal != 0u);
 
     if (PHASE == 2u) {
         combine(q_base, (r * params.heads + h) * params.splits, t);

@@ -6,6 +6,7 @@
 //   2 add:        out[i] += a[i]                                 (in place; b unused)
 //   3 columns:    out[i] = a[(i / cols) * src_cols + src_offset + i % cols]
 //                 (columns src_offset .. src_offset + cols of a [rows, src_cols] matrix)
+//   4 gelu:       out[i] = 0.5 a[i] (1 + erf(a[i] / √2))                  (exact GELU)
 //
 // Dispatch: linear over numel, 256 per workgroup; more than 65535 workgroups spill into
 // y (index = gid.x + gid.y * num_workgroups.x * 256).
@@ -23,6 +24,14 @@ override OP: u32 = 0u;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+// Abramowitz & Stegun 7.1.26, |error| < 1.5e-7.
+fn erf_approx(v: f32) -> f32 {
+    let av = abs(v);
+    let t = 1.0 / (1.0 + 0.3275911 * av);
+    let poly = ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t;
+    return sign(v) * (1.0 - poly * exp(-av * av));
+}
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -44,6 +53,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         }
         case 2u: {
             out[i] += a[i];
+        }
+        case 4u: {
+            let v = a[i];
+            out[i] = 0.5 * v * (1.0 + erf_approx(v * 0.7071067811865476));
         }
         default: {
             out[i] = a[(i / params.cols) * params.src_cols + params.src_offset + i % params.cols];

@@ -32,6 +32,7 @@ pub mod sentence_transformers;
 mod shard;
 mod tokenizer;
 pub mod vision;
+pub mod whisper;
 
 pub use backend::{BackendChoice, BackendKind, Precision};
 pub use bert::BertModel;

@@ -51,13 +51,9 @@ fn both(gpu: &mut GpuDecoderOps, rows: usize, cols: usize, rng: &mut Lcg) -> (Gp
     (upload(gpu, &values, rows, cols), CpuAct::new(values, rows, cols).unwrap())
 }
 
-/// An activation on the GPU holding `values`: embedded from an f32 table
-/// whose row r is row r of `values` (the trait has no upload op).
+/// An activation on the GPU holding `values`.
 fn upload(gpu: &mut GpuDecoderOps, values: &[f32], rows: usize, cols: usize) -> GpuAct {
-    let table = QuantMatrix::quantize(QuantType::F32, rows, cols, values).unwrap();
-    let table = gpu.matrix(&table).unwrap();
-    let ids: Vec<u32> = (0..rows as u32).collect();
-    gpu.embed(&table, &ids).unwrap()
+    gpu.upload(values, rows, cols).unwrap()
 }
 
 /// `|got - want| <= 1e-4 · scale` elementwise, where `scale` is the largest
@@ -229,6 +225,85 @@ fn attention_split_over_the_keys_matches_cpu() {
     attention_case(2, 2, 32, &[300, 1, 1], None);
 }
 
+/// `softmax(q·kᵀ/√d)·v` per head in f64, no mask.
+fn full_attention_reference(q: &CpuAct, k: &CpuAct, v: &CpuAct, heads: usize) -> Vec<f32> {
+    let d = q.cols / heads;
+    let group = heads / (k.cols / d);
+    let mut out = vec![0.0f32; q.rows * q.cols];
+    for r in 0..q.rows {
+        for h in 0..heads {
+            let g = h / group;
+            let qh = &q.data[r * q.cols + h * d..r * q.cols + (h + 1) * d];
+            let scores: Vec<f64> = (0..k.rows)
+                .map(|j| {
+                    let kh = &k.data[j * k.cols + g * d..j * k.cols + (g + 1) * d];
+                    qh.iter().zip(kh).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum::<f64>() / (d as f64).sqrt()
+                })
+                .collect();
+            let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+            let total: f64 = weights.iter().sum();
+            for i in 0..d {
+                let value: f64 =
+                    (0..k.rows).map(|j| weights[j] / total * f64::from(v.data[j * v.cols + g * d + i])).sum();
+                out[r * q.cols + h * d + i] = value as f32;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn full_attention_matches_a_reference_and_the_cpu() {
+    let Some(mut gpu) = gpu() else { return };
+    let mut cpu = CpuOps;
+    let mut rng = Lcg(11);
+    // (query rows, key rows, heads, kv heads, head dim): a decoder step and a
+    // prompt over an encoder output (long enough to split over the keys),
+    // an encoder's self-attention, grouped heads.
+    for (rows, keys, heads, kv_heads, d) in
+        [(1, 150, 6, 6, 64), (4, 150, 6, 6, 64), (70, 70, 2, 2, 32), (3, 9, 4, 2, 16)]
+    {
+        let (gq, cq) = both(&mut gpu, rows, heads * d, &mut rng);
+        let (gk, ck) = both(&mut gpu, keys, kv_heads * d, &mut rng);
+        let (gv, cv) = both(&mut gpu, keys, kv_heads * d, &mut rng);
+        let c = cpu.full_attention(&cq, &ck, &cv, heads).unwrap();
+        assert_close("cpu full_attention vs f64", &c.data, &full_attention_reference(&cq, &ck, &cv, heads));
+        let g = gpu.full_attention(&gq, &gk, &gv, heads).unwrap();
+        compare(&format!("full_attention {rows}×{keys}, {heads}/{kv_heads} heads × {d}"), &mut gpu, &g, &c);
+    }
+    // Shapes that do not fit are errors on both backends.
+    let (gq, cq) = both(&mut gpu, 2, 64, &mut rng);
+    let (gk, ck) = both(&mut gpu, 5, 48, &mut rng);
+    assert!(cpu.full_attention(&cq, &ck, &ck, 4).is_err());
+    assert!(gpu.full_attention(&gq, &gk, &gk, 4).is_err());
+    assert!(cpu.full_attention(&cq, &ck, &ck, 0).is_err());
+}
+
+/// The error function in f64 (series below 3, continued fraction above), for
+/// checking the f32 kernels.
+fn erf_f64(x: f64) -> f64 {
+    let a = x.abs();
+    let value = if a < 3.0 {
+        // 2/√π Σ (-1)^n a^(2n+1) / (n! (2n+1))
+        let (mut term, mut sum, mut n) = (a, a, 0.0);
+        while term.abs() > 1e-17 * sum.abs() {
+            n += 1.0;
+            term *= -a * a / n;
+            sum += term / (2.0 * n + 1.0);
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    } else {
+        // erfc(a) = e^(-a²)/√π · 1/(a + 1/2/(a + 1/(a + 3/2/(a + ...))))
+        let mut f = a;
+        for k in (1..60).rev() {
+            f = a + (k as f64 / 2.0) / f;
+        }
+        1.0 - (-a * a).exp() / std::f64::consts::PI.sqrt() / f
+    };
+    value.copysign(x)
+}
+
 #[test]
 fn elementwise_ops_split_and_last_row_match_cpu() {
     let Some(mut gpu) = gpu() else { return };
@@ -243,6 +318,16 @@ fn elementwise_ops_split_and_last_row_match_cpu() {
         let g = gpu.gelu_tanh(&ga).unwrap();
         let c = cpu.gelu_tanh(&ca).unwrap();
         compare("gelu_tanh", &mut gpu, &g, &c);
+        // Exact GELU over [-4, 4), where erf's tails matter.
+        let wide: Vec<f32> = rng.vec(rows * 40).iter().map(|v| v * 4.0).collect();
+        let (gw, cw) = (upload(&mut gpu, &wide, rows, 40), CpuAct::new(wide.clone(), rows, 40).unwrap());
+        let g = gpu.gelu(&gw).unwrap();
+        let c = cpu.gelu(&cw).unwrap();
+        compare("gelu", &mut gpu, &g, &c);
+        for (x, y) in wide.iter().zip(&c.data) {
+            let want = 0.5 * f64::from(*x) * (1.0 + erf_f64(f64::from(*x) / std::f64::consts::SQRT_2));
+            assert!((f64::from(*y) - want).abs() < 1e-6, "cpu gelu({x}) = {y}, want {want}");
+        }
         let (mut gx, mut cx) = (gpu.silu_mul(&ga, &gb).unwrap(), cpu.silu_mul(&ca, &cb).unwrap());
         gpu.add_assign(&mut gx, &gb).unwrap();
         cpu.add_assign(&mut cx, &cb).unwrap();

@@ -136,14 +136,16 @@ pub struct AttentionParams {
     pub kv_heads: u32,
     /// Dims per head (at most [`MAX_HEAD_DIM`]).
     pub head_dim: u32,
-    /// Position of query row 0.
+    /// Causal: position of query row 0 (row `r` sees keys `0..=start + r`).
+    /// Not causal: the number of keys every row sees.
     pub start: u32,
     /// Score scale, usually `1 / sqrt(head_dim)`.
     pub scale: f32,
     /// Shares of the span computed apart and then combined (1: one pass).
     pub splits: u32,
-    /// Padding.
-    pub _pad: u32,
+    /// 1: causal attention over a cache; 0: every row sees all `start` keys
+    /// (an encoder's self-attention, cross-attention).
+    pub causal: u32,
 }
 
 /// Spans of fewer keys than this per share are not split further.
@@ -224,6 +226,8 @@ pub enum ElementwiseOp {
     AddInPlace = 2,
     /// `out = a[:, src_offset..src_offset + cols]`.
     Columns = 3,
+    /// `out = gelu(a)`, exact (error function).
+    Gelu = 4,
 }
 
 impl ElementwiseOp {

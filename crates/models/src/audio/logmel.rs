@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use realfft::{RealFftPlanner, RealToComplex};
 
-use super::{audio_error, MelFilterBank, HOP_LENGTH, N_FFT, SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SAMPLES};
+use super::{audio_error, MelFilterBank, HOP_LENGTH, N_FFT, SAMPLE_RATE, WINDOW_SAMPLES};
 use crate::Result;
 
 /// Computes Whisper's input features from 16 kHz mono samples. Build it once
@@ -49,28 +49,50 @@ impl LogMelSpectrogram {
 
     /// Features of one 30 s window: `samples` (16 kHz mono) are padded with
     /// zeros or truncated to [`WINDOW_SAMPLES`], and the result is row-major
-    /// `[n_mels][WINDOW_FRAMES]` (3000 frames), as Whisper's encoder reads it.
+    /// `[n_mels][3000]` ([`super::WINDOW_FRAMES`]), as Whisper's encoder reads it.
     pub fn compute(&self, samples: &[f32]) -> Result<Vec<f32>> {
-        if let Some(bad) = samples.iter().find(|x| !x.is_finite()) {
+        self.features(&samples[..samples.len().min(WINDOW_SAMPLES)], WINDOW_SAMPLES)
+    }
+
+    /// Features of a whole clip of any length, as transformers computes them
+    /// for long-form transcription: no padding to 30 s, one frame per
+    /// [`HOP_LENGTH`] samples (the clip's length rounded down), and the
+    /// dynamic range clamped below the loudest value of the whole clip.
+    /// Row-major `[n_mels][frames]`; returns the features and `frames`.
+    pub fn compute_full(&self, samples: &[f32]) -> Result<(Vec<f32>, usize)> {
+        if samples.len() < HOP_LENGTH {
+            return Err(audio_error(format!(
+                "the clip has {} samples; at least {HOP_LENGTH} (10 ms) are needed for one frame",
+                samples.len()
+            )));
+        }
+        let frames = samples.len() / HOP_LENGTH;
+        Ok((self.features(samples, samples.len())?, frames))
+    }
+
+    /// `[n_mels][len / HOP_LENGTH]` features of `signal` zero-padded to `len`
+    /// samples.
+    fn features(&self, signal: &[f32], len: usize) -> Result<Vec<f32>> {
+        if let Some(bad) = signal.iter().find(|x| !x.is_finite()) {
             return Err(audio_error(format!("a sample is {bad}; samples must be finite")));
         }
         let n_mels = self.n_mels();
         let n_freqs = self.filters.n_freqs();
-        let signal = &samples[..samples.len().min(WINDOW_SAMPLES)];
+        let frames = len / HOP_LENGTH;
 
         // Reflect padding of n_fft / 2 on both sides (center=True) of the
-        // zero-padded 30 s window, which is what transformers does: it pads
-        // the clip to 480000 samples first, then centres the STFT.
+        // zero-padded signal, which is what transformers does: it pads the
+        // clip to 480000 samples first (short-form), then centres the STFT.
         let half = N_FFT / 2;
-        let mut padded = vec![0f32; WINDOW_SAMPLES + 2 * half];
+        let mut padded = vec![0f32; len + 2 * half];
         padded[half..half + signal.len()].copy_from_slice(signal);
         for i in 0..half {
             padded[half - 1 - i] = padded[half + 1 + i];
-            padded[half + WINDOW_SAMPLES + i] = padded[half + WINDOW_SAMPLES - 2 - i];
+            padded[half + len + i] = padded[half + len - 2 - i];
         }
 
-        // The STFT has WINDOW_FRAMES + 1 frames; Whisper drops the last one.
-        let mut mel = vec![0f32; WINDOW_FRAMES * n_mels]; // frame-major while computing
+        // The STFT has frames + 1 frames; Whisper drops the last one.
+        let mut mel = vec![0f32; frames * n_mels]; // frame-major while computing
         mel.par_chunks_mut(n_mels * 64).enumerate().try_for_each(|(chunk, out)| -> Result<()> {
             let mut frame = self.fft.make_input_vec();
             let mut spectrum = self.fft.make_output_vec();
@@ -105,10 +127,10 @@ impl LogMelSpectrogram {
             max = max.max(*v);
         }
         let floor = max - 8.0;
-        let mut features = vec![0f32; n_mels * WINDOW_FRAMES];
+        let mut features = vec![0f32; n_mels * frames];
         for (t, frame) in mel.chunks(n_mels).enumerate() {
             for (m, &v) in frame.iter().enumerate() {
-                features[m * WINDOW_FRAMES + t] = (v.max(floor) + 4.0) / 4.0;
+                features[m * frames + t] = (v.max(floor) + 4.0) / 4.0;
             }
         }
         Ok(features)

@@ -6,6 +6,7 @@
 
 use super::ops::{check_same_shape, check_width, shape_error, DecoderOps, Rope, RopeStyle};
 use crate::error::{Error, Result};
+use ipfs_accelerate_tensor::cpu::erf;
 use ipfs_accelerate_tensor::quant::QuantMatrix;
 use rayon::prelude::*;
 
@@ -84,6 +85,10 @@ impl DecoderOps for CpuOps {
             head_dim,
             capacity,
         })
+    }
+
+    fn upload(&mut self, values: &[f32], rows: usize, cols: usize) -> Result<CpuAct> {
+        CpuAct::new(values.to_vec(), rows, cols)
     }
 
     fn embed(&mut self, table: &QuantMatrix, ids: &[u32]) -> Result<CpuAct> {
@@ -244,17 +249,8 @@ impl DecoderOps for CpuOps {
             let query = &q.row(r)[h * head_dim..(h + 1) * head_dim];
             let span = start + r + 1;
             let base = kv * capacity * head_dim;
-            let mut scores: Vec<f32> =
-                (0..span).map(|p| dot(query, &keys[base + p * head_dim..base + (p + 1) * head_dim]) * scale).collect();
-            let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut total = 0.0f32;
-            for s in &mut scores {
-                *s = (*s - max).exp();
-                total += *s;
-            }
-            for (p, s) in scores.iter().enumerate() {
-                axpy(s / total, &values[base + p * head_dim..base + (p + 1) * head_dim], slot);
-            }
+            let end = base + span * head_dim;
+            attend(query, &keys[base..end], &values[base..end], scale, slot);
         };
         if n * heads * (start + n) * head_dim > 1 << 16 {
             out.par_chunks_mut(head_dim).enumerate().for_each(work);
@@ -262,6 +258,56 @@ impl DecoderOps for CpuOps {
             out.chunks_mut(head_dim).enumerate().for_each(work);
         }
         CpuAct::new(out, n, heads * head_dim)
+    }
+
+    fn full_attention(&mut self, q: &CpuAct, k: &CpuAct, v: &CpuAct, heads: usize) -> Result<CpuAct> {
+        let head_dim = q.cols.checked_div(heads).unwrap_or(0);
+        if head_dim == 0
+            || q.cols != heads * head_dim
+            || !k.cols.is_multiple_of(head_dim)
+            || !heads.is_multiple_of((k.cols / head_dim).max(1))
+            || v.cols != k.cols
+            || v.rows != k.rows
+            || k.rows == 0
+        {
+            return Err(shape_error(
+                "full_attention",
+                format!(
+                    "q [{}, {}], k [{}, {}], v [{}, {}] do not fit {heads} heads",
+                    q.rows, q.cols, k.rows, k.cols, v.rows, v.cols
+                ),
+            ));
+        }
+        let kv_heads = k.cols / head_dim;
+        let group = heads / kv_heads;
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        let span = k.rows;
+        // Keys and values regrouped per head, `[kv_heads, span, head_dim]`, so
+        // each (row, head) task reads one contiguous run.
+        let per_head = |m: &CpuAct| -> Vec<f32> {
+            let mut out = vec![0.0f32; m.data.len()];
+            for (p, row) in m.data.chunks_exact(m.cols).enumerate() {
+                for h in 0..kv_heads {
+                    let at = (h * span + p) * head_dim;
+                    out[at..at + head_dim].copy_from_slice(&row[h * head_dim..(h + 1) * head_dim]);
+                }
+            }
+            out
+        };
+        let (keys, values) = (per_head(k), per_head(v));
+        let mut out = vec![0.0f32; q.rows * q.cols];
+        let work = |(index, slot): (usize, &mut [f32])| {
+            let (r, h) = (index / heads, index % heads);
+            let base = (h / group) * span * head_dim;
+            let query = &q.row(r)[h * head_dim..(h + 1) * head_dim];
+            attend(query, &keys[base..base + span * head_dim], &values[base..base + span * head_dim], scale, slot);
+        };
+        if q.rows * heads * span * head_dim > 1 << 16 {
+            out.par_chunks_mut(head_dim).enumerate().for_each(work);
+        } else {
+            out.chunks_mut(head_dim).enumerate().for_each(work);
+        }
+        CpuAct::new(out, q.rows, q.cols)
     }
 
     fn silu_mul(&mut self, gate: &CpuAct, up: &CpuAct) -> Result<CpuAct> {
@@ -274,6 +320,11 @@ impl DecoderOps for CpuOps {
         const SQRT_2_OVER_PI: f32 = 0.797_884_6;
         let data =
             x.data.iter().map(|&v| 0.5 * v * (1.0 + (SQRT_2_OVER_PI * (v + 0.044715 * v * v * v)).tanh())).collect();
+        CpuAct::new(data, x.rows, x.cols)
+    }
+
+    fn gelu(&mut self, x: &CpuAct) -> Result<CpuAct> {
+        let data = x.data.iter().map(|&v| 0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2))).collect();
         CpuAct::new(data, x.rows, x.cols)
     }
 
@@ -292,6 +343,22 @@ impl DecoderOps for CpuOps {
 
     fn read(&mut self, x: &CpuAct) -> Result<Vec<f32>> {
         Ok(x.data.clone())
+    }
+}
+
+/// `out = softmax(scale · keys · query) · values` for one query row and one
+/// head; `keys` and `values` are that head's `[span, head_dim]` rows.
+fn attend(query: &[f32], keys: &[f32], values: &[f32], scale: f32, out: &mut [f32]) {
+    let head_dim = query.len();
+    let mut scores: Vec<f32> = keys.chunks_exact(head_dim).map(|key| dot(query, key) * scale).collect();
+    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut total = 0.0f32;
+    for s in &mut scores {
+        *s = (*s - max).exp();
+        total += *s;
+    }
+    for (s, value) in scores.iter().zip(values.chunks_exact(head_dim)) {
+        axpy(s / total, value, out);
     }
 }
 

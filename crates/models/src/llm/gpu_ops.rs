@@ -175,6 +175,52 @@ impl GpuDecoderOps {
         self.stream.runner()
     }
 
+    /// Dispatches `llm_attention` for `params` (one pass, or split over the
+    /// keys and combined) and returns its output.
+    fn run_attention(
+        &mut self,
+        mut params: AttentionParams,
+        q: &GpuAct,
+        keys: &wgpu::Buffer,
+        values: &wgpu::Buffer,
+    ) -> Result<GpuAct> {
+        let out = self.act("attention", q.rows, q.cols)?;
+        if let Some(splits) = self.attention_splits {
+            params.splits = splits;
+        }
+        let placeholder = self.runner().placeholder().clone();
+        if params.splits <= 1 {
+            params.splits = 1;
+            self.dispatch(
+                AttentionParams::KERNEL,
+                &[("PHASE", 0.0)],
+                bytemuck::bytes_of(&params),
+                &[&q.buffer, keys, values, &placeholder, &out.buffer],
+                params.workgroups(),
+            )?;
+        } else {
+            // Few (head, row) pairs over a long span: shares of the keys in
+            // parallel, then one combining pass.
+            to_u32("attention", "partial results", params.partial_len())?;
+            let partials = self.pool.get("attention partials", (params.partial_len() * 4) as u64).map_err(gpu_error)?;
+            self.dispatch(
+                AttentionParams::KERNEL,
+                &[("PHASE", 1.0)],
+                bytemuck::bytes_of(&params),
+                &[&q.buffer, keys, values, &placeholder, &partials],
+                params.split_workgroups(),
+            )?;
+            self.dispatch(
+                AttentionParams::KERNEL,
+                &[("PHASE", 2.0)],
+                bytemuck::bytes_of(&params),
+                &[&placeholder, &placeholder, &placeholder, &partials, &out.buffer],
+                params.workgroups(),
+            )?;
+        }
+        Ok(out)
+    }
+
     fn act(&self, op: &str, rows: usize, cols: usize) -> Result<GpuAct> {
         let bytes = rows
             .checked_mul(cols)
@@ -321,6 +367,24 @@ impl DecoderOps for GpuDecoderOps {
             buffers.push((k, v));
         }
         Ok(GpuCache { layers: buffers, kv_heads, head_dim, capacity })
+    }
+
+    fn upload(&mut self, values: &[f32], rows: usize, cols: usize) -> Result<GpuAct> {
+        if values.len() != rows.saturating_mul(cols) {
+            return Err(shape_error(
+                "upload",
+                format!("{} values cannot be a [{rows}, {cols}] activation", values.len()),
+            ));
+        }
+        let out = self.act("upload", rows, cols)?;
+        if values.is_empty() {
+            return Ok(out);
+        }
+        // A fresh buffer copied in the stream's order: a pooled buffer may
+        // still be the target of commands recorded but not yet submitted.
+        let staging = self.runner().storage_buffer("upload", bytemuck::cast_slice(values)).map_err(gpu_error)?;
+        self.stream.copy(&staging, 0, out.buffer.buffer(), 0, out.bytes()).map_err(gpu_error)?;
+        Ok(out)
     }
 
     fn embed(&mut self, table: &GpuMatrix, ids: &[u32]) -> Result<GpuAct> {
@@ -513,8 +577,7 @@ impl DecoderOps for GpuDecoderOps {
         let offset = start as u64 * row_bytes;
         self.stream.copy(&k.buffer, 0, keys, offset, k.bytes()).map_err(gpu_error)?;
         self.stream.copy(&v.buffer, 0, values, offset, v.bytes()).map_err(gpu_error)?;
-        let out = self.act("attention", n, q.cols)?;
-        let mut params = AttentionParams {
+        let params = AttentionParams {
             rows: to_u32("attention", "rows", n)?,
             heads: to_u32("attention", "heads", heads)?,
             kv_heads: kv_heads as u32,
@@ -522,42 +585,43 @@ impl DecoderOps for GpuDecoderOps {
             start: start as u32,
             scale: 1.0 / (head_dim as f32).sqrt(),
             splits: AttentionParams::choose_splits(heads, n, start + n),
-            _pad: 0,
+            causal: 1,
         };
-        if let Some(splits) = self.attention_splits {
-            params.splits = splits;
+        self.run_attention(params, q, keys, values)
+    }
+
+    fn full_attention(&mut self, q: &GpuAct, k: &GpuAct, v: &GpuAct, heads: usize) -> Result<GpuAct> {
+        let head_dim = q.cols.checked_div(heads).unwrap_or(0);
+        let kv_heads = k.cols.checked_div(head_dim).unwrap_or(0);
+        if head_dim == 0
+            || head_dim > MAX_HEAD_DIM as usize
+            || q.cols != heads * head_dim
+            || kv_heads == 0
+            || k.cols != kv_heads * head_dim
+            || !heads.is_multiple_of(kv_heads)
+            || v.cols != k.cols
+            || v.rows != k.rows
+            || k.rows == 0
+        {
+            return Err(shape_error(
+                "full_attention",
+                format!(
+                    "q [{}, {}], k [{}, {}], v [{}, {}] do not fit {heads} heads",
+                    q.rows, q.cols, k.rows, k.cols, v.rows, v.cols
+                ),
+            ));
         }
-        let placeholder = self.runner().placeholder().clone();
-        if params.splits <= 1 {
-            params.splits = 1;
-            self.dispatch(
-                AttentionParams::KERNEL,
-                &[("PHASE", 0.0)],
-                bytemuck::bytes_of(&params),
-                &[&q.buffer, keys, values, &placeholder, &out.buffer],
-                params.workgroups(),
-            )?;
-        } else {
-            // Few (head, row) pairs over a long span: shares of the keys in
-            // parallel, then one combining pass.
-            to_u32("attention", "partial results", params.partial_len())?;
-            let partials = self.pool.get("attention partials", (params.partial_len() * 4) as u64).map_err(gpu_error)?;
-            self.dispatch(
-                AttentionParams::KERNEL,
-                &[("PHASE", 1.0)],
-                bytemuck::bytes_of(&params),
-                &[&q.buffer, keys, values, &placeholder, &partials],
-                params.split_workgroups(),
-            )?;
-            self.dispatch(
-                AttentionParams::KERNEL,
-                &[("PHASE", 2.0)],
-                bytemuck::bytes_of(&params),
-                &[&placeholder, &placeholder, &placeholder, &partials, &out.buffer],
-                params.workgroups(),
-            )?;
-        }
-        Ok(out)
+        let params = AttentionParams {
+            rows: to_u32("full_attention", "rows", q.rows)?,
+            heads: to_u32("full_attention", "heads", heads)?,
+            kv_heads: kv_heads as u32,
+            head_dim: head_dim as u32,
+            start: to_u32("full_attention", "keys", k.rows)?,
+            scale: 1.0 / (head_dim as f32).sqrt(),
+            splits: AttentionParams::choose_splits(heads, q.rows, k.rows),
+            causal: 0,
+        };
+        self.run_attention(params, q, k.buffer.buffer(), v.buffer.buffer())
     }
 
     fn silu_mul(&mut self, gate: &GpuAct, up: &GpuAct) -> Result<GpuAct> {
@@ -565,6 +629,13 @@ impl DecoderOps for GpuDecoderOps {
         let out = self.act("silu_mul", gate.rows, gate.cols)?;
         let params = ElementwiseParams::new(to_u32("silu_mul", "elements", gate.rows * gate.cols)?);
         self.elementwise(ElementwiseOp::SiluMul, params, &gate.buffer, Some(&up.buffer), &out.buffer)?;
+        Ok(out)
+    }
+
+    fn gelu(&mut self, x: &GpuAct) -> Result<GpuAct> {
+        let out = self.act("gelu", x.rows, x.cols)?;
+        let params = ElementwiseParams::new(to_u32("gelu", "elements", x.rows * x.cols)?);
+        self.elementwise(ElementwiseOp::Gelu, params, &x.buffer, None, &out.buffer)?;
         Ok(out)
     }
 

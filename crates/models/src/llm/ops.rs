@@ -62,6 +62,9 @@ pub trait DecoderOps {
     /// values, holding at most `capacity` positions.
     fn new_cache(&mut self, layers: usize, kv_heads: usize, head_dim: usize, capacity: usize) -> Result<Self::Cache>;
 
+    /// An activation from host values, row-major `[rows, cols]` (an encoder's
+    /// output handed to a decoder).
+    fn upload(&mut self, values: &[f32], rows: usize, cols: usize) -> Result<Self::Act>;
     /// Rows `ids` of `table` (token or position embeddings): `[ids.len(), cols]`.
     fn embed(&mut self, table: &Self::Matrix, ids: &[u32]) -> Result<Self::Act>;
     /// `x / rms(x) * weight` per row.
@@ -93,10 +96,17 @@ pub trait DecoderOps {
         start: usize,
         heads: usize,
     ) -> Result<Self::Act>;
+    /// Attention of every row of `q` (`[n, heads·head_dim]`) over all rows
+    /// of `k` and `v` (`[m, kv_heads·head_dim]`), with no mask: an encoder's
+    /// self-attention, or a decoder's cross-attention to the encoder output.
+    /// Scale `1/sqrt(head_dim)`.
+    fn full_attention(&mut self, q: &Self::Act, k: &Self::Act, v: &Self::Act, heads: usize) -> Result<Self::Act>;
     /// `silu(gate) * up`, elementwise (SwiGLU).
     fn silu_mul(&mut self, gate: &Self::Act, up: &Self::Act) -> Result<Self::Act>;
     /// GELU with the tanh approximation (GPT-2's `gelu_new`).
     fn gelu_tanh(&mut self, x: &Self::Act) -> Result<Self::Act>;
+    /// Exact GELU, `x · Φ(x)` with the error function (Whisper's, BERT's).
+    fn gelu(&mut self, x: &Self::Act) -> Result<Self::Act>;
     /// `x += y`.
     fn add_assign(&mut self, x: &mut Self::Act, y: &Self::Act) -> Result<()>;
     /// The last row, `[1, cols]`.

@@ -38,7 +38,7 @@ impl WeightBits {
 
     /// The storage type for a float matrix with `cols` columns: block types
     /// need whole blocks per row, so narrower rows fall back to float16.
-    fn storage(self, cols: usize) -> QuantType {
+    pub(crate) fn storage(self, cols: usize) -> QuantType {
         let blocks_fit = cols.is_multiple_of(32);
         match self {
             WeightBits::AsStored | WeightBits::ThirtyTwo => QuantType::F32,

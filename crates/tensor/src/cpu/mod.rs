@@ -12,6 +12,10 @@ mod memory;
 mod plan;
 pub(crate) mod simd;
 
+/// The error function the GELU kernels use (absolute error about 1e-7), for
+/// callers outside the graph (the eager decoder backends).
+pub use simd::erf;
+
 use crate::graph::{ConstantSource, Graph, Weights};
 use crate::{Error, Result, Tensor};
 use bytes::Bytes;
