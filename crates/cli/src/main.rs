@@ -25,6 +25,7 @@ enum Command {
     Embed(commands::embed::EmbedArgs),
     Similarity(commands::similarity::SimilarityArgs),
     Generate(commands::generate::GenerateArgs),
+    Transcribe(commands::transcribe::TranscribeArgs),
     Devices(commands::devices::DevicesArgs),
     Browsers(commands::browsers::BrowsersArgs),
     #[command(subcommand)]
@@ -43,7 +44,9 @@ fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("IPFS_ACCELERATE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // symphonia logs a failed format probe as an error; the audio
+                // error the command prints already says what is wrong.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,symphonia_core=off")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -52,6 +55,7 @@ fn main() {
         Command::Embed(args) => commands::embed::run(args),
         Command::Similarity(args) => commands::similarity::run(args),
         Command::Generate(args) => commands::generate::run(args),
+        Command::Transcribe(args) => commands::transcribe::run(args),
         Command::Devices(args) => commands::devices::run(args),
         Command::Browsers(args) => commands::browsers::run(args),
         Command::Bench(cmd) => commands::bench::run(cmd),

@@ -12,6 +12,7 @@ pub mod pull;
 pub mod serve;
 pub mod similarity;
 pub mod stats;
+pub mod transcribe;
 
 use crate::model_ref::ModelArgs;
 use anyhow::Result;
