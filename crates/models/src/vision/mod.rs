@@ -11,12 +11,24 @@
 //! `Resize`/`CenterCrop` on PIL images, as EfficientNet uses, resize with the
 //! same Pillow code, so a `shortest_edge` + `crop_size` config describes them
 //! too (torchvision rounds an odd crop offset, transformers floors it).
+//!
+//! On top of that, the models: ViT image classification ([`ViTModel`]),
+//! CLIP image/text embeddings ([`ClipModel`]), and [`ImageClassifier`],
+//! which loads either from a model directory and classifies images (CLIP
+//! zero-shot over labels the caller names).
 
+mod classifier;
+pub mod clip;
 mod decode;
 pub mod efficientnet;
 mod processor;
 pub mod resize;
+mod transformer;
+pub mod vit;
 
+pub use classifier::{ImageClassifier, Scored, DEFAULT_TEMPLATE};
+pub use clip::ClipModel;
 pub use decode::{decode_image, decode_image_with_limit, Alpha, MAX_PIXELS};
 pub use processor::{ImageProcessor, ResizeTo};
 pub use resize::Filter;
+pub use vit::ViTModel;
