@@ -235,3 +235,37 @@ fn bad_input_is_refused_clearly() {
     let err = ImageClassifier::load(dir.path(), BackendChoice::Cpu).err().unwrap().to_string();
     assert!(err.contains("weight"), "{err}");
 }
+
+#[test]
+fn vit_loads_transformers_5_weight_names_too() {
+    let g = golden();
+    let dir = vit_dir(&g);
+    let want = {
+        let model = ImageClassifier::load(dir.path(), BackendChoice::Cpu).unwrap();
+        model.classify(&images(&model, &g), 5).unwrap()
+    };
+    // The same weights under the names transformers 5 saves (layers.N, q_proj, mlp.fc1…).
+    let renamed: Vec<TensorSpec> = g
+        .vit
+        .tensors
+        .iter()
+        .map(|t| {
+            let mut name = t.name.replace(".encoder.layer.", ".layers.");
+            for (old, new) in [
+                ("attention.attention.query", "attention.q_proj"),
+                ("attention.attention.key", "attention.k_proj"),
+                ("attention.attention.value", "attention.v_proj"),
+                ("attention.output.dense", "attention.o_proj"),
+                ("intermediate.dense", "mlp.fc1"),
+                ("output.dense", "mlp.fc2"),
+            ] {
+                name = name.replace(old, new);
+            }
+            TensorSpec { name, shape: t.shape.clone(), ..*t }
+        })
+        .collect();
+    assert!(renamed.iter().any(|t| t.name == "vit.layers.1.mlp.fc2.weight"));
+    write_safetensors(&renamed, &dir.path().join("model.safetensors"));
+    let model = ImageClassifier::load(dir.path(), BackendChoice::Cpu).unwrap();
+    assert_eq!(model.classify(&images(&model, &g), 5).unwrap(), want);
+}
