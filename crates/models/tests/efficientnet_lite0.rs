@@ -12,6 +12,7 @@ mod lcg_weights;
 
 use image::RgbImage;
 use ipfs_accelerate_models::vision::efficientnet::{EfficientNet, EfficientNetLite};
+use ipfs_accelerate_models::vision::ImageClassifier;
 use ipfs_accelerate_models::{BackendChoice, Error};
 use lcg_weights::{write_safetensors, TensorSpec};
 use serde::Deserialize;
@@ -264,4 +265,39 @@ fn pixel_values_of_the_wrong_size_are_refused() {
     let wrong = ipfs_accelerate_tensor::Tensor::from_f32([1, 3, 8, 8], &[0.0; 192]).unwrap();
     let err = net.forward(model.engine(), &wrong).unwrap_err().to_string();
     assert!(err.contains("[n, 3, 16, 16]"), "{err}");
+}
+
+/// `ImageClassifier` (what `ipfs-accelerate classify` runs) detects
+/// EfficientNet-Lite from config.json and ranks exactly as the model does.
+#[test]
+fn image_classifier_runs_efficientnet() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_model(dir.path());
+    let classifier = ImageClassifier::load(dir.path(), BackendChoice::Cpu).expect("the tiny model loads");
+    assert_eq!(classifier.model_type(), "efficientnet_lite");
+    assert!(!classifier.is_zero_shot());
+    assert_eq!(classifier.labels(), ["zero", "one", "two", "three", "four"]);
+    let model = EfficientNet::load(dir.path(), BackendChoice::Cpu).unwrap();
+    let imgs = [gradient(20, 16, 0), gradient(16, 30, 40)];
+    let ours = model.classify(&imgs, 3).unwrap();
+    let theirs = classifier.classify(&imgs, 3).unwrap();
+    for (a, b) in ours.iter().zip(&theirs) {
+        let a: Vec<(&str, f32)> = a.iter().map(|p| (p.label.as_str(), p.score)).collect();
+        let b: Vec<(&str, f32)> = b.iter().map(|(l, s)| (l.as_str(), *s)).collect();
+        assert_eq!(a.len(), b.len());
+        for ((la, sa), (lb, sb)) in a.iter().zip(&b) {
+            assert_eq!(la, lb);
+            assert!((sa - sb).abs() < 1e-6, "{la}: {sa} vs {sb}");
+        }
+    }
+    assert!(classifier.zero_shot(&imgs, &["cat"]).is_err());
+
+    let Some(real) = common::test_model("efficientnet-lite0") else { return };
+    let classifier = ImageClassifier::load(&real, BackendChoice::Cpu).expect("the test model loads");
+    let g = golden();
+    let image = classifier.read_image(&goldens_dir().join(&g.images[1].file)).unwrap();
+    let top = classifier.classify(&[image], 5).unwrap();
+    let labels: Vec<&str> = top[0].iter().map(|(l, _)| l.as_str()).collect();
+    let want: Vec<&str> = g.images[1].top5.iter().map(|t| t.label.as_str()).collect();
+    assert_eq!(labels, want);
 }

@@ -1,8 +1,10 @@
-//! Image classification, ready to run: ViT with its own labels, or CLIP
-//! zero-shot over labels the caller names, chosen from `config.json`.
+//! Image classification, ready to run: ViT or EfficientNet-Lite with their
+//! own labels, or CLIP zero-shot over labels the caller names, chosen from
+//! `config.json`.
 
 use super::clip::{ClipConfig, ClipModel};
 use super::decode::{decode_image, Alpha};
+use super::efficientnet::{EfficientNetConfig, EfficientNetLite};
 use super::processor::ImageProcessor;
 use super::transformer::softmax;
 use super::vit::{ViTConfig, ViTModel};
@@ -28,6 +30,8 @@ pub type Scored = (String, f32);
 
 enum Kind {
     Vit(ViTModel),
+    // Boxed so the enum does not grow by the network's inline layers.
+    EfficientNet(Box<EfficientNetLite>),
     Clip { model: ClipModel, tokenizer: TextTokenizer },
 }
 
@@ -98,6 +102,10 @@ impl ImageClassifier {
                 let cfg: ViTConfig = serde_json::from_value(raw).map_err(|e| bad_config(e.to_string()))?;
                 Kind::Vit(ViTModel::load(cfg, &file)?)
             }
+            Some("efficientnet_lite") => {
+                let cfg: EfficientNetConfig = serde_json::from_value(raw).map_err(|e| bad_config(e.to_string()))?;
+                Kind::EfficientNet(Box::new(EfficientNetLite::load(cfg, &file)?))
+            }
             Some(_) => {
                 let cfg: ClipConfig = serde_json::from_value(raw).map_err(|e| bad_config(e.to_string()))?;
                 let model = ClipModel::load(cfg, &file)?;
@@ -106,7 +114,7 @@ impl ImageClassifier {
             }
             None => {
                 return Err(bad_config(format!(
-                    "model_type {:?} (architectures {}) is not an image classifier this build runs: supported are vit (ViTForImageClassification) and clip (CLIPModel)",
+                    "model_type {:?} (architectures {}) is not an image classifier this build runs: supported are vit (ViTForImageClassification), clip (CLIPModel) and efficientnet_lite (scripts/convert-efficientnet-lite0.py)",
                     raw.get("model_type").and_then(|v| v.as_str()).unwrap_or(""),
                     raw.get("architectures").map(|v| v.to_string()).unwrap_or_else(|| "none listed".into())
                 )))
@@ -128,7 +136,7 @@ impl ImageClassifier {
         &self.dir
     }
 
-    /// `"vit"` or `"clip"`.
+    /// `"vit"`, `"efficientnet_lite"` or `"clip"`.
     pub fn model_type(&self) -> &'static str {
         kind_name(&self.kind)
     }
@@ -143,6 +151,7 @@ impl ImageClassifier {
     pub fn labels(&self) -> &[String] {
         match &self.kind {
             Kind::Vit(model) => model.labels(),
+            Kind::EfficientNet(model) => model.labels(),
             Kind::Clip { .. } => &[],
         }
     }
@@ -205,9 +214,21 @@ impl ImageClassifier {
     }
 
     /// The top `top_k` of the model's own labels for each image, most
-    /// probable first (softmax of the logits). ViT only: CLIP needs labels
-    /// ([`Self::zero_shot`]).
+    /// probable first (softmax of the logits). ViT and EfficientNet only:
+    /// CLIP needs labels ([`Self::zero_shot`]).
     pub fn classify(&self, images: &[RgbImage], top_k: usize) -> Result<Vec<Vec<Scored>>> {
+        if let Kind::EfficientNet(model) = &self.kind {
+            check_top_k(top_k)?;
+            let mut out = Vec::with_capacity(images.len());
+            for chunk in non_empty(images)?.chunks(BATCH) {
+                let logits = model.forward(&self.engine, &self.pixels(chunk)?)?;
+                let logits = logits.as_f32().ok_or_else(|| Error::Backend("the logits are not float32".into()))?;
+                for row in logits.chunks_exact(model.labels().len()) {
+                    out.push(top(model.labels().iter().cloned().zip(softmax(row)).collect(), top_k));
+                }
+            }
+            return Ok(out);
+        }
         let Kind::Vit(model) = &self.kind else {
             return Err(Error::InvalidOption(
                 "CLIP classifies by labels you give it: pass candidate labels (zero-shot classification)".into(),
@@ -284,7 +305,7 @@ impl ImageClassifier {
     fn clip(&self) -> Result<&ClipModel> {
         match &self.kind {
             Kind::Clip { model, .. } => Ok(model),
-            Kind::Vit(_) => Err(not_clip()),
+            Kind::Vit(_) | Kind::EfficientNet(_) => Err(not_clip()),
         }
     }
 
@@ -296,7 +317,7 @@ impl ImageClassifier {
 
 fn not_clip() -> Error {
     Error::InvalidOption(
-        "this is a ViT classifier: zero-shot labels and image/text embeddings need a CLIP model".into(),
+        "this is a ViT or EfficientNet classifier: zero-shot labels and image/text embeddings need a CLIP model".into(),
     )
 }
 
@@ -324,17 +345,20 @@ fn top(mut scored: Vec<Scored>, k: usize) -> Vec<Scored> {
 fn kind_name(kind: &Kind) -> &'static str {
     match kind {
         Kind::Vit(_) => "vit",
+        Kind::EfficientNet(_) => "efficientnet_lite",
         Kind::Clip { .. } => "clip",
     }
 }
 
-/// `"vit"` or `"clip"` from `model_type`, else from `architectures[0]`.
+/// `"vit"`, `"efficientnet_lite"` or `"clip"` from `model_type`, else (ViT,
+/// CLIP) from `architectures[0]`.
 fn vision_type(raw: &serde_json::Value) -> Option<&'static str> {
     let model_type = raw.get("model_type").and_then(|v| v.as_str()).unwrap_or("");
     let arch = raw.get("architectures").and_then(|v| v.get(0)).and_then(|v| v.as_str()).unwrap_or("");
     match model_type {
         "vit" => Some("vit"),
         "clip" => Some("clip"),
+        "efficientnet_lite" => Some("efficientnet_lite"),
         "" if arch.starts_with("ViT") => Some("vit"),
         "" if arch.starts_with("CLIP") => Some("clip"),
         _ => None,
@@ -350,6 +374,7 @@ mod tests {
     fn detects_vit_and_clip_from_the_config() {
         assert_eq!(vision_type(&json!({"model_type": "vit"})), Some("vit"));
         assert_eq!(vision_type(&json!({"architectures": ["CLIPModel"]})), Some("clip"));
+        assert_eq!(vision_type(&json!({"model_type": "efficientnet_lite"})), Some("efficientnet_lite"));
         assert_eq!(vision_type(&json!({"model_type": "bert", "architectures": ["ViTModel"]})), None);
     }
 
