@@ -10,7 +10,8 @@
 //!
 //! Cases: (a) the op families BERT uses plus every other IR op, (b) decomposed
 //! packed attention (plain, and grouped-query + causal + key-padding mask),
-//! (c) the all-MiniLM-L6-v2 encoder (when the test model is present).
+//! (c) the all-MiniLM-L6-v2 encoder (when the test model is present), (d) the
+//! convolutional ops (conv2d in its forms, clamp, pools).
 //!
 //! Without the browser the test prints a skip notice and passes, unless
 //! `CI=true`. Chromium is found at `IPFS_ACCELERATE_WEBNN_CHROMIUM` (the binary)
@@ -288,6 +289,12 @@ fn attention_case() -> Case {
     Case { name: "attention", graph, weights, inputs }
 }
 
+/// (d) The convolutional ops of a mobile network (see `support::conv`).
+fn conv_case() -> Case {
+    let (graph, weights, inputs) = support::conv::mobile_ops_graph();
+    Case { name: "conv", graph, weights, inputs }
+}
+
 /// Token ids of the two MiniLM test sequences ([CLS] ... [SEP], BERT's vocab).
 const MINILM_SEQS: [&[i32]; 2] = [&[101, 7592, 2088, 102], &[101, 1037, 3899, 2003, 2652, 1999, 1996, 2380, 1012, 102]];
 
@@ -456,7 +463,7 @@ fn browser_outputs(name: &str, report: &str) -> (BTreeMap<String, Vec<f32>>, f64
 #[test]
 fn webnn_executor_matches_cpu_backend() {
     let Some(chromium) = webnn_chromium() else { return };
-    let mut cases = vec![ops_case(), attention_case()];
+    let mut cases = vec![ops_case(), attention_case(), conv_case()];
     let minilm = common::test_model("all-MiniLM-L6-v2");
     if let Some(dir) = &minilm {
         cases.push(minilm_case(dir));

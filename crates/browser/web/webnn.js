@@ -171,7 +171,8 @@ export async function createWebnnExecutor(context, graph, weights) {
     const what = `node ${n} (${node.op})`;
     const x = node.inputs.map((i) => get(i, what));
     try {
-      ops[node.output] = lower(builder, node, x, node.inputs.map((i) => types[i]), limits);
+      const shapes = node.inputs.map((i) => desc(i).shape);
+      ops[node.output] = lower(builder, node, x, node.inputs.map((i) => types[i]), limits, shapes);
     } catch (e) {
       const shapes = node.inputs.map((i) => `${types[i]}[${desc(i).shape}]`).join(', ');
       throw new Error(`webnn: ${what} on (${shapes}) failed: ${e && e.message ? e.message : e}`);
@@ -235,9 +236,10 @@ export async function createWebnnExecutor(context, graph, weights) {
  * One IR node as one MLGraphBuilder call (plus a cast for index types the
  * context does not take).
  * @param {MLGraphBuilder} b @param {GraphNode} node @param {MLOperand[]} x @param {DType[]} xt @param {any} limits
+ * @param {number[][]} shapes the IR shapes of the inputs
  * @returns {MLOperand}
  */
-function lower(b, node, x, xt, limits) {
+function lower(b, node, x, xt, limits, shapes) {
   const op = node.op;
   const want = (/** @type {number} */ n) => {
     if (x.length !== n) throw new Error(`expects ${n} inputs, got ${x.length}`);
@@ -309,11 +311,78 @@ function lower(b, node, x, xt, limits) {
     case 'cast':
       want(1);
       return b.cast(x[0], node.to);
+    case 'conv2d': {
+      want(node.hasBias ? 3 : 2);
+      /** @type {any} */
+      const o = {
+        padding: node.padding,
+        strides: node.strides,
+        dilations: node.dilations,
+        groups: node.groups,
+        inputLayout: 'nchw',
+        filterLayout: 'oihw',
+      };
+      if (node.hasBias) o.bias = x[2];
+      return b.conv2d(x[0], x[1], o);
+    }
+    case 'averagePool2d':
+    case 'maxPool2d':
+      want(1);
+      return pool2d(b, op, node, x[0], xt[0], shapes[0]);
+    case 'clamp':
+      want(1);
+      return b.clamp(x[0], { minValue: node.minValue, maxValue: node.maxValue });
     case 'attention':
       throw new Error('the fused attention op is not a WebNN op: decompose the graph (decompose_fused) before sending it');
     default:
       throw new Error(`unknown op ${JSON.stringify(op)} (not a WebNN op this executor lowers)`);
   }
+}
+
+/**
+ * averagePool2d / maxPool2d (NCHW, floor rounding). Without padding, one
+ * call. With padding, the IR's meaning — padded positions are not counted —
+ * is built explicitly, because backends differ here (Chromium's TFLite-based
+ * CPU backend pads with zeros and counts them: webmachinelearning/webnn#876):
+ * the input is padded (zeros for the average, the lowest float for the max)
+ * and pooled without padding; an average is then scaled per output position
+ * by window size / positions inside the input.
+ * @param {MLGraphBuilder} b @param {string} op @param {GraphNode} node @param {MLOperand} x
+ * @param {DType} dtype @param {number[]} shape the input's NCHW shape
+ * @returns {MLOperand}
+ */
+function pool2d(b, op, node, x, dtype, shape) {
+  const [top, bottom, left, right] = node.padding;
+  const o = { windowDimensions: node.windowDimensions, strides: node.strides, dilations: node.dilations, layout: 'nchw', roundingType: 'floor' };
+  if (top + bottom + left + right === 0) return /** @type {any} */ (b)[op](x, { ...o, padding: [0, 0, 0, 0] });
+  const isMax = op === 'maxPool2d';
+  const padded = b.pad(x, [0, 0, top, left], [0, 0, bottom, right], { mode: 'constant', value: isMax ? -3.4028234663852886e38 : 0 });
+  const pooled = /** @type {any} */ (b)[op](padded, { ...o, padding: [0, 0, 0, 0] });
+  if (isMax) return pooled;
+  const [kh, kw] = node.windowDimensions;
+  const [sh, sw] = node.strides;
+  const [dh, dw] = node.dilations;
+  const inside = (/** @type {number} */ o0, /** @type {number} */ s, /** @type {number} */ d, /** @type {number} */ k, /** @type {number} */ pad, /** @type {number} */ size) => {
+    let n = 0;
+    for (let i = 0; i < k; i++) {
+      const at = o0 * s + i * d - pad;
+      if (at >= 0 && at < size) n++;
+    }
+    return n;
+  };
+  const outH = Math.floor((shape[2] + top + bottom - dh * (kh - 1) - 1) / sh) + 1;
+  const outW = Math.floor((shape[3] + left + right - dw * (kw - 1) - 1) / sw) + 1;
+  const scale = new Float32Array(outH * outW);
+  for (let oy = 0; oy < outH; oy++) {
+    const ny = inside(oy, sh, dh, kh, top, shape[2]);
+    for (let ox = 0; ox < outW; ox++) {
+      const n = ny * inside(ox, sw, dw, kw, left, shape[3]);
+      scale[oy * outW + ox] = n === 0 ? 0 : (kh * kw) / n;
+    }
+  }
+  let factor = b.constant({ dataType: 'float32', shape: [1, 1, outH, outW] }, scale);
+  if (dtype !== 'float32') factor = b.cast(factor, /** @type {any} */ (dtype));
+  return b.mul(pooled, factor);
 }
 
 /**

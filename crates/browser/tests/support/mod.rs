@@ -4,6 +4,8 @@
 // Each test binary uses only some of these.
 #![allow(dead_code)]
 
+pub mod conv;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
 
