@@ -196,19 +196,19 @@ fn bad_input_is_refused_clearly() {
     pre["size"] = serde_json::json!({"height": 16, "width": 16});
     std::fs::write(dir.path().join("preprocessor_config.json"), pre.to_string()).unwrap();
     let model = ImageClassifier::load(dir.path(), BackendChoice::Cpu).unwrap();
-    let img = RgbImage::new(20, 20);
-    let err = model.classify(&[img.clone()], 1).unwrap_err().to_string();
+    let img = [RgbImage::new(20, 20)];
+    let err = model.classify(&img, 1).unwrap_err().to_string();
     assert!(err.contains("32×32") && err.contains("16×16"), "{err}");
-    assert!(model.zero_shot(&[img.clone()], &["cat"]).unwrap_err().to_string().contains("CLIP"));
-    assert!(model.classify(&[img.clone()], 0).is_err());
+    assert!(model.zero_shot(&img, &["cat"]).unwrap_err().to_string().contains("CLIP"));
+    assert!(model.classify(&img, 0).is_err());
     assert!(model.classify(&[], 1).is_err());
 
     // CLIP without labels, or with a template lacking the placeholder.
     let dir = clip_dir(&g);
     let mut model = ImageClassifier::load(dir.path(), BackendChoice::Cpu).unwrap();
-    let err = model.classify(&[img.clone()], 1).unwrap_err().to_string();
+    let err = model.classify(&img, 1).unwrap_err().to_string();
     assert!(err.contains("labels"), "{err}");
-    assert!(model.zero_shot(&[img.clone()], &[]).unwrap_err().to_string().contains("label"));
+    assert!(model.zero_shot(&img, &[]).unwrap_err().to_string().contains("label"));
     assert!(model.set_template("no placeholder").is_err());
 
     // Broken or unknown configs, and a missing tokenizer.

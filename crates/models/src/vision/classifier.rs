@@ -28,11 +28,11 @@ const BATCH: usize = 8;
 /// A label and its probability.
 pub type Scored = (String, f32);
 
+// Every variant boxed, so the enum stays small whichever model it holds.
 enum Kind {
-    Vit(ViTModel),
-    // Boxed so the enum does not grow by the network's inline layers.
+    Vit(Box<ViTModel>),
     EfficientNet(Box<EfficientNetLite>),
-    Clip { model: ClipModel, tokenizer: TextTokenizer },
+    Clip { model: Box<ClipModel>, tokenizer: Box<TextTokenizer> },
 }
 
 /// An image classifier loaded from a model directory (`config.json`,
@@ -100,7 +100,7 @@ impl ImageClassifier {
         let kind = match vision_type(&raw) {
             Some("vit") => {
                 let cfg: ViTConfig = serde_json::from_value(raw).map_err(|e| bad_config(e.to_string()))?;
-                Kind::Vit(ViTModel::load(cfg, &file)?)
+                Kind::Vit(Box::new(ViTModel::load(cfg, &file)?))
             }
             Some("efficientnet_lite") => {
                 let cfg: EfficientNetConfig = serde_json::from_value(raw).map_err(|e| bad_config(e.to_string()))?;
@@ -110,7 +110,7 @@ impl ImageClassifier {
                 let cfg: ClipConfig = serde_json::from_value(raw).map_err(|e| bad_config(e.to_string()))?;
                 let model = ClipModel::load(cfg, &file)?;
                 let tokenizer = TextTokenizer::load(dir, model.max_text_tokens())?;
-                Kind::Clip { model, tokenizer }
+                Kind::Clip { model: Box::new(model), tokenizer: Box::new(tokenizer) }
             }
             None => {
                 return Err(bad_config(format!(

@@ -339,10 +339,10 @@ impl ClipModel {
         };
         let seq_lens: Vec<usize> = if len == 0 { lens.clone() } else { vec![len; seqs] };
         let (mut ids, mut positions, mut rows) = (Vec::new(), Vec::new(), Vec::new());
-        for s in 0..seq_lens.len() {
+        for (s, &len) in seq_lens.iter().enumerate() {
             let text = texts.get(s).map(Vec::as_slice).unwrap_or(&[]);
             rows.push((ids.len() + pooled_index(text, tc.eos_token_id)) as i32);
-            for i in 0..seq_lens[s] {
+            for i in 0..len {
                 // Padding uses token 0, a valid row of every vocabulary.
                 ids.push(text.get(i).copied().unwrap_or(0) as i32);
                 positions.push(i as i32);
