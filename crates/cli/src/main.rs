@@ -26,6 +26,7 @@ enum Command {
     Similarity(commands::similarity::SimilarityArgs),
     Generate(commands::generate::GenerateArgs),
     Transcribe(commands::transcribe::TranscribeArgs),
+    Classify(commands::classify::ClassifyArgs),
     Devices(commands::devices::DevicesArgs),
     Browsers(commands::browsers::BrowsersArgs),
     #[command(subcommand)]
@@ -56,6 +57,7 @@ fn main() {
         Command::Similarity(args) => commands::similarity::run(args),
         Command::Generate(args) => commands::generate::run(args),
         Command::Transcribe(args) => commands::transcribe::run(args),
+        Command::Classify(args) => commands::classify::run(args),
         Command::Devices(args) => commands::devices::run(args),
         Command::Browsers(args) => commands::browsers::run(args),
         Command::Bench(cmd) => commands::bench::run(cmd),

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod browsers;
+pub mod classify;
 pub mod devices;
 pub mod embed;
 pub mod generate;
