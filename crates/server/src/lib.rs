@@ -14,6 +14,7 @@
 //! * [`generation`]: the served text generators, the request checks both
 //!   generation APIs share and the streaming of generated text;
 //!   [`chat`] (OpenAI's completions) and [`tgi`] (TGI's `/generate`) on it.
+//! * [`transcription`]: OpenAI's speech routes on the served Whisper models.
 //! * [`auth`], [`limits`]: the API key, the concurrency limit and request
 //!   metrics, as middleware. [`metrics`]: the Prometheus text.
 //! * [`router`]: the one list of routes; add new ones there.
@@ -47,9 +48,11 @@ mod server;
 pub mod state;
 pub mod tei;
 pub mod tgi;
+pub mod transcription;
 
 pub use server::{RunningServer, Server, ShutdownHandle};
 pub use state::AppState;
+pub use transcription::SpeechSpec;
 
 use ipfs_accelerate_ipfs::BlockSource;
 use ipfs_accelerate_models::llm::text::TextGenerator;
@@ -108,6 +111,8 @@ pub struct ServerConfig {
     pub models: Vec<ModelSpec>,
     /// The text-generation models (OpenAI's completions, TGI's `/generate`).
     pub generators: Vec<GeneratorSpec>,
+    /// The speech-recognition models (`/v1/audio/transcriptions`).
+    pub speech: Vec<SpeechSpec>,
     /// The workers that run them.
     pub pool: Arc<Pool>,
     /// Bearer token every route but `/health` requires, when set.
@@ -117,6 +122,8 @@ pub struct ServerConfig {
     pub max_concurrency: usize,
     /// Largest request body, in bytes; larger ones are answered 413.
     pub max_body_bytes: usize,
+    /// Largest body of the audio routes (an uploaded recording), in bytes.
+    pub max_audio_bytes: usize,
     /// Most texts in one request.
     pub max_batch_size: usize,
     /// The block store `/ipfs/{cid}` serves, if any.
@@ -129,16 +136,19 @@ pub struct ServerConfig {
 impl ServerConfig {
     /// A config with the default limits: 512 concurrent inference
     /// requests, 2 MiB bodies, 2048 texts per request, no key, no gateway,
-    /// no generation models.
+    /// no generation or speech models, 25 MiB audio uploads.
     pub fn new(addr: SocketAddr, models: Vec<ModelSpec>, pool: Arc<Pool>) -> Self {
         ServerConfig {
             addr,
             models,
             generators: Vec::new(),
+            speech: Vec::new(),
             pool,
             api_key: None,
             max_concurrency: 512,
             max_body_bytes: 2 * 1024 * 1024,
+            // OpenAI's limit for an uploaded recording.
+            max_audio_bytes: 25 * 1024 * 1024,
             max_batch_size: 2048,
             blocks: None,
             handle_signals: false,

@@ -1,7 +1,6 @@
 //! OpenAI-compatible routes: `GET /v1/models`, `POST /v1/embeddings`, and
-//! the answers for a route whose kind of model is not loaded (generation
-//! on a server without generation models, speech). Generation itself is in
-//! [`crate::chat`].
+//! the answers for a route whose kind of model is not loaded. Generation
+//! is in [`crate::chat`], speech in [`crate::transcription`].
 
 use crate::body::{self, json_object, optional_str, wrong_type};
 use crate::errors::{json_response, ApiError, Flavor};
@@ -31,7 +30,10 @@ pub async fn models(State(state): State<Arc<AppState>>) -> Response {
             "type": "text-generation", "context_length": g.context_length,
         })
     });
-    let data: Vec<Value> = embedders.chain(generators).collect();
+    let speech = state.speech.iter().map(|s| {
+        json!({ "id": s.name, "object": "model", "created": s.created, "owned_by": "ipfs-accelerate", "type": "speech-to-text" })
+    });
+    let data: Vec<Value> = embedders.chain(generators).chain(speech).collect();
     json_response(StatusCode::OK, &json!({ "object": "list", "data": data }))
 }
 
@@ -140,17 +142,6 @@ pub async fn no_generation_model() -> ApiError {
         FLAVOR,
         StatusCode::NOT_FOUND,
         "no text-generation model is loaded on this server; it serves embedding models only (see GET /v1/models; serve one with --model NAME=FILE.gguf)",
-    )
-    .param("model")
-    .code("model_not_found")
-}
-
-/// `POST /v1/audio/transcriptions`: no speech model can be loaded yet.
-pub async fn no_speech_model() -> ApiError {
-    ApiError::new(
-        FLAVOR,
-        StatusCode::NOT_FOUND,
-        "no speech-recognition model is loaded on this server; it serves embedding models only (see GET /v1/models)",
     )
     .param("model")
     .code("model_not_found")

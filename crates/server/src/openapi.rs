@@ -72,7 +72,23 @@ pub fn document() -> Value {
     });
     let vectors = json!({ "type": "array", "items": { "type": "array", "items": { "type": "number" } } });
     let any_object = json!({ "type": "object" });
-    let not_loaded = |flavor: &str| error_responses(&["404"], flavor);
+    let speech_form = json!({ "type": "object", "required": ["file", "model"], "properties": {
+        "file": { "type": "string", "format": "binary" }, "model": { "type": "string" },
+        "language": { "type": "string" },
+        "response_format": { "type": "string", "enum": ["json", "text", "verbose_json", "srt", "vtt"] },
+        "timestamp_granularities[]": { "type": "string", "enum": ["segment"] },
+        "temperature": { "type": "number", "enum": [0] } } });
+    let speech_op = |summary: &str| {
+        let mut responses = openai_errors(&["400", "401", "404", "413", "429", "500"]);
+        responses.insert(
+            "200".into(),
+            json!({ "description": "the transcript", "content": {
+            "application/json": { "schema": { "type": "object", "properties": { "text": { "type": "string" } } } },
+            "text/plain": { "schema": { "type": "string" } } } }),
+        );
+        json!({ "summary": summary, "responses": responses, "requestBody": { "required": true, "content": {
+            "multipart/form-data": { "schema": speech_form.clone() } } } })
+    };
     let stop = json!({ "oneOf": [
         { "type": "string" }, { "type": "array", "items": { "type": "string" }, "maxItems": 16 }
     ]});
@@ -163,7 +179,8 @@ pub fn document() -> Value {
             "/v1/embeddings": { "post": op("Embeddings (OpenAI)", embeddings_ok, openai_errors(&["400", "401", "404", "413", "429", "503"]), Some(embeddings_body)) },
             "/v1/chat/completions": { "post": events("Chat completions (OpenAI); Server-Sent Events with `stream`", openai_errors(&["400", "401", "404", "413", "429", "500"]), chat_body) },
             "/v1/completions": { "post": events("Completions (OpenAI); Server-Sent Events with `stream`", openai_errors(&["400", "401", "404", "413", "429", "500"]), completions_body) },
-            "/v1/audio/transcriptions": { "post": op("Transcriptions: no speech model is loaded", any_object.clone(), not_loaded("OpenAiError"), None) },
+            "/v1/audio/transcriptions": { "post": speech_op("Transcriptions (OpenAI): multipart form with `file`, `model`, optional `language`, `response_format` (json, text, verbose_json, srt, vtt), `timestamp_granularities[]` (segment)") },
+            "/v1/audio/translations": { "post": speech_op("Translations into English (OpenAI; multilingual Whisper models): the same form as transcriptions") },
             "/embed": { "post": op("Embeddings (text-embeddings-inference)", vectors.clone(), tei_errors(&["400", "401", "404", "413", "422", "429", "503"]), Some(embed_body.clone())) },
             "/": { "post": op("Embeddings (text-embeddings-inference's main route; the same as /embed); on a server of generation models only, TGI's generate (an array of one answer, or events with `stream`)", vectors.clone(), tei_errors(&["400", "401", "404", "413", "422", "429", "503"]), Some(embed_body.clone())) },
             "/info": { "get": op("The served model (text-embeddings-inference)", any_object.clone(), tei_errors(&["401"]), None) },

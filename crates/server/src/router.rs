@@ -4,7 +4,7 @@
 
 use crate::errors::{ApiError, Flavor};
 use crate::state::AppState;
-use crate::{auth, chat, dashboard, generation, limits, openai, openapi, tei, tgi};
+use crate::{auth, chat, dashboard, generation, limits, openai, openapi, tei, tgi, transcription};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::from_fn_with_state;
@@ -15,13 +15,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Every route path this crate serves (the gateway's `/ipfs/{cid}` aside).
-pub const ROUTES: [&str; 15] = [
+pub const ROUTES: [&str; 16] = [
     "/",
     "/v1/models",
     "/v1/embeddings",
     "/v1/chat/completions",
     "/v1/completions",
     "/v1/audio/transcriptions",
+    "/v1/audio/translations",
     "/embed",
     "/info",
     "/health",
@@ -35,10 +36,14 @@ pub const ROUTES: [&str; 15] = [
 
 /// The API's routes, before the shared layers. Inference routes sit behind
 /// the concurrency limit; the rest stay answerable under load.
-pub fn api_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
+pub fn api_routes(state: &Arc<AppState>, max_audio_bytes: usize) -> Router<Arc<AppState>> {
+    // Recordings are larger than any JSON request: their own body limit.
+    let audio_limit = DefaultBodyLimit::max(max_audio_bytes);
     let inference = Router::new()
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/embed", post(tei::embed))
+        .route("/v1/audio/transcriptions", post(transcription::transcriptions).layer(audio_limit))
+        .route("/v1/audio/translations", post(transcription::translations).layer(audio_limit))
         .route_layer(from_fn_with_state(state.clone(), limits::limit_concurrency));
     // The same slots, held until a streamed answer ends.
     let generation = Router::new()
@@ -53,7 +58,6 @@ pub fn api_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .route_layer(from_fn_with_state(state.clone(), generation::limit_concurrency));
     Router::new()
         .route("/v1/models", get(openai::models))
-        .route("/v1/audio/transcriptions", post(openai::no_speech_model))
         .route("/info", get(tei::info))
         .route("/health", get(tei::health))
         .route("/metrics", get(metrics))
@@ -67,8 +71,8 @@ pub fn api_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
 /// The whole application: the API routes, the trustless gateway when a
 /// block store is given, auth and metrics on every route, the body limit,
 /// and JSON answers for unknown routes and methods.
-pub fn router(state: Arc<AppState>, gateway: Option<Router>, max_body_bytes: usize) -> Router {
-    let mut app = api_routes(&state).with_state(state.clone());
+pub fn router(state: Arc<AppState>, gateway: Option<Router>, max_body_bytes: usize, max_audio_bytes: usize) -> Router {
+    let mut app = api_routes(&state, max_audio_bytes).with_state(state.clone());
     if let Some(gateway) = gateway {
         app = app.merge(gateway);
     }

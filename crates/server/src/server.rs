@@ -72,7 +72,7 @@ impl Server {
     pub fn start(config: ServerConfig) -> Result<RunningServer, Error> {
         let state = Arc::new(AppState::new(&config)?);
         let gateway = config.blocks.clone().map(|b| ipfs_accelerate_ipfs::gateway::router(Arc::new(Blocks(b))));
-        let app = router(state, gateway, config.max_body_bytes);
+        let app = router(state, gateway, config.max_body_bytes, config.max_audio_bytes);
         let runtime =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("http").enable_all().build()?;
         let std_listener =

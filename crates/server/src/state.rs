@@ -4,6 +4,7 @@
 use crate::errors::{ApiError, Flavor};
 use crate::generation::{GenerationMetrics, ServedGenerator};
 use crate::metrics::Metrics;
+use crate::transcription::ServedSpeech;
 use crate::{Error, ModelSpec, ServerConfig};
 use axum::http::StatusCode;
 use ipfs_accelerate_models::config::BertVariant;
@@ -97,6 +98,8 @@ pub struct AppState {
     pub models: Vec<ServedModel>,
     /// The text-generation models, in the order given.
     pub generators: Vec<ServedGenerator>,
+    /// The speech-recognition models, in the order given.
+    pub speech: Vec<ServedSpeech>,
     /// The workers.
     pub pool: Arc<Pool>,
     /// The bearer token clients must send, if any.
@@ -116,11 +119,16 @@ pub struct AppState {
 impl AppState {
     /// Loads the models' descriptions and sets up the limits.
     pub fn new(config: &ServerConfig) -> Result<Self, Error> {
-        if config.models.is_empty() && config.generators.is_empty() {
+        if config.models.is_empty() && config.generators.is_empty() && config.speech.is_empty() {
             return Err(Error::Config("at least one model is required".into()));
         }
         let mut models: Vec<ServedModel> = Vec::new();
-        let names = config.models.iter().map(|m| &m.name).chain(config.generators.iter().map(|g| &g.name));
+        let names = config
+            .models
+            .iter()
+            .map(|m| &m.name)
+            .chain(config.generators.iter().map(|g| &g.name))
+            .chain(config.speech.iter().map(|s| &s.name));
         let mut seen: Vec<&String> = Vec::new();
         for name in names {
             if seen.contains(&name) {
@@ -144,6 +152,7 @@ impl AppState {
         Ok(AppState {
             models,
             generators,
+            speech: config.speech.iter().map(ServedSpeech::new).collect(),
             pool: config.pool.clone(),
             api_key: config.api_key.clone().filter(|k| !k.is_empty()),
             inference_slots: Arc::new(Semaphore::new(config.max_concurrency)),

@@ -1,7 +1,8 @@
 //! `ipfs-accelerate serve`: the HTTP API (crates/server) over a resource
 //! pool — the one a `pool.toml` describes, or one local worker — for the
-//! embedding models, and text generation in this process for the
-//! generation models (GGUF files, Llama/Mistral/Qwen2/GPT-2 directories).
+//! embedding models, and text generation and speech recognition in this
+//! process for the generation models (GGUF files, Llama/Mistral/Qwen2/GPT-2
+//! directories) and Whisper models.
 
 use crate::config::FetchArgs;
 use crate::model_ref::{self, ModelArgs};
@@ -13,23 +14,25 @@ use ipfs_accelerate_models::llm::weights::WeightBits;
 use ipfs_accelerate_models::Precision;
 use ipfs_accelerate_pool::journal::{self, Journal};
 use ipfs_accelerate_pool::{LocalWorker, Pool, PoolConfig, Worker};
-use ipfs_accelerate_server::{GeneratorSpec, ModelSpec, Server, ServerConfig};
+use ipfs_accelerate_server::{GeneratorSpec, ModelSpec, Server, ServerConfig, SpeechSpec};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Serve OpenAI- and Hugging Face TEI/TGI-compatible embeddings and text generation over HTTP.
+/// Serve OpenAI- and Hugging Face TEI/TGI-compatible embeddings, text generation and
+/// transcription over HTTP.
 #[derive(Args)]
 #[command(after_help = "Examples:
   ipfs-accelerate serve --model ~/.cache/ipfs-accelerate/test-models/all-MiniLM-L6-v2
   ipfs-accelerate serve --addr 127.0.0.1:0 --model minilm=all-MiniLM-L6-v2 --backend cpu
   ipfs-accelerate serve --model minilm=sentence-transformers/all-MiniLM-L6-v2 --pool pool.toml --api-key KEY
-  ipfs-accelerate serve --model smollm=SmolLM2-135M-Instruct.Q4_1.gguf
+  ipfs-accelerate serve --model smollm=SmolLM2-135M-Instruct.Q4_1.gguf --model whisper=whisper-tiny.en
   curl http://127.0.0.1:8000/v1/embeddings -H 'Content-Type: application/json' \\
        -d '{\"model\": \"minilm\", \"input\": [\"Hello, world\"]}'
   curl http://127.0.0.1:8000/v1/chat/completions -H 'Content-Type: application/json' \\
        -d '{\"model\": \"smollm\", \"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}]}'
+  curl http://127.0.0.1:8000/v1/audio/transcriptions -F model=whisper -F file=@speech.wav
 
 Once the models are resolved and the socket is bound, one line `listening on http://ADDR`
 is printed on stdout. Ctrl-C or SIGTERM stops taking connections and exits once the
@@ -43,7 +46,8 @@ pub struct ServeArgs {
     /// Hugging Face id. Repeat for several; the first embedding model is the one TEI's /embed
     /// uses by default. A .gguf file, a directory holding one, or a directory whose
     /// config.json has model_type llama, mistral, qwen2 or gpt2 is a text-generation model
-    /// (/v1/chat/completions, /v1/completions, /generate), loaded at start-up and run here.
+    /// (/v1/chat/completions, /v1/completions, /generate), loaded at start-up and run here; one
+    /// whose model_type is whisper serves /v1/audio/transcriptions and /v1/audio/translations.
     #[arg(long = "model", value_name = "[NAME=]REF", required = true)]
     models: Vec<String>,
     /// Run on the resource pool this file describes (docs/pool.md) instead of one local worker.
@@ -73,6 +77,9 @@ pub struct ServeArgs {
     /// Largest request body in bytes; larger ones are answered 413.
     #[arg(long, value_name = "N", default_value_t = 2 * 1024 * 1024)]
     max_body_bytes: usize,
+    /// Largest uploaded recording (/v1/audio/*) in bytes; larger ones are answered 413.
+    #[arg(long, value_name = "N", default_value_t = 25 * 1024 * 1024)]
+    max_audio_bytes: usize,
     /// Most texts in one request.
     #[arg(long, value_name = "N", default_value_t = 2048)]
     max_batch_size: usize,
@@ -82,7 +89,7 @@ pub struct ServeArgs {
 
 /// Runs `serve` until Ctrl-C or SIGTERM.
 pub fn run(args: ServeArgs) -> Result<()> {
-    let (models, generation) = resolve_models(&args)?;
+    let Resolved { models, generation, speech: speech_dirs } = resolve_models(&args)?;
     let bits = match &args.generation_precision {
         Some(p) => WeightBits::parse(p)?,
         None => WeightBits::AsStored,
@@ -92,9 +99,14 @@ pub fn run(args: ServeArgs) -> Result<()> {
         eprintln!("loading the text-generation model {name} from {}", path.display());
         generators.push(GeneratorSpec::load(name, &path, bits)?);
     }
+    let mut speech = Vec::with_capacity(speech_dirs.len());
+    for (name, dir) in speech_dirs {
+        eprintln!("loading the speech model {name} from {}", dir.display());
+        speech.push(SpeechSpec::load(name, &dir, bits)?);
+    }
     let pool = match &args.pool {
         Some(file) => Arc::new(super::pool::start(file, args.journal.as_deref())?.pool),
-        // Generation models run in this process: no worker to start.
+        // Generation and speech models run in this process: no worker to start.
         None if models.is_empty() => Arc::new(Pool::new(PoolConfig::default())),
         None => Arc::new(local_pool(&args)?),
     };
@@ -111,10 +123,12 @@ pub fn run(args: ServeArgs) -> Result<()> {
         api_key: args.api_key.clone(),
         max_concurrency: args.max_concurrency,
         max_body_bytes: args.max_body_bytes,
+        max_audio_bytes: args.max_audio_bytes,
         max_batch_size: args.max_batch_size,
         blocks,
         handle_signals: true,
         generators,
+        speech,
         ..ServerConfig::new(args.addr, models, pool)
     };
     let server = Server::start(config)?;
@@ -131,17 +145,29 @@ pub fn run(args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
-/// A generation model to load: its name and path.
-type GenerationRef = (String, PathBuf);
+/// A model loaded in this process: its name and path.
+type LocalRef = (String, PathBuf);
 
-/// `--model [NAME=]REF` → the embedding models (name and resolved
-/// directory) and the generation models (name and path), each checked.
-fn resolve_models(args: &ServeArgs) -> Result<(Vec<ModelSpec>, Vec<GenerationRef>)> {
+/// The models of `--model` arguments, by kind.
+struct Resolved {
+    /// Embedding models (run by the pool's workers).
+    models: Vec<ModelSpec>,
+    /// Text-generation models.
+    generation: Vec<LocalRef>,
+    /// Speech-recognition (Whisper) models.
+    speech: Vec<LocalRef>,
+}
+
+/// `--model [NAME=]REF` → the embedding, generation and speech models,
+/// each checked.
+fn resolve_models(args: &ServeArgs) -> Result<Resolved> {
     let mut specs: Vec<ModelSpec> = Vec::new();
-    let mut generation: Vec<GenerationRef> = Vec::new();
+    let mut generation: Vec<LocalRef> = Vec::new();
+    let mut speech: Vec<LocalRef> = Vec::new();
     for arg in &args.models {
         let (name, reference) = split_model_arg(arg)?;
-        if specs.iter().any(|s| s.name == name) || generation.iter().any(|(n, _)| *n == name) {
+        let taken = specs.iter().any(|s| s.name == name) || generation.iter().chain(&speech).any(|(n, _)| *n == name);
+        if taken {
             bail!("two models are named {name:?}: give each its own with --model NAME=REF");
         }
         let local = Path::new(reference);
@@ -162,33 +188,47 @@ fn resolve_models(args: &ServeArgs) -> Result<(Vec<ModelSpec>, Vec<GenerationRef
                 reference
             );
         }
-        if is_generation_dir(&dir)? {
-            generation.push((name, dir));
-        } else {
-            specs.push(ModelSpec { name, dir });
+        match model_kind(&dir)? {
+            ModelKind::Generation => generation.push((name, dir)),
+            ModelKind::Speech => speech.push((name, dir)),
+            ModelKind::Embedding => specs.push(ModelSpec { name, dir }),
         }
     }
-    Ok((specs, generation))
+    Ok(Resolved { models: specs, generation, speech })
 }
 
 fn is_gguf(path: &Path) -> bool {
     path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
 }
 
-/// Whether `dir` holds a text-generation model: a config.json whose
-/// `model_type` is a decoder this project runs, or (without config.json)
-/// a .gguf file.
-fn is_generation_dir(dir: &Path) -> Result<bool> {
+/// What a model directory serves.
+#[derive(Debug, PartialEq, Eq)]
+enum ModelKind {
+    /// Embeddings, run by the pool's workers.
+    Embedding,
+    /// Text generation: a config.json whose `model_type` is a decoder this
+    /// project runs, or (without config.json) a .gguf file.
+    Generation,
+    /// Speech recognition: `model_type` whisper.
+    Speech,
+}
+
+/// Tells the kind of model `dir` holds from its config.json (or .gguf file).
+fn model_kind(dir: &Path) -> Result<ModelKind> {
     let config = dir.join("config.json");
-    if config.is_file() {
-        let text = std::fs::read_to_string(&config).with_context(|| format!("cannot read {}", config.display()))?;
-        let json: serde_json::Value =
-            serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", config.display()))?;
-        let model_type = json.get("model_type").and_then(|t| t.as_str()).unwrap_or_default();
-        return Ok(matches!(model_type, "llama" | "mistral" | "qwen2" | "gpt2"));
+    if !config.is_file() {
+        let entries = std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+        let gguf = entries.filter_map(|e| e.ok()).any(|e| is_gguf(&e.path()));
+        return Ok(if gguf { ModelKind::Generation } else { ModelKind::Embedding });
     }
-    let entries = std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
-    Ok(entries.filter_map(|e| e.ok()).any(|e| is_gguf(&e.path())))
+    let text = std::fs::read_to_string(&config).with_context(|| format!("cannot read {}", config.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", config.display()))?;
+    Ok(match json.get("model_type").and_then(|t| t.as_str()).unwrap_or_default() {
+        "llama" | "mistral" | "qwen2" | "gpt2" => ModelKind::Generation,
+        "whisper" => ModelKind::Speech,
+        _ => ModelKind::Embedding,
+    })
 }
 
 /// Splits `NAME=REF`; a bare REF is named after its last path component.
@@ -242,22 +282,28 @@ fn hardware_gpu() -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_generation_dir, split_model_arg};
+    use super::{model_kind, split_model_arg, ModelKind};
 
     #[test]
-    fn generation_models_are_told_from_embedding_models() {
+    fn generation_and_speech_models_are_told_from_embedding_models() {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config.json");
-        for (model_type, generates) in [("llama", true), ("qwen2", true), ("gpt2", true), ("bert", false)] {
+        for (model_type, kind) in [
+            ("llama", ModelKind::Generation),
+            ("qwen2", ModelKind::Generation),
+            ("gpt2", ModelKind::Generation),
+            ("whisper", ModelKind::Speech),
+            ("bert", ModelKind::Embedding),
+        ] {
             std::fs::write(&config, format!("{{\"model_type\": \"{model_type}\"}}")).unwrap();
-            assert_eq!(is_generation_dir(dir.path()).unwrap(), generates, "{model_type}");
+            assert_eq!(model_kind(dir.path()).unwrap(), kind, "{model_type}");
         }
         std::fs::write(&config, "not json").unwrap();
-        assert!(is_generation_dir(dir.path()).is_err());
+        assert!(model_kind(dir.path()).is_err());
         std::fs::remove_file(&config).unwrap();
-        assert!(!is_generation_dir(dir.path()).unwrap());
+        assert_eq!(model_kind(dir.path()).unwrap(), ModelKind::Embedding);
         std::fs::write(dir.path().join("model.Q4_1.gguf"), b"").unwrap();
-        assert!(is_generation_dir(dir.path()).unwrap());
+        assert_eq!(model_kind(dir.path()).unwrap(), ModelKind::Generation);
     }
 
     #[test]

@@ -11,7 +11,9 @@ pub fn test_model(relative: &str) -> Option<PathBuf> {
         PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/ipfs-accelerate/test-models")
     });
     let path = root.join(relative);
-    if path.exists() && !(path.is_dir() && !path.join(".complete").exists()) {
+    // A directory counts once the fetch script marked it complete.
+    let complete = if path.is_dir() { path.join(".complete").exists() } else { path.is_file() };
+    if complete {
         return Some(path);
     }
     if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {

@@ -53,7 +53,8 @@ impl Answer {
     }
 }
 
-fn answer(result: Result<ureq::Response, ureq::Error>) -> Answer {
+/// The status, body and headers of a response (error statuses included).
+pub fn answer(result: Result<ureq::Response, ureq::Error>) -> Answer {
     let response = match result {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
