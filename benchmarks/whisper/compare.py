@@ -253,6 +253,7 @@ def main():
             for e in engines:
                 seconds, texts[(e.name, clip)] = e.run(clip, timestamps)
                 samples[(e.name, clip)].append(seconds)
+                print(f"  {clip.name} {e.name}: {seconds:.3f} s", file=sys.stderr, flush=True)
     print(f"after:  {uptime()}")
     for e in engines:
         if e.version:
