@@ -70,10 +70,13 @@ impl DType {
     }
 
     /// Bytes needed for `elements` values, or `None` when a quantized tensor's
-    /// element count is not a whole number of blocks.
+    /// element count is not a whole number of blocks or the size overflows.
     pub fn storage_bytes(self, elements: usize) -> Option<usize> {
         let block = self.block_len();
-        elements.is_multiple_of(block).then(|| elements / block * self.block_bytes())
+        if !elements.is_multiple_of(block) {
+            return None;
+        }
+        (elements / block).checked_mul(self.block_bytes())
     }
 
     /// True for `float32` and `float16`.
@@ -124,6 +127,7 @@ mod tests {
         assert_eq!(DType::Float16.storage_bytes(3), Some(6));
         assert_eq!(DType::Q4_0.storage_bytes(64), Some(36));
         assert_eq!(DType::Q8_0.storage_bytes(33), None);
+        assert_eq!(DType::Float32.storage_bytes(usize::MAX / 2), None, "overflow is None, not a wrapped size");
     }
 
     #[test]

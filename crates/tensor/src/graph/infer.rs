@@ -1,6 +1,6 @@
 //! Shape and dtype inference: the output descriptor of each op, or a clear error.
 
-use super::{AttentionOptions, Op, OperandDesc, ReduceOptions};
+use super::{AttentionOptions, AttentionSegment, Op, OperandDesc, ReduceOptions};
 use crate::{DType, Error, Result, Shape};
 
 /// The output descriptor of `op` applied to operands described by `inputs`,
@@ -310,10 +310,16 @@ fn attention(o: &AttentionOptions, q: &OperandDesc, k: &OperandDesc, v: &Operand
             ),
         ));
     }
-    let tq: usize = o.segments.iter().map(|s| s.q_len).sum();
-    let tkv: usize = o.segments.iter().map(|s| s.kv_len).sum();
-    let q_want = Shape::from([tq, o.num_heads * o.head_dim]);
-    let kv_want = Shape::from([tkv, o.num_kv_heads * o.head_dim]);
+    // Options come from untrusted graphs too: sizes that overflow are errors.
+    let too_large = || Error::invalid(name, "the segments or heads are too large");
+    let total = |len: fn(&AttentionSegment) -> usize| {
+        o.segments.iter().try_fold(0usize, |sum, s| sum.checked_add(len(s))).ok_or_else(too_large)
+    };
+    let (tq, tkv) = (total(|s| s.q_len)?, total(|s| s.kv_len)?);
+    let q_width = o.num_heads.checked_mul(o.head_dim).ok_or_else(too_large)?;
+    let kv_width = o.num_kv_heads.checked_mul(o.head_dim).ok_or_else(too_large)?;
+    let q_want = Shape::from([tq, q_width]);
+    let kv_want = Shape::from([tkv, kv_width]);
     if q.shape != q_want || k.shape != kv_want || v.shape != kv_want {
         return Err(Error::shape(
             name,
