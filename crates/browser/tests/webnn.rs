@@ -33,34 +33,12 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 /// How long the page may take for all cases (MiniLM builds in a few seconds).
 const DEADLINE: Duration = Duration::from_secs(300);
-
-/// The unpacked @sparticuz/chromium binary, or `None` (skip; a failure under CI).
-fn webnn_chromium() -> Option<PathBuf> {
-    let path = match std::env::var_os("IPFS_ACCELERATE_WEBNN_CHROMIUM") {
-        Some(p) => PathBuf::from(p),
-        None => {
-            let root = std::env::var_os("IPFS_ACCELERATE_WEBNN_CHROMIUM_DIR").map(PathBuf::from).unwrap_or_else(|| {
-                let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-                home.join(".cache/ipfs-accelerate/webnn-chromium")
-            });
-            root.join("chromium/chromium")
-        }
-    };
-    if path.is_file() {
-        return Some(path);
-    }
-    if support::ci() {
-        panic!("CI=true and the WebNN chromium {} is missing: run scripts/install-webnn-chromium.sh", path.display());
-    }
-    eprintln!("SKIPPED: WebNN chromium {} is missing; run scripts/install-webnn-chromium.sh", path.display());
-    None
-}
 
 /// One graph to run in the browser and on the CPU.
 struct Case {
@@ -462,7 +440,7 @@ fn browser_outputs(name: &str, report: &str) -> (BTreeMap<String, Vec<f32>>, f64
 
 #[test]
 fn webnn_executor_matches_cpu_backend() {
-    let Some(chromium) = webnn_chromium() else { return };
+    let Some(chromium) = support::webnn_chromium() else { return };
     let mut cases = vec![ops_case(), attention_case(), conv_case()];
     let minilm = common::test_model("all-MiniLM-L6-v2");
     if let Some(dir) = &minilm {

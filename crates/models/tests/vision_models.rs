@@ -7,74 +7,15 @@
 
 #[path = "common/lcg_weights.rs"]
 mod lcg_weights;
+#[path = "common/tiny_vision.rs"]
+mod tiny_vision;
 
 use image::RgbImage;
 use ipfs_accelerate_models::vision::ImageClassifier;
 use ipfs_accelerate_models::{BackendChoice, BackendKind};
 use lcg_weights::{write_safetensors, TensorSpec};
-use serde::Deserialize;
 use std::path::Path;
-
-#[derive(Deserialize)]
-struct Golden {
-    images: Vec<String>,
-    vit: VitGolden,
-    clip: ClipGolden,
-}
-
-#[derive(Deserialize)]
-struct VitGolden {
-    config: serde_json::Value,
-    preprocessor_config: serde_json::Value,
-    tensors: Vec<TensorSpec>,
-    logits: Vec<Vec<f32>>,
-}
-
-#[derive(Deserialize)]
-struct ClipGolden {
-    config: serde_json::Value,
-    preprocessor_config: serde_json::Value,
-    tokenizer: serde_json::Value,
-    tensors: Vec<TensorSpec>,
-    labels: Vec<String>,
-    template: String,
-    image_embeds: Vec<Vec<f32>>,
-    text_embeds: Vec<Vec<f32>>,
-    probs: Vec<Vec<f32>>,
-}
-
-fn golden() -> Golden {
-    serde_json::from_str(include_str!("goldens/tiny-vision.json")).unwrap()
-}
-
-/// Writes a model directory: config, preprocessor config, seeded weights
-/// and (for CLIP) the tokenizer.
-fn write_model(
-    dir: &Path,
-    config: &serde_json::Value,
-    pre: &serde_json::Value,
-    tensors: &[TensorSpec],
-    tokenizer: Option<&serde_json::Value>,
-) {
-    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
-    std::fs::write(dir.join("preprocessor_config.json"), pre.to_string()).unwrap();
-    write_safetensors(tensors, &dir.join("model.safetensors"));
-    if let Some(t) = tokenizer {
-        std::fs::write(dir.join("tokenizer.json"), t.to_string()).unwrap();
-    }
-}
-
-fn vit_dir(g: &Golden) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    write_model(dir.path(), &g.vit.config, &g.vit.preprocessor_config, &g.vit.tensors, None);
-    dir
-}
-
-fn clip_dir(g: &Golden) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    write_model(dir.path(), &g.clip.config, &g.clip.preprocessor_config, &g.clip.tensors, Some(&g.clip.tokenizer));
-    dir
-}
+use tiny_vision::{clip_dir, golden, vit_dir, Golden};
 
 fn images(model: &ImageClassifier, g: &Golden) -> Vec<RgbImage> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/goldens/vision");

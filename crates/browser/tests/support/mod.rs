@@ -65,6 +65,28 @@ pub fn chromium() -> Option<PathBuf> {
     }
 }
 
+/// The unpacked @sparticuz/chromium binary, or `None` (skip; a failure under CI).
+pub fn webnn_chromium() -> Option<PathBuf> {
+    let path = match std::env::var_os("IPFS_ACCELERATE_WEBNN_CHROMIUM") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let root = std::env::var_os("IPFS_ACCELERATE_WEBNN_CHROMIUM_DIR").map(PathBuf::from).unwrap_or_else(|| {
+                let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+                home.join(".cache/ipfs-accelerate/webnn-chromium")
+            });
+            root.join("chromium/chromium")
+        }
+    };
+    if path.is_file() {
+        return Some(path);
+    }
+    if ci() {
+        panic!("CI=true and the WebNN chromium {} is missing: run scripts/install-webnn-chromium.sh", path.display());
+    }
+    eprintln!("SKIPPED: WebNN chromium {} is missing; run scripts/install-webnn-chromium.sh", path.display());
+    None
+}
+
 /// Starts the browser at `path` headless on `url` with the crate's own
 /// launcher (its flags, own process group, stopped on drop), plus `extra`
 /// arguments.
