@@ -22,6 +22,9 @@
 #                   ~100-token prompt, `--backend webgpu` then `--backend cpu`: one JSON
 #                   line each with prefill/decode tokens/s and the token ids (equal
 #                   ids = the GPU kernels agree with the CPU)
+#   8. transcribe   Whisper tiny.en on the committed 45 s clip, `--backend webgpu` then
+#                   `--backend cpu`: one JSON line each with the transcript, the seconds
+#                   taken and the real-time factor (equal text = the GPU agrees)
 #
 # Usage:
 #   benchmarks/gpu/run.sh [BINARY] [MODEL_DIR]
@@ -33,6 +36,8 @@
 #              `libvulkan1`) plus the GPU's Vulkan driver (e.g. the NVIDIA driver).
 #   LLM_MODEL  (environment) the SmolLM2 GGUF directory (default:
 #              ~/.cache/ipfs-accelerate/test-models/smollm2-135m-instruct)
+#   WHISPER_MODEL (environment) the Whisper tiny.en directory (default:
+#              ~/.cache/ipfs-accelerate/test-models/whisper-tiny.en)
 #   MODEL_DIR  all-MiniLM-L6-v2 directory (default:
 #              ~/.cache/ipfs-accelerate/test-models/all-MiniLM-L6-v2, which
 #              scripts/fetch-test-models.sh downloads; copy it over with the binary).
@@ -169,6 +174,20 @@ else
     header "generate SmolLM2"
     echo "!! skipped: no .gguf in $llm_model; fetch it with scripts/fetch-test-models.sh and copy it over"
     failed+=("generate SmolLM2 (no model)")
+fi
+
+whisper_model="${WHISPER_MODEL:-$HOME/.cache/ipfs-accelerate/test-models/whisper-tiny.en}"
+speech_clip="$repo/crates/models/tests/goldens/speech/long.wav"
+if [ -f "$whisper_model/model.safetensors" ] && [ -f "$speech_clip" ]; then
+    for backend in webgpu cpu; do
+        section "transcribe Whisper tiny.en, 45 s clip, $backend" \
+            "$bin" transcribe --model "$whisper_model" --backend "$backend" --json "$speech_clip"
+    done
+else
+    header "transcribe Whisper tiny.en"
+    echo "!! skipped: no model at $whisper_model or no clip at $speech_clip; fetch it with"
+    echo "   scripts/fetch-test-models.sh and copy it over (WHISPER_MODEL names another place)"
+    failed+=("transcribe Whisper (no model)")
 fi
 
 header "summary"
