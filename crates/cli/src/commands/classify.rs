@@ -13,16 +13,17 @@ use std::time::Instant;
 #[command(after_help = "Examples:
   ipfs-accelerate classify --model ./vit-base-patch16-224 cat.jpg dog.png --top-k 3
   ipfs-accelerate classify --model ./clip-vit-base-patch32 photo.jpg --labels cat,dog,car --json
+  ipfs-accelerate classify --model ./vit-base-patch16-224 cat.jpg --backend browser-webnn --browser chrome
 
 A ViT (model_type vit) ranks its own labels (config.json id2label). CLIP (model_type clip)
 ranks the labels given with --labels, each wrapped in --template.")]
 pub struct ClassifyArgs {
     #[command(flatten)]
     model: crate::model_ref::ModelArgs,
-    /// Backend: auto (a hardware GPU through WebGPU if there is one, else the CPU), cpu, or
-    /// webgpu (any WebGPU adapter, software ones included).
-    #[arg(long, default_value = "auto")]
-    backend: String,
+    /// --backend (browser-webgpu / browser-webnn too), the browser options and --precision,
+    /// as `embed` takes them.
+    #[command(flatten)]
+    backend: super::BackendArgs,
     /// Candidate labels for CLIP zero-shot classification, comma-separated (required for CLIP).
     #[arg(long, value_delimiter = ',', value_name = "A,B,C")]
     labels: Vec<String>,
@@ -44,10 +45,25 @@ pub fn run(args: ClassifyArgs) -> Result<()> {
     if args.top_k == 0 {
         bail!("--top-k must be at least 1");
     }
-    let choice = BackendChoice::parse(&args.backend)
-        .map_err(|_| anyhow::anyhow!("unknown backend {:?} for classify: use auto, cpu or webgpu", args.backend))?;
-    let dir = crate::model_ref::resolve(&args.model)?;
-    let mut model = ImageClassifier::load_with(&dir, choice, Precision::F32)?;
+    let precision = Precision::parse(&args.backend.precision)?;
+    let mut model = match super::browser_backend(&args.backend) {
+        Some(kind) => {
+            // The model first: a bad --model fails before a browser starts.
+            let dir = crate::model_ref::resolve(&args.model)?;
+            let (engine, notice) = super::browser_engine(kind, &args.backend, precision)?;
+            ImageClassifier::load_on(&dir, engine, notice)?
+        }
+        None => {
+            let choice = BackendChoice::parse(&args.backend.backend).map_err(|_| {
+                anyhow::anyhow!(
+                    "unknown backend {:?} for classify: use auto, cpu, webgpu, browser-webgpu or browser-webnn",
+                    args.backend.backend
+                )
+            })?;
+            let dir = crate::model_ref::resolve(&args.model)?;
+            ImageClassifier::load_with(&dir, choice, precision)?
+        }
+    };
     if let Some(notice) = model.backend_notice() {
         eprintln!("{notice}");
     }

@@ -63,28 +63,44 @@ pub struct BackendArgs {
     pub precision: String,
 }
 
+/// The browser API `--backend` names (browser-webgpu or browser-webnn), if any.
+pub fn browser_backend(backend: &BackendArgs) -> Option<BrowserBackend> {
+    match backend.backend.as_str() {
+        "browser-webgpu" => Some(BrowserBackend::WebGpu),
+        "browser-webnn" => Some(BrowserBackend::WebNn),
+        _ => None,
+    }
+}
+
+/// Starts a browser worker for `kind` as `--browser`, `--headless` and
+/// `--ephemeral` say: the engine, and the notice to show (if any).
+pub fn browser_engine(
+    kind: BrowserBackend,
+    backend: &BackendArgs,
+    precision: Precision,
+) -> Result<(Engine, Option<String>)> {
+    let launch = BrowserLaunch {
+        browser: backend.browser.clone(),
+        headless: !backend.no_headless,
+        data_dir: if backend.ephemeral { None } else { Some(data_dir()?) },
+        ..BrowserLaunch::new(kind)
+    };
+    let engine = BrowserEngine::launch(&launch)?;
+    let notice = (precision == Precision::F16)
+        .then(|| "notice: browser workers run float32 for now; --precision 16 is ignored".to_string());
+    Ok((Engine::External(Box::new(engine)), notice))
+}
+
 /// Loads the text-embedding model `--model` names (see [`crate::model_ref`])
 /// on the backend and precision asked for, printing any notice on stderr.
 pub fn load_embedder(model: &ModelArgs, backend: &BackendArgs) -> Result<TextEmbedder> {
     let precision = Precision::parse(&backend.precision)?;
-    let browser = match backend.backend.as_str() {
-        "browser-webgpu" => Some(BrowserBackend::WebGpu),
-        "browser-webnn" => Some(BrowserBackend::WebNn),
-        _ => None,
-    };
-    let embedder = match browser {
+    let embedder = match browser_backend(backend) {
         Some(kind) => {
+            // The model first: a bad --model fails before a browser starts.
             let dir = crate::model_ref::resolve(model)?;
-            let launch = BrowserLaunch {
-                browser: backend.browser.clone(),
-                headless: !backend.no_headless,
-                data_dir: if backend.ephemeral { None } else { Some(data_dir()?) },
-                ..BrowserLaunch::new(kind)
-            };
-            let engine = BrowserEngine::launch(&launch)?;
-            let notice = (precision == Precision::F16)
-                .then(|| "notice: browser workers run float32 for now; --precision 16 is ignored".to_string());
-            TextEmbedder::load_on(&dir, Engine::External(Box::new(engine)), notice)?
+            let (engine, notice) = browser_engine(kind, backend, precision)?;
+            TextEmbedder::load_on(&dir, engine, notice)?
         }
         None => {
             let choice = BackendChoice::parse(&backend.backend).map_err(|_| {
