@@ -278,6 +278,8 @@ fn full_attention_matches_a_reference_and_the_cpu() {
     assert!(cpu.full_attention(&cq, &ck, &ck, 4).is_err());
     assert!(gpu.full_attention(&gq, &gk, &gk, 4).is_err());
     assert!(cpu.full_attention(&cq, &ck, &ck, 0).is_err());
+    let (_, empty) = both(&mut gpu, 5, 0, &mut rng);
+    assert!(cpu.full_attention(&cq, &empty, &empty, 4).is_err(), "no key columns");
 }
 
 /// The error function in f64 (series below 3, continued fraction above), for

@@ -4,7 +4,7 @@
 //! contiguous `[kv_heads, capacity, head_dim]` slab per layer for keys and
 //! one for values, so a head's keys are read sequentially.
 
-use super::ops::{check_same_shape, check_width, shape_error, DecoderOps, Rope, RopeStyle};
+use super::ops::{check_same_shape, check_width, full_attention_dims, shape_error, DecoderOps, Rope, RopeStyle};
 use crate::error::{Error, Result};
 use ipfs_accelerate_tensor::cpu::erf;
 use ipfs_accelerate_tensor::quant::{QuantMatrix, QuantType};
@@ -261,24 +261,7 @@ impl DecoderOps for CpuOps {
     }
 
     fn full_attention(&mut self, q: &CpuAct, k: &CpuAct, v: &CpuAct, heads: usize) -> Result<CpuAct> {
-        let head_dim = q.cols.checked_div(heads).unwrap_or(0);
-        if head_dim == 0
-            || q.cols != heads * head_dim
-            || !k.cols.is_multiple_of(head_dim)
-            || !heads.is_multiple_of((k.cols / head_dim).max(1))
-            || v.cols != k.cols
-            || v.rows != k.rows
-            || k.rows == 0
-        {
-            return Err(shape_error(
-                "full_attention",
-                format!(
-                    "q [{}, {}], k [{}, {}], v [{}, {}] do not fit {heads} heads",
-                    q.rows, q.cols, k.rows, k.cols, v.rows, v.cols
-                ),
-            ));
-        }
-        let kv_heads = k.cols / head_dim;
+        let (head_dim, kv_heads) = full_attention_dims((q.rows, q.cols), (k.rows, k.cols), (v.rows, v.cols), heads)?;
         let group = heads / kv_heads;
         let scale = 1.0 / (head_dim as f32).sqrt();
         let span = k.rows;

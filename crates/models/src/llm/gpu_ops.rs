@@ -20,7 +20,7 @@
 
 use std::sync::Arc;
 
-use super::ops::{check_same_shape, check_width, shape_error, DecoderOps, Rope, RopeStyle};
+use super::ops::{check_same_shape, check_width, full_attention_dims, shape_error, DecoderOps, Rope, RopeStyle};
 use crate::error::{Error, Result};
 use ipfs_accelerate_gpu::llm::params::{
     AttentionParams, ElementwiseOp, ElementwiseParams, EmbedParams, MatmulParams, NormParams, RopeParams, MAX_HEAD_DIM,
@@ -591,24 +591,11 @@ impl DecoderOps for GpuDecoderOps {
     }
 
     fn full_attention(&mut self, q: &GpuAct, k: &GpuAct, v: &GpuAct, heads: usize) -> Result<GpuAct> {
-        let head_dim = q.cols.checked_div(heads).unwrap_or(0);
-        let kv_heads = k.cols.checked_div(head_dim).unwrap_or(0);
-        if head_dim == 0
-            || head_dim > MAX_HEAD_DIM as usize
-            || q.cols != heads * head_dim
-            || kv_heads == 0
-            || k.cols != kv_heads * head_dim
-            || !heads.is_multiple_of(kv_heads)
-            || v.cols != k.cols
-            || v.rows != k.rows
-            || k.rows == 0
-        {
+        let (head_dim, kv_heads) = full_attention_dims((q.rows, q.cols), (k.rows, k.cols), (v.rows, v.cols), heads)?;
+        if head_dim > MAX_HEAD_DIM as usize {
             return Err(shape_error(
                 "full_attention",
-                format!(
-                    "q [{}, {}], k [{}, {}], v [{}, {}] do not fit {heads} heads",
-                    q.rows, q.cols, k.rows, k.cols, v.rows, v.cols
-                ),
+                format!("heads of {head_dim} exceed the kernel's {MAX_HEAD_DIM}"),
             ));
         }
         let params = AttentionParams {

@@ -115,6 +115,34 @@ pub trait DecoderOps {
     fn read(&mut self, x: &Self::Act) -> Result<Vec<f32>>;
 }
 
+/// Checks the operands of [`DecoderOps::full_attention`] — `q` `[n, heads ·
+/// head_dim]`, `k` and `v` `[m, kv_heads · head_dim]` with `kv_heads`
+/// dividing `heads`, `m ≥ 1` — and returns `(head_dim, kv_heads)`.
+/// Shapes are `(rows, cols)`.
+pub(crate) fn full_attention_dims(
+    q: (usize, usize),
+    k: (usize, usize),
+    v: (usize, usize),
+    heads: usize,
+) -> Result<(usize, usize)> {
+    let head_dim = q.1.checked_div(heads).unwrap_or(0);
+    let kv_heads = k.1.checked_div(head_dim).unwrap_or(0);
+    let fits = head_dim > 0
+        && q.1 == heads * head_dim
+        && kv_heads > 0
+        && k.1 == kv_heads * head_dim
+        && heads.is_multiple_of(kv_heads)
+        && v == k
+        && k.0 > 0;
+    if !fits {
+        return Err(shape_error(
+            "full_attention",
+            format!("q [{}, {}], k [{}, {}], v [{}, {}] do not fit {heads} heads", q.0, q.1, k.0, k.1, v.0, v.1),
+        ));
+    }
+    Ok((head_dim, kv_heads))
+}
+
 /// The error every backend reports for operands that do not fit an op.
 pub(crate) fn shape_error(op: &str, detail: String) -> Error {
     Error::Backend(format!("{op}: {detail}"))
