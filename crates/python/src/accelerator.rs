@@ -7,13 +7,16 @@ use crate::generate::{self, PromptArg, Request};
 use crate::infer;
 use crate::model;
 use crate::platform::Target;
+use crate::speech::{self, AudioArg};
+use crate::vision::{self, ImageArg, SharedClassifier};
 use ipfs_accelerate_browser::BrowserLaunch;
 use ipfs_accelerate_models::llm::text::TextGenerator;
+use ipfs_accelerate_models::whisper::Transcriber;
 use ipfs_accelerate_pool::config::POOL_BRIDGE_PORT;
 use ipfs_accelerate_pool::journal::{self, Journal};
 use ipfs_accelerate_pool::{BrowserWorker, LocalWorker, Pool, PoolConfig, Worker};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBytes, PyDict, PyList};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -33,6 +36,10 @@ struct State {
     pools: Vec<(Target, Arc<Pool>)>,
     /// Text generators loaded so far, by the path they were loaded from.
     generators: HashMap<PathBuf, Arc<TextGenerator>>,
+    /// Whisper models loaded so far, by the directory they were loaded from.
+    transcribers: HashMap<PathBuf, Arc<Transcriber>>,
+    /// Image classifiers loaded so far, by the directory they were loaded from.
+    classifiers: HashMap<PathBuf, SharedClassifier>,
 }
 
 /// The native half of `ipfs_accelerate.Accelerator`.
@@ -105,6 +112,46 @@ impl NativeAccelerator {
         // Another thread may have loaded it meanwhile: keep the first.
         Ok(state.generators.entry(key).or_insert(loaded).clone())
     }
+
+    /// The model directory `name` resolves to (as `embed` resolves it).
+    fn model_dir(&self, name: &str) -> Result<PathBuf> {
+        let resolved = model::resolve(name, self.enable_ipfs()?)?;
+        if !resolved.dir.join("config.json").is_file() {
+            return Err(Error::ModelNotFound(format!(
+                "{} has no config.json: not a model directory",
+                resolved.dir.display()
+            )));
+        }
+        Ok(resolved.dir)
+    }
+
+    /// The value `cache` (one of the state's maps) holds for `dir`, loaded
+    /// with `load` (GIL released there) and kept on first use.
+    fn cached<T: Clone>(
+        &self,
+        py: Python<'_>,
+        dir: &Path,
+        cache: fn(&mut State) -> &mut HashMap<PathBuf, T>,
+        load: fn(Python<'_>, &Path) -> PyResult<T>,
+    ) -> PyResult<T> {
+        let key = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        if let Some(found) = lock(&self.state).as_mut().map(|s| cache(s).get(&key).cloned()).ok_or_else(closed)? {
+            return Ok(found);
+        }
+        let loaded = load(py, dir)?;
+        let mut guard = lock(&self.state);
+        let state = guard.as_mut().ok_or_else(closed)?;
+        // Another thread may have loaded it meanwhile: keep the first.
+        Ok(cache(state).entry(key).or_insert(loaded).clone())
+    }
+}
+
+/// An image argument: `bytes` are the file's content, anything else a path.
+fn image_arg(item: &Bound<'_, PyAny>) -> PyResult<ImageArg> {
+    if let Ok(bytes) = item.downcast::<PyBytes>() {
+        return Ok(ImageArg::Bytes(bytes.as_bytes().to_vec()));
+    }
+    Ok(ImageArg::Path(item.extract::<PathBuf>()?))
 }
 
 fn closed() -> Error {
@@ -134,6 +181,8 @@ impl NativeAccelerator {
             max_connections,
             pools: Vec::new(),
             generators: HashMap::new(),
+            transcribers: HashMap::new(),
+            classifiers: HashMap::new(),
         };
         Ok(NativeAccelerator { state: Mutex::new(Some(state)), journal_path: path })
     }
@@ -217,6 +266,55 @@ impl NativeAccelerator {
         let request = Request { prompt, max_tokens, temperature, top_k, top_p, repetition_penalty, seed, stop };
         let generation = generate::run(py, &generator, request, on_text)?;
         generate::to_dict(py, &generation)
+    }
+
+    /// Transcribes speech with the Whisper model at `model` (loaded once per
+    /// accelerator, on the CPU). The audio is exactly one of `path` (a file),
+    /// `data` (a file's bytes) or `samples` (float32 little-endian bytes of
+    /// 16 kHz mono samples). Returns the dict of `speech::to_dict`.
+    #[pyo3(signature = (model, path=None, data=None, samples=None, timestamps=false, language=None, translate=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn transcribe<'py>(
+        &self,
+        py: Python<'py>,
+        model: &str,
+        path: Option<PathBuf>,
+        data: Option<Bound<'py, PyBytes>>,
+        samples: Option<Bound<'py, PyBytes>>,
+        timestamps: bool,
+        language: Option<String>,
+        translate: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let audio =
+            AudioArg::from_parts(path, data.map(|b| b.as_bytes().to_vec()), samples.map(|b| b.as_bytes().to_vec()))?;
+        let dir = self.model_dir(model)?;
+        let transcriber = self.cached(py, &dir, |s| &mut s.transcribers, speech::load)?;
+        let backend = transcriber.backend_name();
+        let transcript = speech::run(py, transcriber, audio, timestamps, language, translate)?;
+        speech::to_dict(py, &transcript, &backend)
+    }
+
+    /// Classifies `images` (each `bytes` of an image file, or a path) with
+    /// the image classifier at `model` (loaded once per accelerator, on the
+    /// CPU): the model's own labels (ViT, EfficientNet-Lite), or `labels`
+    /// zero-shot (CLIP, prompts from `template`). Returns, per image, the
+    /// `top_k` most probable `{"label", "score"}` dicts.
+    #[pyo3(signature = (model, images, labels=None, top_k=5, template=None))]
+    fn classify<'py>(
+        &self,
+        py: Python<'py>,
+        model: &str,
+        images: Vec<Bound<'py, PyAny>>,
+        labels: Option<Vec<String>>,
+        top_k: usize,
+        template: Option<String>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let images = images.iter().map(image_arg).collect::<PyResult<Vec<_>>>()?;
+        let dir = self.model_dir(model)?;
+        let classifier = self.cached(py, &dir, |s| &mut s.classifiers, vision::load)?;
+        let request = vision::Request { images, labels, top_k, template };
+        let results = vision::run(py, classifier, request)?;
+        vision::to_list(py, &results)
     }
 
     /// Decodes token ids with the model's tokenizer (special tokens dropped).

@@ -1,7 +1,8 @@
 //! The native half of the `ipfs_accelerate` Python package
 //! (`ipfs_accelerate._native`). The pure-Python layer in `python/` shapes
 //! results, holds the docstrings, exception classes and type stubs; this
-//! crate does the work: model resolution, pools, browsers, the journal, text generation.
+//! crate does the work: model resolution, pools, browsers, the journal, text generation,
+//! speech recognition and image classification.
 
 mod accelerator;
 mod bridge;
@@ -11,6 +12,8 @@ mod infer;
 mod memory;
 mod model;
 mod platform;
+mod speech;
+mod vision;
 mod wait;
 
 use pyo3::prelude::*;

@@ -40,6 +40,29 @@ def generation_model() -> str:
     return str(path)
 
 
+def _test_models() -> Path:
+    """Where scripts/fetch-test-models.sh puts the test models."""
+    return Path(os.environ.get("IPFS_ACCELERATE_TEST_MODELS") or os.path.expanduser("~/.cache/ipfs-accelerate/test-models"))
+
+
+@pytest.fixture(scope="session")
+def whisper_model() -> str:
+    """whisper-tiny.en as fetched by scripts/fetch-test-models.sh."""
+    path = _test_models() / "whisper-tiny.en"
+    if not (path / "model.safetensors").is_file():
+        _need(f"the speech test model in {path} (scripts/fetch-test-models.sh)")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def efficientnet_model() -> str:
+    """EfficientNet-Lite0 as fetched (and converted) by scripts/fetch-test-models.sh."""
+    path = _test_models() / "efficientnet-lite0"
+    if not (path / "model.safetensors").is_file():
+        _need(f"the image-classification test model in {path} (scripts/fetch-test-models.sh)")
+    return str(path)
+
+
 @pytest.fixture(scope="session")
 def cli() -> str:
     """The release ipfs-accelerate binary that `cargo test --release` builds."""

@@ -4,14 +4,15 @@ import asyncio
 import atexit
 import os
 import threading
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
 from . import _native
 from ._generate import native_arguments
 from ._inputs import TEXT_EMBEDDING, check_model_type, normalize
-from .errors import InvalidInputError, UnsupportedModelTypeError
+from ._media import audio_arguments, image_list, label_list
+from .errors import InvalidInputError
 
 #: The worker kinds of the pool and the platform name each reports.
 _PLATFORM_OF_KIND = {
@@ -294,15 +295,118 @@ class Accelerator:
         called on that thread)."""
         return await asyncio.to_thread(self.generate, model, prompt, **kwargs)
 
-    def transcribe(self, model: Any, audio: Any, **kwargs: Any) -> Any:
-        """Speech recognition: no speech model family exists in this
-        version, so this raises UnsupportedModelTypeError."""
-        raise UnsupportedModelTypeError("transcribe: no speech-recognition model family exists in this version")
+    def transcribe(
+        self,
+        model: Union[str, "os.PathLike[str]"],
+        audio: Union[str, "os.PathLike[str]", bytes, Sequence[float], np.ndarray],
+        *,
+        timestamps: bool = False,
+        language: Optional[str] = None,
+        translate: bool = False,
+    ) -> Dict[str, Any]:
+        """Transcribes speech with a Whisper model on the CPU and returns a
+        dict of the transcript.
 
-    def classify(self, model: Any, inputs: Any, **kwargs: Any) -> Any:
-        """Classification: no classification model family exists in this
-        version, so this raises UnsupportedModelTypeError."""
-        raise UnsupportedModelTypeError("classify: no classification model family exists in this version")
+        ``model``: a Hugging Face Whisper directory (``config.json``,
+        ``generation_config.json``, ``tokenizer.json``,
+        ``model.safetensors``; e.g. whisper-tiny.en), or a name or CID of one
+        in the local model store (as for :meth:`embed`). Each model is
+        loaded once per accelerator and kept. ``audio``: the path of a WAV,
+        MP3, FLAC or Ogg Vorbis file (any rate and channel count; the content
+        decides, not the extension), the bytes of such a file, or 16 kHz mono
+        samples (a 1-D sequence or ``numpy`` array of floats). Clips up to
+        30 minutes; those over 30 s are transcribed in 30 s windows, with
+        timestamps.
+
+        ``timestamps``: segment start and end times (else one segment spans
+        the clip). ``language``: the spoken language's code (``"en"``,
+        ``"fr"``, ...) for multilingual models (None: detected from the first
+        30 s); English-only models accept only ``"en"``. ``translate``:
+        English text from speech in another language (multilingual models
+        only).
+
+        Keys: ``text`` (the whole transcript, with Whisper's leading
+        space), ``language`` (the code used or detected), ``duration``
+        (the clip's length, seconds), ``segments`` (a list of ``{"start",
+        "end", "text"}`` dicts, seconds from the clip's start) and
+        ``backend`` (where it ran, in words). The GIL is released while the
+        model runs; Ctrl-C raises KeyboardInterrupt at once, while the
+        transcription (which cannot be stopped midway) finishes in the
+        background and is dropped — a later call on the same model waits for
+        it.
+
+        Raises :class:`~ipfs_accelerate.errors.InvalidInputError` for audio
+        that cannot be read or decoded and unusable options (a language an
+        English-only model does not speak), ``TypeError`` for wrong types,
+        :class:`~ipfs_accelerate.errors.ModelNotFoundError` for a missing
+        model and :class:`~ipfs_accelerate.errors.UnsupportedModelTypeError`
+        for a model that is not a Whisper model.
+        """
+        name = _model_arg(model)
+        _check_str("language", language, optional=True)
+        return self._native.transcribe(
+            name,
+            **audio_arguments(audio),
+            timestamps=bool(timestamps),
+            language=language,
+            translate=bool(translate),
+        )
+
+    async def transcribe_async(self, model: Any, audio: Any, **kwargs: Any) -> Dict[str, Any]:
+        """:meth:`transcribe` on a worker thread, awaitable."""
+        return await asyncio.to_thread(self.transcribe, model, audio, **kwargs)
+
+    def classify(
+        self,
+        model: Union[str, "os.PathLike[str]"],
+        images: Union[str, "os.PathLike[str]", bytes, Sequence[Union[str, "os.PathLike[str]", bytes]]],
+        *,
+        labels: Optional[Sequence[str]] = None,
+        top_k: int = 5,
+        template: Optional[str] = None,
+    ) -> List[List[Dict[str, Any]]]:
+        """Classifies images on the CPU and returns, for each image in
+        order, its ``top_k`` most probable labels as ``{"label": str,
+        "score": float}`` dicts, most probable first.
+
+        ``model``: an image-classifier directory (``config.json``,
+        ``preprocessor_config.json``, ``model.safetensors``): a ViT
+        (``ViTForImageClassification``) or EfficientNet-Lite, ranking the
+        model's own labels (softmax of its logits), or a CLIP model (with its
+        ``tokenizer.json``) ranking ``labels`` zero-shot; or a name or CID of
+        one in the local model store (as for :meth:`embed`). Each model is
+        loaded once per accelerator and kept. ``images``: a path or the bytes
+        of an image file (PNG, JPEG, WebP, GIF or BMP), or a list of them.
+
+        ``labels``: the candidate labels, CLIP only (and required there);
+        their scores sum to 1 over all the labels. ``template``: how CLIP
+        words each label (``{label}`` marks it; default ``"a photo of a
+        {label}."``), CLIP only. ``top_k``: labels kept per image (1 or
+        more). The GIL is released while the model runs; Ctrl-C raises
+        KeyboardInterrupt at once (the batch finishes in the background and
+        is dropped).
+
+        Raises :class:`~ipfs_accelerate.errors.InvalidInputError` for an
+        image that cannot be read or decoded, labels given to a ViT or
+        EfficientNet (or none to CLIP), a template without ``{label}`` and
+        other unusable values, ``TypeError`` for wrong types,
+        :class:`~ipfs_accelerate.errors.ModelNotFoundError` for a missing
+        model and :class:`~ipfs_accelerate.errors.UnsupportedModelTypeError`
+        for a model that is not an image classifier.
+        """
+        name = _model_arg(model)
+        image_args = image_list(images)
+        label_args = label_list(labels)
+        if not isinstance(top_k, int) or isinstance(top_k, bool):
+            raise TypeError(f"top_k must be an int, not {type(top_k).__name__}")
+        if top_k < 1:
+            raise InvalidInputError(f"top_k must be 1 or more, not {top_k}")
+        _check_str("template", template, optional=True)
+        return self._native.classify(name, image_args, labels=label_args, top_k=top_k, template=template)
+
+    async def classify_async(self, model: Any, images: Any, **kwargs: Any) -> List[List[Dict[str, Any]]]:
+        """:meth:`classify` on a worker thread, awaitable."""
+        return await asyncio.to_thread(self.classify, model, images, **kwargs)
 
     def close(self) -> None:
         """Stops every worker (browsers quit); later calls raise

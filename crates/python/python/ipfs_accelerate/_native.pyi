@@ -1,6 +1,6 @@
 """Type stubs of the Rust extension ``ipfs_accelerate._native``."""
 
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 __version__: str
 
@@ -33,6 +33,24 @@ class NativeAccelerator:
         stop: List[str] = ...,
         on_text: Optional[Callable[[str], Any]] = None,
     ) -> Dict[str, Any]: ...
+    def transcribe(
+        self,
+        model: str,
+        path: Optional[str] = None,
+        data: Optional[bytes] = None,
+        samples: Optional[bytes] = None,
+        timestamps: bool = False,
+        language: Optional[str] = None,
+        translate: bool = False,
+    ) -> Dict[str, Any]: ...
+    def classify(
+        self,
+        model: str,
+        images: List[Union[str, bytes]],
+        labels: Optional[List[str]] = None,
+        top_k: int = 5,
+        template: Optional[str] = None,
+    ) -> List[List[Dict[str, Any]]]: ...
     def decode(self, model: str, ids: List[List[int]]) -> List[str]: ...
     def close(self) -> None: ...
 

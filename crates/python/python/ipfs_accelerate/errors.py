@@ -27,11 +27,12 @@ class BackendUnavailableError(IpfsAccelerateError, RuntimeError):
 
 
 class UnsupportedModelTypeError(IpfsAccelerateError, NotImplementedError):
-    """The model family asked for (speech, classification, vision) has no
-    implementation in this version, or the model given is not of the family
-    the call runs (an embedding model given to ``generate``, an
-    architecture that has no implementation). Text embedding and text
-    generation models run."""
+    """The model family asked for has no implementation in this version, or
+    the model given is not of the family the call runs (an embedding model
+    given to ``generate``, ``transcribe`` or ``classify``, an architecture
+    that has no implementation). Text embedding, text generation, Whisper
+    speech recognition and image classification (ViT, EfficientNet-Lite,
+    CLIP) models run."""
 
 
 class AcceleratorClosedError(IpfsAccelerateError, RuntimeError):
