@@ -4,26 +4,30 @@
 //! cargo run --release -p ipfs-accelerate-models --example whisper_profile -- MODEL_DIR
 
 use ipfs_accelerate_models::llm::cpu_ops::CpuOps;
+use ipfs_accelerate_models::llm::ops::DecoderOps;
 use ipfs_accelerate_models::llm::weights::{WeightBits, WeightFile};
+use ipfs_accelerate_models::whisper::encoder::WhisperEncoder;
 use ipfs_accelerate_models::whisper::model::WhisperModel;
 use ipfs_accelerate_models::whisper::WhisperConfig;
-use ipfs_accelerate_models::SafetensorsFile;
+use ipfs_accelerate_models::{Engine, SafetensorsFile};
+use ipfs_accelerate_tensor::CpuBackend;
 use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::path::PathBuf::from(std::env::args().nth(1).ok_or("usage: whisper_profile MODEL_DIR")?);
     let config = WhisperConfig::load(&dir)?;
-    let file = WeightFile::Safetensors {
-        file: SafetensorsFile::open(&dir.join("model.safetensors"))?,
-        bits: WeightBits::AsStored,
-    };
+    let safetensors = SafetensorsFile::open(&dir.join("model.safetensors"))?;
+    let encoder = WhisperEncoder::load(&safetensors, &config)?;
+    let file = WeightFile::Safetensors { file: safetensors, bits: WeightBits::AsStored };
     let mut ops = CpuOps;
     let model = WhisperModel::load(&mut ops, &file, &config)?;
+    let engine = Engine::Cpu(CpuBackend::new());
     let mel: Vec<f32> = (0..config.num_mel_bins * 3000).map(|i| ((i % 97) as f32 / 97.0) - 0.5).collect();
     for round in 0..3 {
         let t = Instant::now();
-        let encoded = model.encode(&mut ops, &mel)?;
+        let encoded = encoder.encode(&engine, &mel)?;
         let encode = t.elapsed();
+        let encoded = ops.upload(&encoded, config.max_source_positions, config.d_model)?;
         let t = Instant::now();
         let mut state = model.start_window(&mut ops, &encoded)?;
         let start = t.elapsed();

@@ -1,10 +1,11 @@
 //! `ipfs-accelerate transcribe`: speech to text with a Whisper model.
 
+use super::BackendArgs;
 use anyhow::Result;
 use clap::Args;
 use ipfs_accelerate_models::llm::weights::WeightBits;
 use ipfs_accelerate_models::whisper::{Task, TranscribeOptions, Transcriber};
-use ipfs_accelerate_models::BackendChoice;
+use ipfs_accelerate_models::{BackendChoice, Precision};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -32,10 +33,21 @@ pub struct TranscribeArgs {
     /// Weight precision: 4, 8, 16 or 32 (float32 as stored by default).
     #[arg(long)]
     precision: Option<String>,
-    /// Backend: auto (a hardware GPU through WebGPU if there is one, else the CPU), cpu, or
-    /// webgpu (any WebGPU adapter, software ones included).
+    /// Backend: auto (a hardware GPU through WebGPU if there is one, else the CPU), cpu,
+    /// webgpu (any WebGPU adapter, software ones included), or browser-webgpu / browser-webnn
+    /// (the encoder runs in a browser started as a worker, the decoder on the CPU).
     #[arg(long, default_value = "auto")]
     backend: String,
+    /// Browser for the browser-* backends: chrome, chromium, edge, firefox, a path, or manual
+    /// [default: the first Chrome, Chromium or Edge found].
+    #[arg(long, value_name = "NAME|PATH")]
+    browser: Option<String>,
+    /// Show the browser window (browser-* backends; headless by default).
+    #[arg(long)]
+    no_headless: bool,
+    /// Use a fresh temporary browser profile instead of the kept one.
+    #[arg(long)]
+    ephemeral: bool,
     /// Print one JSON object: text, language, duration, segments (start, end, text),
     /// backend, seconds taken and the real-time factor.
     #[arg(long)]
@@ -45,8 +57,26 @@ pub struct TranscribeArgs {
 }
 
 pub fn run(args: TranscribeArgs) -> Result<()> {
-    let choice = BackendChoice::parse(&args.backend)
-        .map_err(|_| anyhow::anyhow!("unknown backend {:?} for transcribe: use auto, cpu or webgpu", args.backend))?;
+    let backend = BackendArgs {
+        backend: args.backend.clone(),
+        browser: args.browser.clone(),
+        headless: !args.no_headless,
+        no_headless: args.no_headless,
+        ephemeral: args.ephemeral,
+        precision: "32".into(),
+    };
+    let browser = super::browser_backend(&backend);
+    let parse_choice = || {
+        BackendChoice::parse(&args.backend).map_err(|_| {
+            anyhow::anyhow!(
+                "unknown backend {:?} for transcribe: use auto, cpu, webgpu, browser-webgpu or browser-webnn",
+                args.backend
+            )
+        })
+    };
+    if browser.is_none() {
+        parse_choice()?; // a bad --backend fails before anything loads
+    }
     let bits = match &args.precision {
         Some(p) => WeightBits::parse(p)?,
         None => WeightBits::AsStored,
@@ -55,7 +85,13 @@ pub fn run(args: TranscribeArgs) -> Result<()> {
         anyhow::bail!("{} is not a file: pass an audio file (WAV, MP3, FLAC or Ogg Vorbis)", args.file.display());
     }
     let path = crate::model_ref::resolve(&args.model)?;
-    let (model, notice) = Transcriber::load(&path, choice, bits)?;
+    let (model, notice) = match browser {
+        Some(kind) => {
+            let (engine, notice) = super::browser_engine(kind, &backend, Precision::F32)?;
+            (Transcriber::load_on(&path, engine, bits)?, notice)
+        }
+        None => Transcriber::load(&path, parse_choice()?, bits)?,
+    };
     if let Some(notice) = notice {
         eprintln!("{notice}");
     }

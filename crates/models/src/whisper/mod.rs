@@ -1,9 +1,10 @@
 //! Whisper speech recognition: the encoder-decoder of transformers'
-//! `WhisperForConditionalGeneration`, on the CPU and WebGPU decoder backends
-//! (`llm::ops::DecoderOps`), with greedy decoding, timestamps and long-form
-//! transcription in 30 s windows.
+//! `WhisperForConditionalGeneration` — the encoder a graph of WebNN ops (CPU,
+//! WebGPU, browser workers), the decoder on the CPU and WebGPU decoder
+//! backends (`llm::ops::DecoderOps`) — with greedy decoding, timestamps and
+//! long-form transcription in 30 s windows.
 //!
-//! Reading order: [`config`], [`model`] (the network), [`rules`] (what
+//! Reading order: [`config`], [`encoder`] and [`model`] (the decoder), [`rules`] (what
 //! greedy decoding may pick), [`segments`] (timestamps to segments and the
 //! next window's start), [`transcriber`] (the whole job). The features come
 //! from [`crate::audio`].
@@ -18,6 +19,7 @@
 //! ```
 
 pub mod config;
+pub mod encoder;
 pub mod model;
 pub mod rules;
 pub mod segments;

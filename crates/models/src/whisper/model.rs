@@ -1,18 +1,10 @@
-//! Whisper's encoder-decoder on any [`DecoderOps`] backend (CPU, WebGPU),
-//! as transformers' `WhisperForConditionalGeneration` computes it.
-//!
-//! Encoder: two 1-D convolutions with GELU (the second of stride 2: 3000 mel
-//! frames become 1500 positions), sinusoidal positions, pre-norm layers of
-//! unmasked self-attention and a GELU MLP, a final LayerNorm. Decoder:
-//! token + learned position embeddings, pre-norm layers of causal
-//! self-attention over a KV cache, cross-attention to the encoder output and
-//! a GELU MLP, a final LayerNorm and the output projection tied to the token
-//! embedding.
-//!
-//! The convolutions run as `linear` over im2col rows (kernel 3, padding 1):
-//! row `t` of the im2col matrix holds the 3 input frames around `t` for every
-//! channel, in the order `channel · 3 + tap` that PyTorch's `[out, in, 3]`
-//! weight flattens to.
+//! Whisper's decoder on any [`DecoderOps`] backend (CPU, WebGPU), as
+//! transformers' `WhisperForConditionalGeneration` computes it: token +
+//! learned position embeddings, pre-norm layers of causal self-attention
+//! over a KV cache, cross-attention to the encoder output and a GELU MLP, a
+//! final LayerNorm and the output projection tied to the token embedding.
+//! The encoder is a graph ([`super::encoder`]), so it runs on every graph
+//! backend; its output is uploaded here once per window.
 
 use super::config::WhisperConfig;
 use crate::error::{Error, Result};
@@ -38,14 +30,6 @@ struct Mlp<O: DecoderOps> {
     fc2: Linear<O>,
 }
 
-struct EncoderLayer<O: DecoderOps> {
-    attn_norm: Norm<O>,
-    /// Q, K and V fused by rows (K has no bias: zeros in its part).
-    qkv: Linear<O>,
-    out: Linear<O>,
-    mlp: Mlp<O>,
-}
-
 struct DecoderLayer<O: DecoderOps> {
     self_norm: Norm<O>,
     self_qkv: Linear<O>,
@@ -58,14 +42,9 @@ struct DecoderLayer<O: DecoderOps> {
     mlp: Mlp<O>,
 }
 
-/// Whisper's weights resident on backend `O`.
+/// Whisper's decoder weights resident on backend `O`.
 pub struct WhisperModel<O: DecoderOps> {
     config: WhisperConfig,
-    conv1: Linear<O>,
-    conv2: Linear<O>,
-    encoder_positions: O::Matrix,
-    encoder_layers: Vec<EncoderLayer<O>>,
-    encoder_norm: Norm<O>,
     tokens: O::Matrix,
     decoder_positions: O::Matrix,
     decoder_layers: Vec<DecoderLayer<O>>,
@@ -129,15 +108,6 @@ impl<O: DecoderOps> Loader<'_, O> {
         Ok(Linear { weight: self.ops.matrix(&matrix)?, bias: Some(self.ops.vector(&bias)?) })
     }
 
-    /// A PyTorch `Conv1d` weight `[out, in, 3]` as the `[out, in · 3]`
-    /// matrix im2col rows multiply.
-    fn conv(&mut self, name: &str, out: usize, inp: usize) -> Result<Linear<O>> {
-        let weight_name = format!("{name}.weight");
-        let values = self.f32_tensor(&weight_name, &[out, inp, 3])?;
-        let matrix = QuantMatrix::quantize(QuantType::F32, out, inp * 3, &values)?;
-        Ok(Linear { weight: self.ops.matrix(&matrix)?, bias: Some(self.vector(&format!("{name}.bias"), out)?) })
-    }
-
     /// A position table as a float32 matrix (rows are read with `embed`).
     fn table(&mut self, name: &str, rows: usize, cols: usize) -> Result<O::Matrix> {
         let values = self.f32_matrix(name, rows, cols)?;
@@ -167,32 +137,13 @@ impl<O: DecoderOps> Loader<'_, O> {
 }
 
 impl<O: DecoderOps> WhisperModel<O> {
-    /// Loads the weights of a Hugging Face `WhisperForConditionalGeneration`
-    /// safetensors file (names under `model.`; `proj_out` is tied to the
-    /// token embedding).
+    /// Loads the decoder weights of a Hugging Face
+    /// `WhisperForConditionalGeneration` safetensors file (names under
+    /// `model.decoder.`; `proj_out` is tied to the token embedding).
     pub fn load(ops: &mut O, file: &WeightFile, config: &WhisperConfig) -> Result<Self> {
         let c = config;
         let d = c.d_model;
         let mut l = Loader { ops, file };
-        let conv1 = l.conv("model.encoder.conv1", d, c.num_mel_bins)?;
-        let conv2 = l.conv("model.encoder.conv2", d, d)?;
-        let encoder_positions = l.table("model.encoder.embed_positions.weight", c.max_source_positions, d)?;
-        let mut encoder_layers = Vec::with_capacity(c.encoder_layers);
-        for i in 0..c.encoder_layers {
-            let p = format!("model.encoder.layers.{i}");
-            let attn = |part: &str| format!("{p}.self_attn.{part}_proj");
-            encoder_layers.push(EncoderLayer {
-                attn_norm: l.norm(&format!("{p}.self_attn_layer_norm"), d)?,
-                qkv: l.fused(&[attn("q"), attn("k"), attn("v")], d, d)?,
-                out: l.linear(&attn("out"), d, d)?,
-                mlp: Mlp {
-                    norm: l.norm(&format!("{p}.final_layer_norm"), d)?,
-                    fc1: l.linear(&format!("{p}.fc1"), c.encoder_ffn, d)?,
-                    fc2: l.linear(&format!("{p}.fc2"), d, c.encoder_ffn)?,
-                },
-            });
-        }
-        let encoder_norm = l.norm("model.encoder.layer_norm", d)?;
         let tokens = l.ops.matrix(&file.matrix("model.decoder.embed_tokens.weight", c.vocab_size, d, false)?)?;
         let decoder_positions = l.table("model.decoder.embed_positions.weight", c.max_target_positions, d)?;
         let mut decoder_layers = Vec::with_capacity(c.decoder_layers);
@@ -228,68 +179,12 @@ impl<O: DecoderOps> WhisperModel<O> {
                 });
             }
         }
-        Ok(WhisperModel {
-            config: config.clone(),
-            conv1,
-            conv2,
-            encoder_positions,
-            encoder_layers,
-            encoder_norm,
-            tokens,
-            decoder_positions,
-            decoder_layers,
-            decoder_norm,
-        })
+        Ok(WhisperModel { config: config.clone(), tokens, decoder_positions, decoder_layers, decoder_norm })
     }
 
     /// The hyperparameters.
     pub fn config(&self) -> &WhisperConfig {
         &self.config
-    }
-
-    /// Mel frames one window holds (3000).
-    pub fn window_frames(&self) -> usize {
-        2 * self.config.max_source_positions
-    }
-
-    /// Runs the encoder on one window of features, row-major
-    /// `[num_mel_bins][window_frames]`, and returns its output
-    /// `[max_source_positions, d_model]`.
-    pub fn encode(&self, ops: &mut O, mel: &[f32]) -> Result<O::Act> {
-        let c = &self.config;
-        let (bins, frames, d) = (c.num_mel_bins, self.window_frames(), c.d_model);
-        if mel.len() != bins * frames {
-            return Err(Error::InvalidOption(format!(
-                "{} feature values do not make a [{bins}, {frames}] window",
-                mel.len()
-            )));
-        }
-        // conv1: stride 1 over the mel frames (channel-major input).
-        let cols = im2col(frames, bins, 1, |t, ch| mel[ch * frames + t]);
-        let x = ops.upload(&cols, frames, bins * 3)?;
-        let x = self.linear(ops, &x, &self.conv1)?;
-        let x = ops.gelu(&x)?;
-        // conv2: stride 2 over conv1's output (frame-major, read back).
-        let h = ops.read(&x)?;
-        let positions = c.max_source_positions;
-        let cols = im2col(frames, d, 2, |t, ch| h[t * d + ch]);
-        let x = ops.upload(&cols, positions, d * 3)?;
-        let x = self.linear(ops, &x, &self.conv2)?;
-        let mut x = ops.gelu(&x)?;
-        let ids: Vec<u32> = (0..positions as u32).collect();
-        let pos = ops.embed(&self.encoder_positions, &ids)?;
-        ops.add_assign(&mut x, &pos)?;
-        for layer in &self.encoder_layers {
-            let normed = self.norm(ops, &x, &layer.attn_norm)?;
-            let qkv = self.linear(ops, &normed, &layer.qkv)?;
-            let parts = ops.split_columns(&qkv, &[d, d, d])?;
-            let attended = ops.full_attention(&parts[0], &parts[1], &parts[2], c.encoder_heads)?;
-            let out = self.linear(ops, &attended, &layer.out)?;
-            ops.add_assign(&mut x, &out)?;
-            let out = self.mlp(ops, &x, &layer.mlp)?;
-            ops.add_assign(&mut x, &out)?;
-        }
-        self.norm(ops, &x, &self.encoder_norm)
     }
 
     /// A fresh decoder state for a window whose encoder output is `encoded`:
@@ -369,42 +264,5 @@ impl<O: DecoderOps> WhisperModel<O> {
         let hidden = self.linear(ops, &normed, &mlp.fc1)?;
         let hidden = ops.gelu(&hidden)?;
         self.linear(ops, &hidden, &mlp.fc2)
-    }
-}
-
-/// The im2col rows of a kernel-3, padding-1 convolution with `stride` over
-/// `frames` input frames of `channels` channels, read through `at(frame,
-/// channel)`: row `t` holds input frames `stride·t - 1 ..= stride·t + 1`
-/// (zeros outside), column `channel · 3 + tap`.
-fn im2col(frames: usize, channels: usize, stride: usize, at: impl Fn(usize, usize) -> f32) -> Vec<f32> {
-    let rows = frames / stride;
-    let mut out = vec![0.0f32; rows * channels * 3];
-    for (t, row) in out.chunks_exact_mut(channels * 3).enumerate() {
-        for tap in 0..3 {
-            // Input frame stride·t + tap - 1, skipped where it is padding.
-            let Some(frame) = (stride * t + tap).checked_sub(1).filter(|&f| f < frames) else { continue };
-            for ch in 0..channels {
-                row[ch * 3 + tap] = at(frame, ch);
-            }
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::im2col;
-
-    #[test]
-    fn im2col_places_the_three_taps_with_zero_padding() {
-        // 4 frames, 2 channels: value = 10·frame + channel.
-        let cols = im2col(4, 2, 1, |t, ch| (10 * t + ch) as f32);
-        // Row 0: taps (pad, frame 0, frame 1) for channel 0 then channel 1.
-        assert_eq!(&cols[0..6], &[0.0, 0.0, 10.0, 0.0, 1.0, 11.0]);
-        // Row 3: (frame 2, frame 3, pad).
-        assert_eq!(&cols[18..24], &[20.0, 30.0, 0.0, 21.0, 31.0, 0.0]);
-        // Stride 2: 2 rows, centred on frames 0 and 2.
-        let cols = im2col(4, 1, 2, |t, _| t as f32 + 1.0);
-        assert_eq!(cols, vec![0.0, 1.0, 2.0, 2.0, 3.0, 4.0]);
     }
 }

@@ -7,11 +7,13 @@
 //! complete segment ended, timestamps always on.
 
 use super::config::WhisperConfig;
+use super::encoder::WhisperEncoder;
 use super::model::{WhisperModel, WindowState};
 use super::rules::{argmax, LogitRules};
 use super::segments::{split_window, TokenSegment, SECONDS_PER_FRAME};
 use crate::audio::{load_audio, LogMelSpectrogram, SAMPLE_RATE, WINDOW_SAMPLES};
-use crate::backend::{auto_wants_gpu, BackendChoice};
+use crate::backend::{BackendChoice, BackendKind, Precision};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::llm::cpu_ops::CpuOps;
 use crate::llm::gpu_ops::GpuDecoderOps;
@@ -75,12 +77,13 @@ pub struct Transcript {
     pub windows: Vec<Vec<u32>>,
 }
 
-/// Runs windows on one backend; the model's weights and the backend behind
-/// one lock (a window decodes on one backend at a time).
+/// Runs the decoder of windows on one backend; the weights and the backend
+/// behind one lock (a window decodes on one backend at a time).
 trait WindowRunner: Send + Sync {
     fn name(&self) -> String;
-    /// Encodes `mel` and hands `decode` a stepper over the window.
-    fn window(&self, mel: &[f32], decode: &mut dyn FnMut(&mut dyn Stepper) -> Result<()>) -> Result<()>;
+    /// Takes the window's encoder output (`[positions, d_model]`, row-major)
+    /// and hands `decode` a stepper over the window.
+    fn window(&self, encoded: &[f32], decode: &mut dyn FnMut(&mut dyn Stepper) -> Result<()>) -> Result<()>;
 }
 
 /// Feeds tokens to the decoder of one window.
@@ -115,9 +118,10 @@ where
         self.ops.lock().unwrap_or_else(|p| p.into_inner()).name()
     }
 
-    fn window(&self, mel: &[f32], decode: &mut dyn FnMut(&mut dyn Stepper) -> Result<()>) -> Result<()> {
+    fn window(&self, encoded: &[f32], decode: &mut dyn FnMut(&mut dyn Stepper) -> Result<()>) -> Result<()> {
         let mut ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
-        let encoded = self.model.encode(&mut ops, mel)?;
+        let d = self.model.config().d_model;
+        let encoded = ops.upload(encoded, encoded.len() / d, d)?;
         let state = self.model.start_window(&mut ops, &encoded)?;
         let mut stepper = BackendStepper { ops: &mut *ops, model: &self.model, state };
         decode(&mut stepper)
@@ -130,6 +134,8 @@ pub struct Transcriber {
     config: WhisperConfig,
     tokenizer: Tokenizer,
     features: LogMelSpectrogram,
+    encoder: WhisperEncoder,
+    engine: Engine,
     runner: Box<dyn WindowRunner>,
 }
 
@@ -137,9 +143,17 @@ impl Transcriber {
     /// Loads a Hugging Face Whisper directory (`config.json`,
     /// `generation_config.json`, `tokenizer.json`, `model.safetensors`) onto
     /// the backend `choice` names, with a one-line notice when `auto` wanted a
-    /// GPU and fell back to the CPU. `bits` quantizes the float weights at
-    /// load (`AsStored` keeps float32).
+    /// GPU and fell back to the CPU. `bits` quantizes the decoder's float
+    /// weights at load (`AsStored` keeps float32).
     pub fn load(dir: &Path, choice: BackendChoice, bits: WeightBits) -> Result<(Self, Option<String>)> {
+        let (engine, notice) = choice.open(Precision::F32)?;
+        Ok((Transcriber::load_on(dir, engine, bits)?, notice))
+    }
+
+    /// Loads onto `engine`: the encoder runs there (any graph backend: the
+    /// CPU, native WebGPU, a browser worker); the decoder runs on native
+    /// WebGPU when the engine is, else on the CPU.
+    pub fn load_on(dir: &Path, engine: Engine, bits: WeightBits) -> Result<Self> {
         let config = WhisperConfig::load(dir)?;
         let tokenizer_path = dir.join("tokenizer.json");
         if !tokenizer_path.is_file() {
@@ -155,25 +169,18 @@ impl Transcriber {
         if !weights_path.is_file() {
             return Err(Error::MissingFile { path: weights_path, hint: "a Whisper directory needs model.safetensors" });
         }
-        let file = WeightFile::Safetensors { file: SafetensorsFile::open(&weights_path)?, bits };
-        let gpu = || -> Result<GpuDecoderOps> {
-            let ctx = GpuContext::new().map_err(|e| Error::Backend(e.to_string()))?;
-            GpuDecoderOps::new(&ctx)
-        };
-        let (runner, notice): (Box<dyn WindowRunner>, Option<String>) = match choice {
-            BackendChoice::Cpu => (backend(CpuOps, &file, &config)?, None),
-            BackendChoice::WebGpu => (backend(gpu()?, &file, &config)?, None),
-            BackendChoice::Auto if !auto_wants_gpu() => (backend(CpuOps, &file, &config)?, None),
-            BackendChoice::Auto => match gpu() {
-                Ok(ops) => (backend(ops, &file, &config)?, None),
-                Err(e) => (
-                    backend(CpuOps, &file, &config)?,
-                    Some(format!("notice: the GPU could not be used ({e}); running on the CPU")),
-                ),
-            },
+        let safetensors = SafetensorsFile::open(&weights_path)?;
+        let encoder = WhisperEncoder::load(&safetensors, &config)?;
+        let file = WeightFile::Safetensors { file: safetensors, bits };
+        let runner = match engine.kind() {
+            BackendKind::WebGpu => {
+                let ctx = GpuContext::new().map_err(|e| Error::Backend(e.to_string()))?;
+                backend(GpuDecoderOps::new(&ctx)?, &file, &config)?
+            }
+            _ => backend(CpuOps, &file, &config)?,
         };
         let features = LogMelSpectrogram::new(config.num_mel_bins)?;
-        Ok((Transcriber { dir: dir.to_path_buf(), config, tokenizer, features, runner }, notice))
+        Ok(Transcriber { dir: dir.to_path_buf(), config, tokenizer, features, encoder, engine, runner })
     }
 
     /// The model directory.
@@ -186,9 +193,9 @@ impl Transcriber {
         &self.config
     }
 
-    /// The backend, in words.
+    /// The backends, in words: the encoder's, then the decoder's.
     pub fn backend_name(&self) -> String {
-        self.runner.name()
+        format!("encoder {}, decoder {}", self.engine.describe(), self.runner.name())
     }
 
     /// Transcribes an audio file (WAV, MP3, FLAC, Ogg Vorbis; any rate and
@@ -281,7 +288,8 @@ impl Transcriber {
         let rules = LogitRules::new(c, timestamps);
         let mut tokens = vec![c.decoder_start_token_id];
         let mut prompt_len = 0;
-        self.runner.window(mel, &mut |step| {
+        let encoded = self.encoder.encode(&self.engine, mel)?;
+        self.runner.window(&encoded, &mut |step| {
             let mut fed = 0;
             if self.config.is_multilingual {
                 let lang = match *language {
@@ -413,12 +421,21 @@ fn language_of(token: &str) -> Option<&str> {
 
 /// Times to the 0.01 s the features resolve, without float noise.
 fn round_time(seconds: f64) -> f64 {
-    (seconds / SECONDS_PER_FRAME).round() * SECONDS_PER_FRAME
+    // Divide (not multiply by 0.01) so the result is the double nearest
+    // the decimal: 2440 / 100 prints as 24.4, 2440 × 0.01 does not.
+    (seconds / SECONDS_PER_FRAME).round() / (1.0 / SECONDS_PER_FRAME).round()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::language_of;
+    use super::{language_of, round_time};
+
+    #[test]
+    fn times_round_to_the_nearest_hundredth() {
+        assert_eq!(round_time(24.400000000000002), 24.4);
+        assert_eq!(round_time(41.300000000000004), 41.3);
+        assert_eq!(round_time(3.8000000000000003), 3.8);
+    }
 
     #[test]
     fn language_tokens_are_two_or_three_lowercase_letters() {
