@@ -9,6 +9,8 @@
 mod common;
 #[path = "common/lcg_weights.rs"]
 mod lcg_weights;
+#[path = "common/tiny_vision.rs"]
+mod tiny_vision;
 
 use image::RgbImage;
 use ipfs_accelerate_models::vision::efficientnet::{EfficientNet, EfficientNetLite};
@@ -17,6 +19,7 @@ use ipfs_accelerate_models::{BackendChoice, Error};
 use lcg_weights::{write_safetensors, TensorSpec};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use tiny_vision::tiny_efficientnet as tiny_model;
 
 /// Largest |logit - PyTorch logit| accepted. Measured on the CPU: 6.7e-6
 /// and 9.5e-6 (logits reach 8.6; float32 summation order differs from
@@ -126,50 +129,6 @@ fn load_webgpu(dir: &Path) -> Option<EfficientNet> {
             None
         }
     }
-}
-
-/// A tiny EfficientNet-Lite (16x16 input, stem 8, three blocks covering
-/// expand ratio 1, stride 2 with odd padding, 5x5 kernels and a residual)
-/// with seeded random weights.
-fn tiny_model(dir: &Path) {
-    let blocks = serde_json::json!([
-        {"kernel_size": 3, "stride": 1, "expand_ratio": 1, "in_channels": 8, "out_channels": 8},
-        {"kernel_size": 5, "stride": 2, "expand_ratio": 3, "in_channels": 8, "out_channels": 12},
-        {"kernel_size": 3, "stride": 1, "expand_ratio": 2, "in_channels": 12, "out_channels": 12},
-    ]);
-    let config = serde_json::json!({
-        "model_type": "efficientnet_lite", "image_size": 16, "padding": "tf_same", "activation": "relu6",
-        "batch_norm_folded": true, "stem_channels": 8, "head_channels": 24, "blocks": blocks,
-        "num_labels": 5, "id2label": {"0": "zero", "1": "one", "2": "two", "3": "three", "4": "four"},
-    });
-    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
-    let preprocessor = serde_json::json!({
-        "size": {"height": 16, "width": 16}, "resample": 2, "do_rescale": false,
-        "image_mean": [127.0, 127.0, 127.0], "image_std": [128.0, 128.0, 128.0],
-    });
-    std::fs::write(dir.join("preprocessor_config.json"), preprocessor.to_string()).unwrap();
-    let mut specs = Vec::new();
-    let mut seed = 1;
-    let mut conv = |name: &str, shape: Vec<usize>| {
-        let fan_in: usize = shape[1..].iter().product();
-        let out = shape[0];
-        for (suffix, shape, scale) in [("weight", shape, 2.0 / (fan_in as f64).sqrt()), ("bias", vec![out], 0.2)] {
-            specs.push(TensorSpec { name: format!("{name}.{suffix}"), shape, seed, scale, layer_norm_weight: false });
-            seed += 1;
-        }
-    };
-    conv("stem", vec![8, 3, 3, 3]);
-    conv("blocks.0.depthwise", vec![8, 1, 3, 3]);
-    conv("blocks.0.project", vec![8, 8, 1, 1]);
-    conv("blocks.1.expand", vec![24, 8, 1, 1]);
-    conv("blocks.1.depthwise", vec![24, 1, 5, 5]);
-    conv("blocks.1.project", vec![12, 24, 1, 1]);
-    conv("blocks.2.expand", vec![24, 12, 1, 1]);
-    conv("blocks.2.depthwise", vec![24, 1, 3, 3]);
-    conv("blocks.2.project", vec![12, 24, 1, 1]);
-    conv("head", vec![24, 12, 1, 1]);
-    conv("classifier", vec![5, 24]);
-    write_safetensors(&specs, &dir.join("model.safetensors"));
 }
 
 fn gradient(w: u32, h: u32, phase: u32) -> RgbImage {

@@ -156,7 +156,22 @@ async fn speech(state: Arc<AppState>, request: Request, task: Task) -> Result<Re
     Ok(render(&transcript, form.format, task))
 }
 
+/// Reads the form; when a field is refused, the rest of the upload is still
+/// read (it is bounded by the body limit) so the client, which is still
+/// sending the file, gets the error instead of a connection closed under it.
 async fn read_form(mut multipart: Multipart) -> Result<Form, ApiError> {
+    let form = parse_form(&mut multipart).await;
+    if form.is_err() {
+        while let Ok(Some(field)) = multipart.next_field().await {
+            if field.bytes().await.is_err() {
+                break;
+            }
+        }
+    }
+    form
+}
+
+async fn parse_form(multipart: &mut Multipart) -> Result<Form, ApiError> {
     let malformed = |e: axum::extract::multipart::MultipartError| {
         ApiError::new(FLAVOR, e.status(), format!("the multipart form cannot be read: {}", e.body_text()))
     };

@@ -146,7 +146,9 @@ fn bad_uploads_and_fields_are_clear_400s() {
     let key = Some("speech-key");
     let audio = clip();
     let wav = Some(("clip.wav", audio.as_slice()));
-    assert_eq!(post_form(&server, &[("model", MODEL)], wav, None).status, 401);
+    // Refused before the body is read: a small body, so the client is done
+    // writing before the server answers.
+    assert_eq!(post_form(&server, &[("model", MODEL)], None, None).status, 401);
     assert_error(
         &post_form(&server, &[("model", MODEL)], Some(("notes.wav", b"not audio at all")), key),
         400,
@@ -171,11 +173,29 @@ fn bad_uploads_and_fields_are_clear_400s() {
         .set("Content-Type", "application/json");
     assert_error(&answer(json.send_string("{\"model\": \"whisper\"}")), 400, "multipart/form-data");
     // Over the audio body limit (1 MiB in this test).
-    let big = vec![0u8; 2 * 1024 * 1024];
-    assert_eq!(post_form(&server, &[("model", MODEL)], Some(("big.wav", &big)), key).status, 413);
+    assert_upload_refused(&server, 2 * 1024 * 1024);
     // Still serving.
     assert_eq!(post_form(&server, &[("model", MODEL)], wav, key).json()["text"], golden_text().as_str());
     server.shutdown().unwrap();
+}
+
+/// Uploads `length` bytes of a file: the server must answer 413, or close
+/// the connection while the client is still writing (it refuses the body
+/// once the limit is passed, without reading the rest).
+fn assert_upload_refused(server: &RunningServer, length: usize) {
+    let big = vec![0u8; length];
+    let (content_type, body) = form(&[("model", MODEL)], Some(("big.wav", &big)));
+    let request = ureq::post(&format!("http://{}/v1/audio/transcriptions", server.addr()))
+        .timeout(Duration::from_secs(120))
+        .set("Authorization", "Bearer speech-key")
+        .set("Content-Type", &content_type);
+    match request.send_bytes(&body) {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => assert_eq!(r.status(), 413),
+        Err(e) => {
+            let message = e.to_string();
+            assert!(message.contains("Broken pipe") || message.contains("reset"), "{message}");
+        }
+    }
 }
 
 #[test]
