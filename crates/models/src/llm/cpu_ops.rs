@@ -7,7 +7,7 @@
 use super::ops::{check_same_shape, check_width, full_attention_dims, shape_error, DecoderOps, Rope, RopeStyle};
 use crate::error::{Error, Result};
 use ipfs_accelerate_tensor::cpu::erf;
-use ipfs_accelerate_tensor::quant::{QuantMatrix, QuantType};
+use ipfs_accelerate_tensor::quant::QuantMatrix;
 use rayon::prelude::*;
 
 /// The CPU decoder backend (all cores, through rayon).
@@ -265,9 +265,6 @@ impl DecoderOps for CpuOps {
         let group = heads / kv_heads;
         let scale = 1.0 / (head_dim as f32).sqrt();
         let span = k.rows;
-        if q.rows >= MATMUL_ATTENTION_ROWS {
-            return matmul_attention(q, k, v, heads, kv_heads, head_dim);
-        }
         // Keys and values regrouped per head, `[kv_heads, span, head_dim]`, so
         // each (row, head) task reads one contiguous run.
         let per_head = |m: &CpuAct| -> Vec<f32> {
@@ -336,57 +333,6 @@ impl DecoderOps for CpuOps {
     fn read(&mut self, x: &CpuAct) -> Result<Vec<f32>> {
         Ok(x.data.clone())
     }
-}
-
-/// Query rows from which [`CpuOps::full_attention`] runs as two matrix
-/// products per head (an encoder's self-attention: 1500 × 1500 for
-/// Whisper) instead of one task per (row, head); below it (a decoder step's
-/// cross-attention) the rows are too few for a product to pay off.
-const MATMUL_ATTENTION_ROWS: usize = 16;
-
-/// Unmasked attention as `softmax(Q_h K_hᵀ · scale) V_h` per head, both
-/// products on the blocked `QuantMatrix` kernels (float32 operands, so the
-/// result is the same computation as the row-by-row path, in another order).
-fn matmul_attention(q: &CpuAct, k: &CpuAct, v: &CpuAct, heads: usize, kv_heads: usize, d: usize) -> Result<CpuAct> {
-    let (n, span) = (q.rows, k.rows);
-    let group = heads / kv_heads;
-    let scale = 1.0 / (d as f32).sqrt();
-    let columns = |m: &CpuAct, head: usize| -> Vec<f32> {
-        m.data.chunks_exact(m.cols).flat_map(|row| row[head * d..(head + 1) * d].iter().copied()).collect()
-    };
-    let mut out = vec![0.0f32; n * heads * d];
-    let mut scores = vec![0.0f32; n * span];
-    let mut head_out = vec![0.0f32; n * d];
-    for g in 0..kv_heads {
-        // K_h as the matrix of a `x · Wᵀ` product: [span, d]; V_h transposed: [d, span].
-        let keys = QuantMatrix::quantize(QuantType::F32, span, d, &columns(k, g))?;
-        let values = columns(v, g);
-        let mut values_t = vec![0.0f32; d * span];
-        for (p, row) in values.chunks_exact(d).enumerate() {
-            for (i, &x) in row.iter().enumerate() {
-                values_t[i * span + p] = x;
-            }
-        }
-        let values_t = QuantMatrix::quantize(QuantType::F32, d, span, &values_t)?;
-        for h in g * group..(g + 1) * group {
-            keys.matmul(&columns(q, h), n, &mut scores);
-            scores.par_chunks_mut(span).for_each(|row| {
-                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) * scale;
-                let mut total = 0.0f32;
-                for s in row.iter_mut() {
-                    *s = (*s * scale - max).exp();
-                    total += *s;
-                }
-                let inv = 1.0 / total;
-                row.iter_mut().for_each(|s| *s *= inv);
-            });
-            values_t.matmul(&scores, n, &mut head_out);
-            for (r, row) in head_out.chunks_exact(d).enumerate() {
-                out[(r * heads + h) * d..(r * heads + h + 1) * d].copy_from_slice(row);
-            }
-        }
-    }
-    CpuAct::new(out, n, heads * d)
 }
 
 /// `out = softmax(scale · keys · query) · values` for one query row and one
