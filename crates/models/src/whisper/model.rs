@@ -115,14 +115,10 @@ impl<O: DecoderOps> Loader<'_, O> {
     }
 
     fn f32_matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Vec<f32>> {
-        self.f32_tensor(name, &[rows, cols])
-    }
-
-    fn f32_tensor(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
         let WeightFile::Safetensors { file, .. } = self.file else {
             return Err(Error::InvalidOption("Whisper weights are read from safetensors".into()));
         };
-        let tensor = file.f32(name, shape)?;
+        let tensor = file.f32(name, &[rows, cols])?;
         tensor.as_f32().map(<[f32]>::to_vec).ok_or_else(|| Error::Backend(format!("{name} did not load as float32")))
     }
 
