@@ -19,9 +19,10 @@
 #                   the header line; without shader-f16 it runs f32 and says so)
 #   6. embed cpu    the same with `--backend cpu` (float32)
 #   7. generate     SmolLM2-135M-Instruct Q4_1 GGUF, greedy, 128 new tokens after a
-#                   ~100-token prompt, `--backend webgpu` then `--backend cpu`: one JSON
-#                   line each with prefill/decode tokens/s and the token ids (equal
-#                   ids = the GPU kernels agree with the CPU)
+#                   ~100-token prompt, `--backend webgpu` (f32 activations, then f16
+#                   activations and KV cache) then `--backend cpu`: one JSON line each
+#                   with prefill/decode tokens/s and the token ids (equal ids = the GPU
+#                   kernels agree with the CPU; f16 may part from them late)
 #   8. transcribe   Whisper tiny.en on the committed 45 s clip, `--backend webgpu` then
 #                   `--backend cpu`: one JSON line each with the transcript, the seconds
 #                   taken and the real-time factor (equal text = the GPU agrees)
@@ -166,9 +167,11 @@ fi
 llm_model="${LLM_MODEL:-$HOME/.cache/ipfs-accelerate/test-models/smollm2-135m-instruct}"
 llm_prompt="$(printf 'The history of the printing press %.0s' $(seq 1 16))"
 if ls "$llm_model"/*.gguf >/dev/null 2>&1; then
-    for backend in webgpu cpu; do
-        section "generate SmolLM2 Q4_1, $backend" \
-            "$bin" generate --model "$llm_model" --backend "$backend" --greedy --ignore-eos --max-tokens 128 --json "$llm_prompt"
+    for run in "webgpu f32" "webgpu f16" "cpu f32"; do
+        read -r backend activations <<<"$run"
+        section "generate SmolLM2 Q4_1, $backend, $activations activations" \
+            "$bin" generate --model "$llm_model" --backend "$backend" --activations "$activations" \
+            --greedy --ignore-eos --max-tokens 128 --json "$llm_prompt"
     done
 else
     header "generate SmolLM2"

@@ -39,6 +39,35 @@ fn chat_answers_paris_and_json_reports_the_generation() {
     assert!(stderr.contains("37 prompt tokens, 7 generated"), "{stderr}");
 }
 
+/// `--activations f16` on WebGPU (llvmpipe has shader-f16) answers the same;
+/// on the CPU it says f16 does not apply there.
+#[test]
+fn f16_activations_on_webgpu_answer_the_same_and_the_cpu_says_it_runs_f32() {
+    let Some(model) = smollm2::smollm2_gguf().map(|f| f.parent().unwrap().to_path_buf()) else { return };
+    let repo = tempfile::tempdir().unwrap();
+    let model = model.to_str().unwrap();
+    let question = "What is the capital of France?";
+    let args = ["generate", "--model", model, "--chat", "--greedy", "--max-tokens", "8", "--json", question];
+    let out = run(repo.path(), &[&args[..], &["--backend", "webgpu", "--activations", "f16"]].concat());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true and webgpu fails: {stderr}");
+        eprintln!("SKIPPED: no webgpu backend here: {stderr}");
+        return;
+    }
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["text"], "The capital of France is Paris.");
+    let backend = v["backend"].as_str().unwrap();
+    assert!(backend.ends_with(", f16 activations)") || stderr.contains("no shader-f16"), "{backend}: {stderr}");
+
+    let out = run(repo.path(), &[&args[..], &["--backend", "cpu", "--activations", "f16"]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the CPU backend runs float32"), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["text"], "The capital of France is Paris.");
+}
+
 #[test]
 fn plain_prompts_stop_sequences_and_seeds() {
     let Some(model) = smollm2::smollm2_gguf().map(|f| f.parent().unwrap().to_path_buf()) else { return };

@@ -18,12 +18,16 @@
 // then the key count), and K and V are any [start, kv_heads * head_dim] matrices —
 // an encoder's self-attention or a decoder's cross-attention to the encoder output.
 //
+// q, K, V and out are f32, or f16 in the `_f16a` variant (an f16 KV cache halves its
+// memory and the bytes each step reads); scores, softmax and sums are f32 either way,
+// and so are the split partials.
+//
 // Split over the keys (flash-decoding), for few query rows over a long span, where
 // (heads × rows) workgroups alone would leave most of a GPU idle — chosen by PHASE:
 //   0  the whole span per workgroup, as above; `partials` unused.
 //   1  workgroup z of `splits` takes its share of the span and writes its running max,
 //      sum and unnormalized output, [rows, heads, splits, head_dim + 2] (m, l, acc…), to
-//      `out`. Dispatch (heads, rows, splits).
+//      `partials` (`out` unused). Dispatch (heads, rows, splits).
 //   2  combines those `partials` into out[r, h] (q and the cache unused).
 //      Dispatch (heads, rows).
 
@@ -38,14 +42,17 @@ struct Params {
     causal: u32,
 }
 
+// Storage type of q, the cache and out.
+alias Act = f32;
+
 override PHASE: u32 = 0u;
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k_cache: array<f32>;
-@group(0) @binding(3) var<storage, read> v_cache: array<f32>;
-@group(0) @binding(4) var<storage, read> partials: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> q: array<Act>;
+@group(0) @binding(2) var<storage, read> k_cache: array<Act>;
+@group(0) @binding(3) var<storage, read> v_cache: array<Act>;
+@group(0) @binding(4) var<storage, read_write> partials: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<Act>;
 
 const WG: u32 = 64u;
 const MAX_HEAD_DIM: u32 = 256u;
@@ -98,7 +105,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     }
 
     for (var d = t; d < d_len; d += WG) {
-        q_head[d] = q[q_base + d] * params.scale;
+        q_head[d] = f32(q[q_base + d]) * params.scale;
     }
     workgroupBarrier();
 
@@ -112,7 +119,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             let kb = j * kv_stride + kv_base;
             var dot = 0.0;
             for (var d = 0u; d < d_len; d++) {
-                dot = fma(q_head[d], k_cache[kb + d], dot);
+                dot = fma(q_head[d], f32(k_cache[kb + d]), dot);
             }
             score = dot;
         }
@@ -128,7 +135,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             if (d < d_len) {
                 var sum = acc[a] * correction;
                 for (var jj = 0u; jj < count; jj++) {
-                    sum = fma(probs[jj], v_cache[(c0 + jj) * kv_stride + kv_base + d], sum);
+                    sum = fma(probs[jj], f32(v_cache[(c0 + jj) * kv_stride + kv_base + d]), sum);
                 }
                 acc[a] = sum;
             }
@@ -138,13 +145,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     if (PHASE == 1u) {
         let base = ((r * params.heads + h) * params.splits + wid.z) * (d_len + 2u);
         if (t == 0u) {
-            out[base] = m;
-            out[base + 1u] = l;
+            partials[base] = m;
+            partials[base + 1u] = l;
         }
         for (var a = 0u; a < 4u; a++) {
             let d = t + a * WG;
             if (d < d_len) {
-                out[base + 2u + d] = acc[a];
+                partials[base + 2u + d] = acc[a];
             }
         }
         return;
@@ -152,7 +159,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     for (var a = 0u; a < 4u; a++) {
         let d = t + a * WG;
         if (d < d_len) {
-            out[q_base + d] = acc[a] / l;
+            out[q_base + d] = Act(acc[a] / l);
         }
     }
 }
@@ -182,7 +189,7 @@ fn combine(q_base: u32, first: u32, t: u32) {
     for (var a = 0u; a < 4u; a++) {
         let d = t + a * WG;
         if (d < d_len) {
-            out[q_base + d] = acc[a] / l;
+            out[q_base + d] = Act(acc[a] / l);
         }
     }
 }

@@ -1,5 +1,5 @@
-// Kernel id: "llm_elementwise" — the elementwise ops of decoder layers on contiguous f32
-// activations, chosen by OP:
+// Kernel id: "llm_elementwise" — the elementwise ops of decoder layers on contiguous
+// activations (f32, or f16 in the `_f16a` variant; arithmetic in f32), chosen by OP:
 //
 //   0 silu_mul:   out[i] = a[i] / (1 + exp(-a[i])) * b[i]      (SwiGLU)
 //   1 gelu_tanh:  out[i] = 0.5 a[i] (1 + tanh(√(2/π) (a[i] + 0.044715 a[i]³)))
@@ -18,12 +18,15 @@ struct Params {
     src_offset: u32,
 }
 
+// Storage type of the activations.
+alias Act = f32;
+
 override OP: u32 = 0u;
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<Act>;
+@group(0) @binding(2) var<storage, read> b: array<Act>;
+@group(0) @binding(3) var<storage, read_write> out: array<Act>;
 
 // Abramowitz & Stegun 7.1.26, |error| < 1.5e-7.
 fn erf_approx(v: f32) -> f32 {
@@ -41,22 +44,22 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
     switch OP {
         case 0u: {
-            let g = a[i];
-            out[i] = g / (1.0 + exp(-g)) * b[i];
+            let g = f32(a[i]);
+            out[i] = Act(g / (1.0 + exp(-g)) * f32(b[i]));
         }
         case 1u: {
-            let v = a[i];
+            let v = f32(a[i]);
             // tanh saturates long before ±20; clamping keeps exp inside f32 on
             // drivers that build tanh from exp.
             let u = clamp(0.7978845608028654 * (v + 0.044715 * v * v * v), -20.0, 20.0);
-            out[i] = 0.5 * v * (1.0 + tanh(u));
+            out[i] = Act(0.5 * v * (1.0 + tanh(u)));
         }
         case 2u: {
-            out[i] += a[i];
+            out[i] = Act(f32(out[i]) + f32(a[i]));
         }
         case 4u: {
-            let v = a[i];
-            out[i] = 0.5 * v * (1.0 + erf_approx(v * 0.7071067811865476));
+            let v = f32(a[i]);
+            out[i] = Act(0.5 * v * (1.0 + erf_approx(v * 0.7071067811865476)));
         }
         default: {
             out[i] = a[(i / params.cols) * params.src_cols + params.src_offset + i % params.cols];

@@ -16,13 +16,16 @@ struct Params {
     table_rows: u32,
 }
 
+// Storage type of the output activation (f32, or f16 in the `_f16a` variant).
+alias Act = f32;
+
 override DTYPE: u32 = 0u;
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> wq: array<u32>;
 @group(0) @binding(2) var<storage, read> ws: array<f32>;
 @group(0) @binding(3) var<storage, read> ids: array<u32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<Act>;
 
 fn weight_at(row: u32, p: u32) -> f32 {
     switch DTYPE {
@@ -66,5 +69,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (id < params.table_rows) {
         v = weight_at(id, c);
     }
-    out[index] = v;
+    out[index] = Act(v);
 }

@@ -19,6 +19,10 @@
 // with blk = row * nb + p / 32 (nb = k / 32 blocks per row); the values are d * q
 // (Q8_0), d * (q - 8) (Q4_0) and d * q + m (Q4_1), as GGML defines them.
 //
+// Activations x and out are f32, or f16 in the `_f16a` variants build.rs derives
+// (`alias Act`, `alias Out`; `_f16a_f32out` reads f16 and writes f32, for logits);
+// every product and sum is f32 either way.
+//
 // Two modes (GEMV override), both 256 invocations per workgroup:
 // * GEMV (decode, few rows of x): 8 output columns per workgroup, 32 invocations each
 //   striding over the row a block of 32 weights at a time (8 weights for F32/F16), with
@@ -36,6 +40,10 @@ struct Params {
     nb: u32,
 }
 
+// Storage type of the activations (x) and of the output.
+alias Act = f32;
+alias Out = Act;
+
 // 0 F32, 1 F16, 2 Q8_0, 3 Q4_0, 4 Q4_1.
 override DTYPE: u32 = 0u;
 override GEMV: bool = true;
@@ -44,14 +52,18 @@ override HAS_BIAS: bool = false;
 @group(0) @binding(0) var<uniform> params: Params;
 // x and the weight words are read as 16-byte vectors (one load for four values in the
 // GEMV hot loop); the host pads both buffers to 16 bytes.
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> x: array<vec4<Act>>;
 @group(0) @binding(2) var<storage, read> wq: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> ws: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<Out>;
 
 fn x_at(i: u32) -> f32 {
-    return x[i / 4u][i % 4u];
+    return f32(x[i / 4u][i % 4u]);
+}
+
+fn x4(i: u32) -> vec4<f32> {
+    return vec4<f32>(x[i]);
 }
 
 fn word(i: u32) -> u32 {
@@ -119,8 +131,8 @@ fn block_dot(row: u32, b: u32, xb: u32) -> f32 {
         let w1 = wq[blk * 2u + 1u];
         var acc = 0.0;
         for (var s = 0u; s < 4u; s++) {
-            acc += dot(i8x4(w0[s]), x[x0 + s]);
-            acc += dot(i8x4(w1[s]), x[x0 + 4u + s]);
+            acc += dot(i8x4(w0[s]), x4(x0 + s));
+            acc += dot(i8x4(w1[s]), x4(x0 + 4u + s));
         }
         return ws[blk] * acc;
     }
@@ -128,8 +140,8 @@ fn block_dot(row: u32, b: u32, xb: u32) -> f32 {
     var acc = 0.0;
     var xsum = vec4<f32>(0.0);
     for (var s = 0u; s < 4u; s++) {
-        let lo = x[x0 + s];
-        let hi = x[x0 + 4u + s];
+        let lo = x4(x0 + s);
+        let hi = x4(x0 + 4u + s);
         acc += dot(lo4(w[s]), lo) + dot(hi4(w[s]), hi);
         xsum += lo + hi;
     }
@@ -166,7 +178,7 @@ fn finish(i: u32, j: u32, v: f32) {
     if (HAS_BIAS) {
         y += bias[j];
     }
-    out[i * params.n + j] = y;
+    out[i * params.n + j] = Out(y);
 }
 
 @compute @workgroup_size(256)

@@ -1,5 +1,5 @@
 // Kernel id: "llm_norm" — the normalizations of decoder layers, per row of a contiguous
-// [rows, cols] f32 activation:
+// [rows, cols] activation (f32, or f16 in the `_f16a` variant; sums in f32):
 //
 //   LAYER = false (RMSNorm):   y = x / sqrt(mean(x²) + eps) * weight
 //   LAYER = true  (LayerNorm): y = (x - mean) / sqrt(var + eps) * weight + bias
@@ -16,13 +16,16 @@ struct Params {
     _pad: u32,
 }
 
+// Storage type of the activations.
+alias Act = f32;
+
 override LAYER: bool = false;
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<Act>;
 @group(0) @binding(2) var<storage, read> weight: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<Act>;
 
 const WG: u32 = 256u;
 var<workgroup> scratch: array<f32, 256>;
@@ -56,21 +59,21 @@ fn main(
     if (LAYER) {
         var sum = 0.0;
         for (var j = lid.x; j < cols; j += WG) {
-            sum += x[base + j];
+            sum += f32(x[base + j]);
         }
         mean = reduce_sum(sum, lid.x) / n;
     }
     var sq = 0.0;
     for (var j = lid.x; j < cols; j += WG) {
-        let d = x[base + j] - mean;
+        let d = f32(x[base + j]) - mean;
         sq = fma(d, d, sq);
     }
     let inv = 1.0 / sqrt(reduce_sum(sq, lid.x) / n + params.eps);
     for (var j = lid.x; j < cols; j += WG) {
-        var v = (x[base + j] - mean) * inv * weight[j];
+        var v = (f32(x[base + j]) - mean) * inv * weight[j];
         if (LAYER) {
             v += bias[j];
         }
-        y[base + j] = v;
+        y[base + j] = Act(v);
     }
 }

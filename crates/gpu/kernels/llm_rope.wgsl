@@ -1,5 +1,6 @@
 // Kernel id: "llm_rope" — rotary position embedding, in place, on a contiguous
-// [rows, heads * head_dim] f32 activation whose row r is at position start + r.
+// [rows, heads * head_dim] activation (f32, or f16 in the `_f16a` variant; rotated in
+// f32) whose row r is at position start + r.
 //
 // Pair i (i < pairs, pairs = number of inverse frequencies) of each head is rotated by
 // the angle of (position, i):
@@ -26,11 +27,14 @@ struct Params {
     _pad2: u32,
 }
 
+// Storage type of the activations.
+alias Act = f32;
+
 override HALVES: bool = false;
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> table: array<f32>;
-@group(0) @binding(2) var<storage, read_write> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> x: array<Act>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -51,8 +55,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         a = base + i;
         b = a + params.pairs;
     }
-    let x0 = x[a];
-    let x1 = x[b];
-    x[a] = x0 * c - x1 * s;
-    x[b] = x0 * s + x1 * c;
+    let x0 = f32(x[a]);
+    let x1 = f32(x[b]);
+    x[a] = Act(x0 * c - x1 * s);
+    x[b] = Act(x0 * s + x1 * c);
 }

@@ -9,7 +9,8 @@
 //!   epsilon. Its Rust twin lives in [`crate::params`] and is written with
 //!   `bytemuck::bytes_of`.
 //! * then the inputs, `var<storage, read>`, in the order [`KernelSpec::bindings`] lists;
-//! * last the output, `var<storage, read_write>`.
+//! * last the output, `var<storage, read_write>` (a kernel that needs scratch space
+//!   between two of its passes, `llm_attention`, binds it read-write before the output).
 //!
 //! Variants are chosen with pipeline-overridable constants (`override` in WGSL,
 //! [`wgpu::PipelineCompilationOptions::constants`] here, `constants` in the browser's
@@ -18,7 +19,9 @@
 //! layerNorm without scale) still need *some* buffer bound: bind any buffer of ≥ 4
 //! bytes; the kernel does not read it.
 //!
-//! Sizes are `u32` element counts; f32 only for now.
+//! Sizes are `u32` element counts. Storage is f32, except in the kernels build.rs
+//! derives with float16 weights (`_f16w`) or float16 decoder activations (`_f16a`),
+//! which need the adapter's `shader-f16`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -73,7 +76,7 @@ pub struct KernelSpec {
     pub overrides: &'static [&'static str],
     /// Size of the `Params` uniform, bytes.
     pub uniform_size: u64,
-    /// Needs the `shader-f16` feature (kernels reading f16 weights).
+    /// Needs the `shader-f16` feature (kernels storing f16 weights or activations).
     pub shader_f16: bool,
 }
 
@@ -83,9 +86,10 @@ impl KernelSpec {
         self.bindings.iter().filter(|b| b.kind == BindingKind::ReadStorage)
     }
 
-    /// The read-write storage binding (the output).
+    /// The output: the last read-write storage binding (`llm_attention` has a
+    /// read-write scratch binding before it).
     pub fn output(&self) -> Option<&BindingSpec> {
-        self.bindings.iter().find(|b| b.kind == BindingKind::ReadWriteStorage)
+        self.bindings.iter().rev().find(|b| b.kind == BindingKind::ReadWriteStorage)
     }
 }
 
@@ -103,6 +107,53 @@ const fn u32_input(binding: u32, name: &'static str) -> BindingSpec {
 }
 const fn output(binding: u32, name: &'static str) -> BindingSpec {
     BindingSpec { binding, name, kind: BindingKind::ReadWriteStorage, element: "f32" }
+}
+
+/// A storage binding read as `element`.
+const fn typed_input(binding: u32, name: &'static str, element: &'static str) -> BindingSpec {
+    BindingSpec { binding, name, kind: BindingKind::ReadStorage, element }
+}
+/// A storage binding written as `element`.
+const fn typed_output(binding: u32, name: &'static str, element: &'static str) -> BindingSpec {
+    BindingSpec { binding, name, kind: BindingKind::ReadWriteStorage, element }
+}
+
+const LLM_MATMUL_OVERRIDES: &[&str] = &["DTYPE", "GEMV", "HAS_BIAS"];
+
+// The `llm_*` kernels' bindings, with the activations' element type (`act`).
+const fn llm_matmul_bindings(act: &'static str, out: &'static str) -> [BindingSpec; 6] {
+    [
+        uniform(),
+        typed_input(1, "x", act),
+        u32_input(2, "wq"),
+        input(3, "ws"),
+        input(4, "bias"),
+        typed_output(5, "out", out),
+    ]
+}
+const fn llm_embed_bindings(act: &'static str) -> [BindingSpec; 5] {
+    [uniform(), u32_input(1, "wq"), input(2, "ws"), u32_input(3, "ids"), typed_output(4, "out", act)]
+}
+const fn llm_norm_bindings(act: &'static str) -> [BindingSpec; 5] {
+    [uniform(), typed_input(1, "x", act), input(2, "weight"), input(3, "bias"), typed_output(4, "y", act)]
+}
+const fn llm_rope_bindings(act: &'static str) -> [BindingSpec; 3] {
+    [uniform(), input(1, "table"), typed_output(2, "x", act)]
+}
+// `partials` (f32 in both variants) is written by the split pass and read by the
+// combining one, so it is read-write too.
+const fn llm_attention_bindings(act: &'static str) -> [BindingSpec; 6] {
+    [
+        uniform(),
+        typed_input(1, "q", act),
+        typed_input(2, "k_cache", act),
+        typed_input(3, "v_cache", act),
+        output(4, "partials"),
+        typed_output(5, "out", act),
+    ]
+}
+const fn llm_elementwise_bindings(act: &'static str) -> [BindingSpec; 4] {
+    [uniform(), typed_input(1, "a", act), typed_input(2, "b", act), typed_output(3, "out", act)]
 }
 
 /// Every kernel of the library.
@@ -245,67 +296,124 @@ pub static KERNELS: &[KernelSpec] = &[
         uniform_size: 16,
         shader_f16: false,
     },
-    // The decoder (text generation) kernels; see crate::llm.
+    // The decoder (text generation) kernels; see crate::llm. Each has an `_f16a`
+    // twin (build.rs) that stores activations and the KV cache as f16.
     KernelSpec {
         id: "llm_matmul",
         source: include_str!("../kernels/llm_matmul.wgsl"),
         entry_point: "main",
-        bindings: &[uniform(), input(1, "x"), u32_input(2, "wq"), input(3, "ws"), input(4, "bias"), output(5, "out")],
-        overrides: &["DTYPE", "GEMV", "HAS_BIAS"],
+        bindings: &llm_matmul_bindings("f32", "f32"),
+        overrides: LLM_MATMUL_OVERRIDES,
         uniform_size: 16,
         shader_f16: false,
+    },
+    KernelSpec {
+        id: "llm_matmul_f16a",
+        source: include_str!(concat!(env!("OUT_DIR"), "/llm_matmul_f16a.wgsl")),
+        entry_point: "main",
+        bindings: &llm_matmul_bindings("f16", "f16"),
+        overrides: LLM_MATMUL_OVERRIDES,
+        uniform_size: 16,
+        shader_f16: true,
+    },
+    KernelSpec {
+        id: "llm_matmul_f16a_f32out",
+        source: include_str!(concat!(env!("OUT_DIR"), "/llm_matmul_f16a_f32out.wgsl")),
+        entry_point: "main",
+        bindings: &llm_matmul_bindings("f16", "f32"),
+        overrides: LLM_MATMUL_OVERRIDES,
+        uniform_size: 16,
+        shader_f16: true,
     },
     KernelSpec {
         id: "llm_embed",
         source: include_str!("../kernels/llm_embed.wgsl"),
         entry_point: "main",
-        bindings: &[uniform(), u32_input(1, "wq"), input(2, "ws"), u32_input(3, "ids"), output(4, "out")],
+        bindings: &llm_embed_bindings("f32"),
         overrides: &["DTYPE"],
         uniform_size: 16,
         shader_f16: false,
     },
     KernelSpec {
+        id: "llm_embed_f16a",
+        source: include_str!(concat!(env!("OUT_DIR"), "/llm_embed_f16a.wgsl")),
+        entry_point: "main",
+        bindings: &llm_embed_bindings("f16"),
+        overrides: &["DTYPE"],
+        uniform_size: 16,
+        shader_f16: true,
+    },
+    KernelSpec {
         id: "llm_norm",
         source: include_str!("../kernels/llm_norm.wgsl"),
         entry_point: "main",
-        bindings: &[uniform(), input(1, "x"), input(2, "weight"), input(3, "bias"), output(4, "y")],
+        bindings: &llm_norm_bindings("f32"),
         overrides: &["LAYER"],
         uniform_size: 16,
         shader_f16: false,
     },
     KernelSpec {
+        id: "llm_norm_f16a",
+        source: include_str!(concat!(env!("OUT_DIR"), "/llm_norm_f16a.wgsl")),
+        entry_point: "main",
+        bindings: &llm_norm_bindings("f16"),
+        overrides: &["LAYER"],
+        uniform_size: 16,
+        shader_f16: true,
+    },
+    KernelSpec {
         id: "llm_rope",
         source: include_str!("../kernels/llm_rope.wgsl"),
         entry_point: "main",
-        bindings: &[uniform(), input(1, "table"), output(2, "x")],
+        bindings: &llm_rope_bindings("f32"),
         overrides: &["HALVES"],
         uniform_size: 32,
         shader_f16: false,
     },
     KernelSpec {
+        id: "llm_rope_f16a",
+        source: include_str!(concat!(env!("OUT_DIR"), "/llm_rope_f16a.wgsl")),
+        entry_point: "main",
+        bindings: &llm_rope_bindings("f16"),
+        overrides: &["HALVES"],
+        uniform_size: 32,
+        shader_f16: true,
+    },
+    KernelSpec {
         id: "llm_attention",
         source: include_str!("../kernels/llm_attention.wgsl"),
         entry_point: "main",
-        bindings: &[
-            uniform(),
-            input(1, "q"),
-            input(2, "k_cache"),
-            input(3, "v_cache"),
-            input(4, "partials"),
-            output(5, "out"),
-        ],
+        bindings: &llm_attention_bindings("f32"),
         overrides: &["PHASE"],
         uniform_size: 32,
         shader_f16: false,
     },
     KernelSpec {
+        id: "llm_attention_f16a",
+        source: include_str!(concat!(env!("OUT_DIR"), "/llm_attention_f16a.wgsl")),
+        entry_point: "main",
+        bindings: &llm_attention_bindings("f16"),
+        overrides: &["PHASE"],
+        uniform_size: 32,
+        shader_f16: true,
+    },
+    KernelSpec {
         id: "llm_elementwise",
         source: include_str!("../kernels/llm_elementwise.wgsl"),
         entry_point: "main",
-        bindings: &[uniform(), input(1, "a"), input(2, "b"), output(3, "out")],
+        bindings: &llm_elementwise_bindings("f32"),
         overrides: &["OP"],
         uniform_size: 16,
         shader_f16: false,
+    },
+    KernelSpec {
+        id: "llm_elementwise_f16a",
+        source: include_str!(concat!(env!("OUT_DIR"), "/llm_elementwise_f16a.wgsl")),
+        entry_point: "main",
+        bindings: &llm_elementwise_bindings("f16"),
+        overrides: &["OP"],
+        uniform_size: 16,
+        shader_f16: true,
     },
 ];
 

@@ -7,6 +7,7 @@ use ipfs_accelerate_models::llm::generate::GenerationOptions;
 use ipfs_accelerate_models::llm::sampler::SamplingOptions;
 use ipfs_accelerate_models::llm::text::{Prompt, TextGenerator, TextOptions};
 use ipfs_accelerate_models::llm::weights::WeightBits;
+use ipfs_accelerate_models::llm::ActivationType;
 use ipfs_accelerate_models::BackendChoice;
 use std::io::Write;
 use std::ops::ControlFlow;
@@ -69,6 +70,11 @@ pub struct GenerateArgs {
     /// webgpu (any WebGPU adapter, software ones included; IPFS_ACCELERATE_ADAPTER picks one).
     #[arg(long, default_value = "auto")]
     backend: String,
+    /// How the webgpu backend stores activations and the KV cache: f32, or f16 (half the
+    /// memory and bytes moved per token, arithmetic stays f32; needs the adapter's
+    /// shader-f16, else f32 with a notice). The CPU backend always runs f32.
+    #[arg(long, default_value = "f32", value_parser = ["f32", "f16"])]
+    activations: String,
     /// Print one JSON object (token_ids, text, prompt_tokens, completion_tokens,
     /// tokens_per_second, …) at the end instead of streaming text.
     #[arg(long)]
@@ -92,7 +98,8 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         None => WeightBits::AsStored,
     };
     let path = crate::model_ref::resolve(&args.model)?;
-    let (generator, notice) = TextGenerator::load_with(&path, bits, choice)?;
+    let activations = if args.activations == "f16" { ActivationType::F16 } else { ActivationType::F32 };
+    let (generator, notice) = TextGenerator::load_with(&path, bits, choice, activations)?;
     if let Some(notice) = notice {
         eprintln!("{notice}");
     }

@@ -15,6 +15,61 @@ pub const GEMV_MAX_ROWS: u32 = 4;
 /// Largest head dimension `llm_attention` takes.
 pub const MAX_HEAD_DIM: u32 = 256;
 
+/// How the `llm_*` kernels store activations and the KV cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum ActivationType {
+    /// float32, on every adapter.
+    #[default]
+    F32,
+    /// float16 (the `_f16a` kernels; needs `shader-f16`): half the bytes per
+    /// activation and cache entry, while products, sums and softmax stay f32.
+    F16,
+}
+
+/// The `_f16a` twin of each `llm_*` kernel (see build.rs).
+const F16A_KERNELS: &[(&str, &str)] = &[
+    (MatmulParams::KERNEL, "llm_matmul_f16a"),
+    (EmbedParams::KERNEL, "llm_embed_f16a"),
+    (NormParams::KERNEL, "llm_norm_f16a"),
+    (RopeParams::KERNEL, "llm_rope_f16a"),
+    (AttentionParams::KERNEL, "llm_attention_f16a"),
+    (ElementwiseParams::KERNEL, "llm_elementwise_f16a"),
+];
+
+impl ActivationType {
+    /// Bytes per stored element.
+    pub fn bytes(self) -> usize {
+        match self {
+            ActivationType::F32 => 4,
+            ActivationType::F16 => 2,
+        }
+    }
+
+    /// The id of the `llm_*` kernel `kernel` (one of the `KERNEL` constants) that
+    /// stores activations as `self`.
+    pub fn kernel(self, kernel: &'static str) -> &'static str {
+        match self {
+            ActivationType::F32 => kernel,
+            ActivationType::F16 => F16A_KERNELS.iter().find(|(base, _)| *base == kernel).map_or_else(
+                || {
+                    debug_assert!(false, "{kernel} has no f16-activation twin");
+                    kernel
+                },
+                |(_, twin)| twin,
+            ),
+        }
+    }
+
+    /// The `llm_matmul` kernel that reads activations as `self` and writes f32
+    /// (logits, read by the host in full precision).
+    pub fn f32_out_matmul(self) -> &'static str {
+        match self {
+            ActivationType::F32 => MatmulParams::KERNEL,
+            ActivationType::F16 => "llm_matmul_f16a_f32out",
+        }
+    }
+}
+
 /// `llm_matmul` uniform: `out[m, n] = x[m, k] · W[n, k]ᵀ (+ bias)`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]

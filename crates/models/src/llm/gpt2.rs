@@ -101,7 +101,6 @@ impl<O: DecoderOps> Decoder<O> for Gpt2<O> {
         }
         let last = ops.last_row(&x)?;
         let normed = ops.layer_norm(&last, &self.final_norm.0, &self.final_norm.1, eps)?;
-        let logits = ops.linear(&normed, &self.tokens, None)?;
-        ops.read(&logits)
+        ops.logits(&normed, &self.tokens)
     }
 }

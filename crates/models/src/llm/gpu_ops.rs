@@ -14,6 +14,10 @@
 //! * The cache of each layer is a keys and a values buffer of
 //!   `[capacity, kv_heads · head_dim]`, so appending `n` positions is one copy
 //!   of the projected `k` and `v` rows each.
+//! * Activations and the cache are f32, or f16 after
+//!   [`GpuDecoderOps::with_activations`] on an adapter with `shader-f16`
+//!   (the `_f16a` kernels: half the bytes stored and read, f32 arithmetic;
+//!   logits are still written as f32).
 //! * Rotary cosines and sines are a device table computed on the host with
 //!   the CPU backend's f32 arithmetic (WGSL's `cos`/`sin` are too coarse for
 //!   large angles), grown as positions advance.
@@ -23,7 +27,8 @@ use std::sync::Arc;
 use super::ops::{check_same_shape, check_width, full_attention_dims, shape_error, DecoderOps, Rope, RopeStyle};
 use crate::error::{Error, Result};
 use ipfs_accelerate_gpu::llm::params::{
-    AttentionParams, ElementwiseOp, ElementwiseParams, EmbedParams, MatmulParams, NormParams, RopeParams, MAX_HEAD_DIM,
+    ActivationType, AttentionParams, ElementwiseOp, ElementwiseParams, EmbedParams, MatmulParams, NormParams,
+    RopeParams, MAX_HEAD_DIM,
 };
 use ipfs_accelerate_gpu::llm::{pack, BufferPool, LlmStream, PooledBuffer, WeightFormat};
 use ipfs_accelerate_gpu::{bytemuck, wgpu, GpuContext, GpuError, KernelRunner};
@@ -36,16 +41,19 @@ pub struct GpuDecoderOps {
     pool: BufferPool,
     rope_tables: Vec<RopeTable>,
     adapter: String,
+    /// How activations and the cache are stored.
+    activations: ActivationType,
     /// Overrides [`AttentionParams::choose_splits`] (tests).
     attention_splits: Option<u32>,
 }
 
-/// An activation on the device: `[rows, cols]` f32, row-major.
+/// An activation on the device: `[rows, cols]`, row-major, f32 or f16.
 #[derive(Debug)]
 pub struct GpuAct {
     buffer: PooledBuffer,
     rows: usize,
     cols: usize,
+    dtype: ActivationType,
 }
 
 impl GpuAct {
@@ -59,8 +67,13 @@ impl GpuAct {
         self.cols
     }
 
+    /// How its elements are stored.
+    pub fn dtype(&self) -> ActivationType {
+        self.dtype
+    }
+
     fn bytes(&self) -> u64 {
-        (self.rows * self.cols * 4) as u64
+        (self.rows * self.cols * self.dtype.bytes()) as u64
     }
 }
 
@@ -103,7 +116,8 @@ pub struct GpuVector {
 /// The key/value cache of one sequence on the device.
 #[derive(Debug)]
 pub struct GpuCache {
-    /// Per layer: keys, values, each `[capacity, kv_heads · head_dim]`.
+    /// Per layer: keys, values, each `[capacity, kv_heads · head_dim]` of the
+    /// backend's activation type.
     layers: Vec<(wgpu::Buffer, wgpu::Buffer)>,
     kv_heads: usize,
     head_dim: usize,
@@ -155,8 +169,28 @@ impl GpuDecoderOps {
             pool: BufferPool::new(runner),
             rope_tables: Vec::new(),
             adapter,
+            activations: ActivationType::F32,
             attention_splits: None,
         })
+    }
+
+    /// Stores activations and the KV cache as `activations` from now on (set
+    /// it before loading a model). [`ActivationType::F16`] needs the adapter's
+    /// `shader-f16`; without it this is an error naming the feature.
+    pub fn with_activations(mut self, activations: ActivationType) -> Result<Self> {
+        if activations == ActivationType::F16 && !self.runner().context().has_shader_f16() {
+            return Err(Error::Backend(format!(
+                "webgpu: f16 activations need shader-f16, which the adapter {} lacks; use f32 activations",
+                self.adapter
+            )));
+        }
+        self.activations = activations;
+        Ok(self)
+    }
+
+    /// How activations and the KV cache are stored.
+    pub fn activations(&self) -> ActivationType {
+        self.activations
     }
 
     /// Splits every attention's keys into `splits` shares computed apart and
@@ -189,10 +223,11 @@ impl GpuDecoderOps {
             params.splits = splits;
         }
         let placeholder = self.runner().placeholder().clone();
+        let kernel = self.activations.kernel(AttentionParams::KERNEL);
         if params.splits <= 1 {
             params.splits = 1;
             self.dispatch(
-                AttentionParams::KERNEL,
+                kernel,
                 &[("PHASE", 0.0)],
                 bytemuck::bytes_of(&params),
                 &[&q.buffer, keys, values, &placeholder, &out.buffer],
@@ -204,14 +239,14 @@ impl GpuDecoderOps {
             to_u32("attention", "partial results", params.partial_len())?;
             let partials = self.pool.get("attention partials", (params.partial_len() * 4) as u64).map_err(gpu_error)?;
             self.dispatch(
-                AttentionParams::KERNEL,
+                kernel,
                 &[("PHASE", 1.0)],
                 bytemuck::bytes_of(&params),
-                &[&q.buffer, keys, values, &placeholder, &partials],
+                &[&q.buffer, keys, values, &partials, &placeholder],
                 params.split_workgroups(),
             )?;
             self.dispatch(
-                AttentionParams::KERNEL,
+                kernel,
                 &[("PHASE", 2.0)],
                 bytemuck::bytes_of(&params),
                 &[&placeholder, &placeholder, &placeholder, &partials, &out.buffer],
@@ -221,13 +256,55 @@ impl GpuDecoderOps {
         Ok(out)
     }
 
+    /// A new activation of the backend's type.
     fn act(&self, op: &str, rows: usize, cols: usize) -> Result<GpuAct> {
+        self.act_of(op, rows, cols, self.activations)
+    }
+
+    fn act_of(&self, op: &str, rows: usize, cols: usize, dtype: ActivationType) -> Result<GpuAct> {
         let bytes = rows
             .checked_mul(cols)
-            .and_then(|n| n.checked_mul(4))
+            .and_then(|n| n.checked_mul(dtype.bytes()))
             .ok_or_else(|| shape_error(op, format!("[{rows}, {cols}] does not fit in memory")))?;
         let buffer = self.pool.get(op, bytes as u64).map_err(gpu_error)?;
-        Ok(GpuAct { buffer, rows, cols })
+        Ok(GpuAct { buffer, rows, cols, dtype })
+    }
+
+    /// Copies `bytes` between activation buffers when the copy is
+    /// word-aligned (buffer copies move whole 4-byte words); `false` when it
+    /// is not, for the caller to use the `columns` kernel instead (an odd
+    /// number of f16 values).
+    fn copy_aligned(&mut self, src: &wgpu::Buffer, src_offset: u64, dst: &wgpu::Buffer, bytes: u64) -> Result<bool> {
+        if !(src_offset | bytes).is_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT) {
+            return Ok(false);
+        }
+        self.stream.copy(src, src_offset, dst, 0, bytes).map_err(gpu_error)?;
+        Ok(true)
+    }
+
+    /// `out[i] = x[(i / cols) · x.cols + offset + i % cols]` for `i < rows · cols`:
+    /// columns `offset..offset + cols` of each row (or, with `rows` 1 and an
+    /// offset of whole rows, one row).
+    fn columns(&mut self, op: &str, x: &GpuAct, out: &GpuAct, offset: usize) -> Result<()> {
+        let params = ElementwiseParams {
+            numel: to_u32(op, "elements", out.rows * out.cols)?,
+            cols: out.cols.max(1) as u32,
+            src_cols: to_u32(op, "columns", x.cols)?,
+            src_offset: to_u32(op, "offset", offset)?,
+        };
+        self.elementwise(ElementwiseOp::Columns, params, &x.buffer, None, &out.buffer)
+    }
+
+    /// Inputs must be of the backend's activation type (logits, which are
+    /// f32 whatever it is, feed nothing).
+    fn check_input(&self, op: &str, x: &GpuAct) -> Result<()> {
+        if x.dtype != self.activations {
+            return Err(shape_error(
+                op,
+                format!("a {:?} activation given to a backend storing {:?}", x.dtype, self.activations),
+            ));
+        }
+        Ok(())
     }
 
     fn dispatch(
@@ -251,12 +328,61 @@ impl GpuDecoderOps {
     ) -> Result<()> {
         let placeholder = self.runner().placeholder().clone();
         self.dispatch(
-            ElementwiseParams::KERNEL,
+            self.activations.kernel(ElementwiseParams::KERNEL),
             &[("OP", op.code())],
             bytemuck::bytes_of(&params),
             &[a, b.unwrap_or(&placeholder), out],
             params.workgroups(),
         )
+    }
+
+    /// `x · Wᵀ (+ bias)` into a new activation stored as `out_type` (the
+    /// backend's type, or f32 for logits).
+    fn matmul(
+        &mut self,
+        x: &GpuAct,
+        weights: &GpuMatrix,
+        bias: Option<&GpuVector>,
+        out_type: ActivationType,
+    ) -> Result<GpuAct> {
+        check_width("linear", x.cols, weights.cols)?;
+        self.check_input("linear", x)?;
+        if let Some(bias) = bias {
+            check_width("linear bias", weights.rows, bias.len)?;
+        }
+        let out = self.act_of("linear", x.rows, weights.rows, out_type)?;
+        let params = MatmulParams {
+            m: to_u32("linear", "rows", x.rows)?,
+            n: to_u32("linear", "outputs", weights.rows)?,
+            k: to_u32("linear", "inputs", weights.cols)?,
+            nb: weights.blocks_per_row as u32,
+        };
+        to_u32("linear", "elements", x.rows.saturating_mul(weights.rows.max(weights.cols)))?;
+        let kernel = if out_type == self.activations {
+            self.activations.kernel(MatmulParams::KERNEL)
+        } else {
+            self.activations.f32_out_matmul()
+        };
+        let placeholder = self.runner().placeholder().clone();
+        let constants = [
+            ("DTYPE", weights.format.code()),
+            ("GEMV", if params.gemv() { 1.0 } else { 0.0 }),
+            ("HAS_BIAS", if bias.is_some() { 1.0 } else { 0.0 }),
+        ];
+        self.dispatch(
+            kernel,
+            &constants,
+            bytemuck::bytes_of(&params),
+            &[
+                &x.buffer,
+                &weights.words,
+                weights.scales.as_ref().unwrap_or(&placeholder),
+                bias.map_or(&placeholder, |b| &b.buffer),
+                &out.buffer,
+            ],
+            params.workgroups(),
+        )?;
+        Ok(out)
     }
 
     /// The cosine/sine table of `rope` covering positions `0..positions`,
@@ -317,7 +443,10 @@ impl DecoderOps for GpuDecoderOps {
     type Cache = GpuCache;
 
     fn name(&self) -> String {
-        format!("webgpu ({})", self.adapter)
+        match self.activations {
+            ActivationType::F32 => format!("webgpu ({})", self.adapter),
+            ActivationType::F16 => format!("webgpu ({}, f16 activations)", self.adapter),
+        }
     }
 
     fn matrix(&mut self, weights: &QuantMatrix) -> Result<GpuMatrix> {
@@ -348,12 +477,20 @@ impl DecoderOps for GpuDecoderOps {
     }
 
     fn new_cache(&mut self, layers: usize, kv_heads: usize, head_dim: usize, capacity: usize) -> Result<GpuCache> {
+        let element = self.activations.bytes();
         let bytes = kv_heads
             .checked_mul(head_dim)
             .and_then(|v| v.checked_mul(capacity))
-            .and_then(|v| v.checked_mul(4))
+            .and_then(|v| v.checked_mul(element))
             .ok_or_else(|| shape_error("cache", format!("{capacity} positions do not fit in memory")))?;
-        to_u32("cache", "elements per layer", bytes / 4)?;
+        to_u32("cache", "elements per layer", bytes / element)?;
+        // New rows are appended with buffer copies, which move whole words.
+        if !(kv_heads * head_dim * element).is_multiple_of(4) {
+            return Err(shape_error(
+                "cache",
+                format!("{kv_heads} × {head_dim} key values per position: f16 caches need an even count"),
+            ));
+        }
         if head_dim > MAX_HEAD_DIM as usize {
             return Err(shape_error(
                 "cache",
@@ -382,8 +519,18 @@ impl DecoderOps for GpuDecoderOps {
         }
         // A fresh buffer copied in the stream's order: a pooled buffer may
         // still be the target of commands recorded but not yet submitted.
-        let staging = self.runner().storage_buffer("upload", bytemuck::cast_slice(values)).map_err(gpu_error)?;
-        self.stream.copy(&staging, 0, out.buffer.buffer(), 0, out.bytes()).map_err(gpu_error)?;
+        // (Staging buffers are padded to 16 bytes, so the copy may round up
+        // to whole words.)
+        let staging = match self.activations {
+            ActivationType::F32 => self.runner().storage_buffer("upload", bytemuck::cast_slice(values)),
+            ActivationType::F16 => {
+                let halves: Vec<half::f16> = values.iter().map(|&v| half::f16::from_f32(v)).collect();
+                self.runner().storage_buffer("upload", bytemuck::cast_slice(&halves))
+            }
+        }
+        .map_err(gpu_error)?;
+        let bytes = out.bytes().next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT);
+        self.stream.copy(&staging, 0, out.buffer.buffer(), 0, bytes).map_err(gpu_error)?;
         Ok(out)
     }
 
@@ -403,7 +550,7 @@ impl DecoderOps for GpuDecoderOps {
         let placeholder = self.runner().placeholder().clone();
         let scales = table.scales.as_ref().unwrap_or(&placeholder);
         self.dispatch(
-            EmbedParams::KERNEL,
+            self.activations.kernel(EmbedParams::KERNEL),
             &[("DTYPE", table.format.code())],
             bytemuck::bytes_of(&params),
             &[&table.words, scales, &id_buffer, &out.buffer],
@@ -414,11 +561,12 @@ impl DecoderOps for GpuDecoderOps {
 
     fn rms_norm(&mut self, x: &GpuAct, weight: &GpuVector, eps: f32) -> Result<GpuAct> {
         check_width("rms_norm", x.cols, weight.len)?;
+        self.check_input("rms_norm", x)?;
         let out = self.act("rms_norm", x.rows, x.cols)?;
         let params = NormParams { rows: to_u32("rms_norm", "rows", x.rows)?, cols: x.cols as u32, eps, _pad: 0 };
         let placeholder = self.runner().placeholder().clone();
         self.dispatch(
-            NormParams::KERNEL,
+            self.activations.kernel(NormParams::KERNEL),
             &[("LAYER", 0.0)],
             bytemuck::bytes_of(&params),
             &[&x.buffer, &weight.buffer, &placeholder, &out.buffer],
@@ -430,10 +578,11 @@ impl DecoderOps for GpuDecoderOps {
     fn layer_norm(&mut self, x: &GpuAct, weight: &GpuVector, bias: &GpuVector, eps: f32) -> Result<GpuAct> {
         check_width("layer_norm", x.cols, weight.len)?;
         check_width("layer_norm", x.cols, bias.len)?;
+        self.check_input("layer_norm", x)?;
         let out = self.act("layer_norm", x.rows, x.cols)?;
         let params = NormParams { rows: to_u32("layer_norm", "rows", x.rows)?, cols: x.cols as u32, eps, _pad: 0 };
         self.dispatch(
-            NormParams::KERNEL,
+            self.activations.kernel(NormParams::KERNEL),
             &[("LAYER", 1.0)],
             bytemuck::bytes_of(&params),
             &[&x.buffer, &weight.buffer, &bias.buffer, &out.buffer],
@@ -443,57 +592,27 @@ impl DecoderOps for GpuDecoderOps {
     }
 
     fn linear(&mut self, x: &GpuAct, weights: &GpuMatrix, bias: Option<&GpuVector>) -> Result<GpuAct> {
-        check_width("linear", x.cols, weights.cols)?;
-        if let Some(bias) = bias {
-            check_width("linear bias", weights.rows, bias.len)?;
-        }
-        let out = self.act("linear", x.rows, weights.rows)?;
-        let params = MatmulParams {
-            m: to_u32("linear", "rows", x.rows)?,
-            n: to_u32("linear", "outputs", weights.rows)?,
-            k: to_u32("linear", "inputs", weights.cols)?,
-            nb: weights.blocks_per_row as u32,
-        };
-        to_u32("linear", "elements", x.rows.saturating_mul(weights.rows.max(weights.cols)))?;
-        let placeholder = self.runner().placeholder().clone();
-        let constants = [
-            ("DTYPE", weights.format.code()),
-            ("GEMV", if params.gemv() { 1.0 } else { 0.0 }),
-            ("HAS_BIAS", if bias.is_some() { 1.0 } else { 0.0 }),
-        ];
-        self.dispatch(
-            MatmulParams::KERNEL,
-            &constants,
-            bytemuck::bytes_of(&params),
-            &[
-                &x.buffer,
-                &weights.words,
-                weights.scales.as_ref().unwrap_or(&placeholder),
-                bias.map_or(&placeholder, |b| &b.buffer),
-                &out.buffer,
-            ],
-            params.workgroups(),
-        )?;
-        Ok(out)
+        self.matmul(x, weights, bias, self.activations)
+    }
+
+    fn logits(&mut self, x: &GpuAct, weights: &GpuMatrix) -> Result<Vec<f32>> {
+        let logits = self.matmul(x, weights, None, ActivationType::F32)?;
+        self.read(&logits)
     }
 
     fn split_columns(&mut self, x: &GpuAct, widths: &[usize]) -> Result<Vec<GpuAct>> {
         check_width("split_columns", x.cols, widths.iter().sum())?;
+        self.check_input("split_columns", x)?;
+        let element = x.dtype.bytes();
         let mut parts = Vec::with_capacity(widths.len());
         let mut at = 0;
         for &w in widths {
             let part = self.act("split_columns", x.rows, w)?;
-            if x.rows == 1 {
-                // One row: its columns are contiguous, a plain copy.
-                self.stream.copy(&x.buffer, (at * 4) as u64, &part.buffer, 0, (w * 4) as u64).map_err(gpu_error)?;
-            } else {
-                let params = ElementwiseParams {
-                    numel: to_u32("split_columns", "elements", x.rows * w)?,
-                    cols: w.max(1) as u32,
-                    src_cols: x.cols as u32,
-                    src_offset: at as u32,
-                };
-                self.elementwise(ElementwiseOp::Columns, params, &x.buffer, None, &part.buffer)?;
+            // One row: its columns are contiguous, a plain copy when word-aligned.
+            let copied = x.rows == 1
+                && self.copy_aligned(&x.buffer, (at * element) as u64, &part.buffer, (w * element) as u64)?;
+            if !copied {
+                self.columns("split_columns", x, &part, at)?;
             }
             at += w;
             parts.push(part);
@@ -510,6 +629,7 @@ impl DecoderOps for GpuDecoderOps {
         if 2 * pairs > head_dim {
             return Err(shape_error("rope", format!("{pairs} rotary pairs exceed the head width {head_dim}")));
         }
+        self.check_input("rope", x)?;
         if pairs == 0 || x.rows == 0 {
             return Ok(());
         }
@@ -527,7 +647,7 @@ impl DecoderOps for GpuDecoderOps {
         let table = self.rope_tables[table].buffer.clone();
         let halves = rope.style == RopeStyle::Halves;
         self.dispatch(
-            RopeParams::KERNEL,
+            self.activations.kernel(RopeParams::KERNEL),
             &[("HALVES", if halves { 1.0 } else { 0.0 })],
             bytemuck::bytes_of(&params),
             &[&table, &x.buffer],
@@ -569,11 +689,14 @@ impl DecoderOps for GpuDecoderOps {
                 format!("positions up to {} exceed the cache of {capacity}", start + n),
             ));
         }
+        for (name, x) in [("attention q", q), ("attention k", k), ("attention v", v)] {
+            self.check_input(name, x)?;
+        }
         let (keys, values) =
             cache.layers.get(layer).ok_or_else(|| shape_error("attention", format!("no cache for layer {layer}")))?;
         // Append this call's keys and values: [n, kv_heads · head_dim] rows are
-        // exactly the cache's rows start..start + n.
-        let row_bytes = (kv_heads * head_dim * 4) as u64;
+        // exactly the cache's rows start..start + n (whole words: see new_cache).
+        let row_bytes = (kv_heads * head_dim * self.activations.bytes()) as u64;
         let offset = start as u64 * row_bytes;
         self.stream.copy(&k.buffer, 0, keys, offset, k.bytes()).map_err(gpu_error)?;
         self.stream.copy(&v.buffer, 0, values, offset, v.bytes()).map_err(gpu_error)?;
@@ -592,6 +715,9 @@ impl DecoderOps for GpuDecoderOps {
 
     fn full_attention(&mut self, q: &GpuAct, k: &GpuAct, v: &GpuAct, heads: usize) -> Result<GpuAct> {
         let (head_dim, kv_heads) = full_attention_dims((q.rows, q.cols), (k.rows, k.cols), (v.rows, v.cols), heads)?;
+        for (name, x) in [("full_attention q", q), ("full_attention k", k), ("full_attention v", v)] {
+            self.check_input(name, x)?;
+        }
         if head_dim > MAX_HEAD_DIM as usize {
             return Err(shape_error(
                 "full_attention",
@@ -613,6 +739,8 @@ impl DecoderOps for GpuDecoderOps {
 
     fn silu_mul(&mut self, gate: &GpuAct, up: &GpuAct) -> Result<GpuAct> {
         same_shape("silu_mul", gate, up)?;
+        self.check_input("silu_mul", gate)?;
+        self.check_input("silu_mul", up)?;
         let out = self.act("silu_mul", gate.rows, gate.cols)?;
         let params = ElementwiseParams::new(to_u32("silu_mul", "elements", gate.rows * gate.cols)?);
         self.elementwise(ElementwiseOp::SiluMul, params, &gate.buffer, Some(&up.buffer), &out.buffer)?;
@@ -620,6 +748,7 @@ impl DecoderOps for GpuDecoderOps {
     }
 
     fn gelu(&mut self, x: &GpuAct) -> Result<GpuAct> {
+        self.check_input("gelu", x)?;
         let out = self.act("gelu", x.rows, x.cols)?;
         let params = ElementwiseParams::new(to_u32("gelu", "elements", x.rows * x.cols)?);
         self.elementwise(ElementwiseOp::Gelu, params, &x.buffer, None, &out.buffer)?;
@@ -627,6 +756,7 @@ impl DecoderOps for GpuDecoderOps {
     }
 
     fn gelu_tanh(&mut self, x: &GpuAct) -> Result<GpuAct> {
+        self.check_input("gelu_tanh", x)?;
         let out = self.act("gelu_tanh", x.rows, x.cols)?;
         let params = ElementwiseParams::new(to_u32("gelu_tanh", "elements", x.rows * x.cols)?);
         self.elementwise(ElementwiseOp::GeluTanh, params, &x.buffer, None, &out.buffer)?;
@@ -635,6 +765,8 @@ impl DecoderOps for GpuDecoderOps {
 
     fn add_assign(&mut self, x: &mut GpuAct, y: &GpuAct) -> Result<()> {
         same_shape("add", x, y)?;
+        self.check_input("add", x)?;
+        self.check_input("add", y)?;
         let params = ElementwiseParams::new(to_u32("add", "elements", x.rows * x.cols)?);
         self.elementwise(ElementwiseOp::AddInPlace, params, &y.buffer, None, &x.buffer)
     }
@@ -643,9 +775,12 @@ impl DecoderOps for GpuDecoderOps {
         if x.rows == 0 {
             return Err(shape_error("last_row", "no rows".into()));
         }
+        self.check_input("last_row", x)?;
         let out = self.act("last_row", 1, x.cols)?;
-        let row_bytes = (x.cols * 4) as u64;
-        self.stream.copy(&x.buffer, (x.rows as u64 - 1) * row_bytes, &out.buffer, 0, row_bytes).map_err(gpu_error)?;
+        let row_bytes = (x.cols * x.dtype.bytes()) as u64;
+        if !self.copy_aligned(&x.buffer, (x.rows as u64 - 1) * row_bytes, &out.buffer, row_bytes)? {
+            self.columns("last_row", x, &out, (x.rows - 1) * x.cols)?;
+        }
         Ok(out)
     }
 
@@ -653,7 +788,14 @@ impl DecoderOps for GpuDecoderOps {
         if x.bytes() == 0 {
             return Ok(Vec::new());
         }
-        let bytes = self.stream.read(&x.buffer, x.bytes()).map_err(gpu_error)?;
-        Ok(bytemuck::pod_collect_to_vec(&bytes))
+        // Reads move whole words: an odd count of f16 values reads one more.
+        let bytes = self.stream.read(&x.buffer, x.bytes().next_multiple_of(4)).map_err(gpu_error)?;
+        Ok(match x.dtype {
+            ActivationType::F32 => bytemuck::pod_collect_to_vec(&bytes),
+            ActivationType::F16 => {
+                let halves: Vec<half::f16> = bytemuck::pod_collect_to_vec(&bytes);
+                halves[..x.rows * x.cols].iter().map(|h| h.to_f32()).collect()
+            }
+        })
     }
 }

@@ -206,8 +206,7 @@ impl<O: DecoderOps> Decoder<O> for Llama<O> {
         // Only the last position's logits are needed to choose the next token.
         let last = ops.last_row(&x)?;
         let normed = ops.rms_norm(&last, &self.final_norm, c.norm_eps)?;
-        let logits = ops.linear(&normed, self.output.as_ref().unwrap_or(&self.embedding), None)?;
-        ops.read(&logits)
+        ops.logits(&normed, self.output.as_ref().unwrap_or(&self.embedding))
     }
 }
 

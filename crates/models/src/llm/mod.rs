@@ -23,6 +23,8 @@ pub mod text;
 pub mod tokenizer;
 pub mod weights;
 
+pub use ipfs_accelerate_gpu::llm::params::ActivationType;
+
 use crate::error::Result;
 use config::DecoderConfig;
 use ops::DecoderOps;

@@ -13,7 +13,7 @@ use super::gpu_ops::GpuDecoderOps;
 use super::llama::{Llama, Naming};
 use super::ops::DecoderOps;
 use super::weights::{WeightBits, WeightFile};
-use super::Decoder;
+use super::{ActivationType, Decoder};
 use crate::backend::{auto_wants_gpu, BackendChoice};
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
@@ -107,26 +107,45 @@ impl LoadedDecoder {
     }
 
     /// Loads onto the backend `choice` names, with a one-line notice when
-    /// `auto` wanted a GPU and fell back to the CPU. `auto` takes WebGPU
-    /// only with a hardware adapter (software ones are far slower than the
-    /// CPU backend); `webgpu` takes any adapter, software ones included.
-    pub fn open_with(source: &ModelSource, bits: WeightBits, choice: BackendChoice) -> Result<(Self, Option<String>)> {
-        let gpu = || -> Result<GpuDecoderOps> {
+    /// `auto` wanted a GPU and fell back to the CPU, or when `activations`
+    /// asked for f16 where it cannot apply. `auto` takes WebGPU only with a
+    /// hardware adapter (software ones are far slower than the CPU
+    /// backend); `webgpu` takes any adapter, software ones included.
+    /// `activations` is how WebGPU stores activations and the KV cache: f16
+    /// needs the adapter's `shader-f16` (else f32, with a notice); the CPU
+    /// backend always computes and stores f32.
+    pub fn open_with(
+        source: &ModelSource,
+        bits: WeightBits,
+        choice: BackendChoice,
+        activations: ActivationType,
+    ) -> Result<(Self, Option<String>)> {
+        let mut notices = Vec::new();
+        let mut gpu = || -> Result<GpuDecoderOps> {
             let ctx = GpuContext::new().map_err(|e| Error::Backend(e.to_string()))?;
-            GpuDecoderOps::new(&ctx)
+            let ops = GpuDecoderOps::new(&ctx)?;
+            if activations == ActivationType::F16 && !ctx.has_shader_f16() {
+                notices.push("notice: this GPU adapter has no shader-f16, so activations stay float32".to_string());
+                return Ok(ops);
+            }
+            ops.with_activations(activations)
         };
-        match choice {
-            BackendChoice::Cpu => Ok((LoadedDecoder::open(source, bits)?, None)),
-            BackendChoice::WebGpu => Ok((LoadedDecoder::open_on(source, bits, gpu()?)?, None)),
-            BackendChoice::Auto if !auto_wants_gpu() => Ok((LoadedDecoder::open(source, bits)?, None)),
+        let decoder = match choice {
+            BackendChoice::Cpu => LoadedDecoder::open(source, bits)?,
+            BackendChoice::WebGpu => LoadedDecoder::open_on(source, bits, gpu()?)?,
+            BackendChoice::Auto if !auto_wants_gpu() => LoadedDecoder::open(source, bits)?,
             BackendChoice::Auto => match gpu() {
-                Ok(ops) => Ok((LoadedDecoder::open_on(source, bits, ops)?, None)),
-                Err(e) => Ok((
-                    LoadedDecoder::open(source, bits)?,
-                    Some(format!("notice: the GPU could not be used ({e}); running on the CPU")),
-                )),
+                Ok(ops) => LoadedDecoder::open_on(source, bits, ops)?,
+                Err(e) => {
+                    notices.push(format!("notice: the GPU could not be used ({e}); running on the CPU"));
+                    LoadedDecoder::open(source, bits)?
+                }
             },
+        };
+        if activations == ActivationType::F16 && !decoder.backend_name().starts_with("webgpu") {
+            notices.push("notice: f16 activations apply to the webgpu backend; the CPU backend runs float32".into());
         }
+        Ok((decoder, (!notices.is_empty()).then(|| notices.join("\n"))))
     }
 
     /// Loads onto any backend implementing [`DecoderOps`].

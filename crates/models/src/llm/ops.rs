@@ -113,6 +113,13 @@ pub trait DecoderOps {
     fn last_row(&mut self, x: &Self::Act) -> Result<Self::Act>;
     /// Copies an activation to the host, row-major.
     fn read(&mut self, x: &Self::Act) -> Result<Vec<f32>>;
+    /// The output projection `x · Wᵀ` read to the host: the logits. A backend
+    /// that stores activations narrower than f32 writes these as f32, since
+    /// the sampler compares them to each other.
+    fn logits(&mut self, x: &Self::Act, weights: &Self::Matrix) -> Result<Vec<f32>> {
+        let logits = self.linear(x, weights, None)?;
+        self.read(&logits)
+    }
 }
 
 /// Checks the operands of [`DecoderOps::full_attention`] — `q` `[n, heads ·

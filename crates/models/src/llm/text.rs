@@ -10,6 +10,7 @@ use super::model::{LoadedDecoder, ModelSource};
 use super::stop::{StopMatcher, StopOutcome};
 use super::tokenizer::LlmTokenizer;
 use super::weights::WeightBits;
+use super::ActivationType;
 use crate::backend::BackendChoice;
 use crate::error::{Error, Result};
 use std::ops::ControlFlow;
@@ -63,11 +64,17 @@ impl TextGenerator {
         TextGenerator::with_decoder(&source, decoder)
     }
 
-    /// Loads on the backend `choice` names; the notice says when `auto`
-    /// fell back to the CPU.
-    pub fn load_with(path: &Path, bits: WeightBits, choice: BackendChoice) -> Result<(Self, Option<String>)> {
+    /// Loads on the backend `choice` names, WebGPU storing activations as
+    /// `activations` (see [`LoadedDecoder::open_with`]); the notice says when
+    /// `auto` fell back to the CPU or f16 activations could not apply.
+    pub fn load_with(
+        path: &Path,
+        bits: WeightBits,
+        choice: BackendChoice,
+        activations: ActivationType,
+    ) -> Result<(Self, Option<String>)> {
         let source = ModelSource::locate(path)?;
-        let (decoder, notice) = LoadedDecoder::open_with(&source, bits, choice)?;
+        let (decoder, notice) = LoadedDecoder::open_with(&source, bits, choice, activations)?;
         Ok((TextGenerator::with_decoder(&source, decoder)?, notice))
     }
 

@@ -243,8 +243,7 @@ impl<O: DecoderOps> WhisperModel<O> {
         state.position += tokens.len();
         let last = ops.last_row(&x)?;
         let last = self.norm(ops, &last, &self.decoder_norm)?;
-        let logits = ops.linear(&last, &self.tokens, None)?;
-        ops.read(&logits)
+        ops.logits(&last, &self.tokens)
     }
 
     fn linear(&self, ops: &mut O, x: &O::Act, layer: &Linear<O>) -> Result<O::Act> {
