@@ -9,8 +9,7 @@ use ipfs_accelerate_models::llm::weights::{WeightBits, WeightFile};
 use ipfs_accelerate_models::whisper::encoder::WhisperEncoder;
 use ipfs_accelerate_models::whisper::model::WhisperModel;
 use ipfs_accelerate_models::whisper::WhisperConfig;
-use ipfs_accelerate_models::{Engine, SafetensorsFile};
-use ipfs_accelerate_tensor::CpuBackend;
+use ipfs_accelerate_models::{CpuEngine, Engine, SafetensorsFile};
 use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -21,7 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let file = WeightFile::Safetensors { file: safetensors, bits: WeightBits::AsStored };
     let mut ops = CpuOps;
     let model = WhisperModel::load(&mut ops, &file, &config)?;
-    let engine = Engine::Cpu(CpuBackend::new());
+    let engine = Engine::Cpu(CpuEngine::new());
     let mel: Vec<f32> = (0..config.num_mel_bins * 3000).map(|i| ((i % 97) as f32 / 97.0) - 0.5).collect();
     for round in 0..3 {
         let t = Instant::now();
@@ -40,5 +39,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let step = t.elapsed() / (steps + 1);
         println!("round {round}: encode {encode:.2?}, cross K/V {start:.2?}, decode step {step:.2?}");
     }
+    // What the engine's plan cache saves each window after the first:
+    // building the encoder graph and compiling it (weights already packed).
+    let Engine::Cpu(cpu) = &engine else { unreachable!("a CPU engine") };
+    let (mut build, mut compile) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        let t = Instant::now();
+        let (graph, weights) = encoder.graph()?;
+        build.push(t.elapsed());
+        let t = Instant::now();
+        cpu.backend().compile(&graph, &weights)?;
+        compile.push(t.elapsed());
+    }
+    build.sort();
+    compile.sort();
+    println!(
+        "encoder graph (median of 5): build {:.2?}, compile {:.2?}; cached plans {}",
+        build[2],
+        compile[2],
+        engine.cached_plans()
+    );
     Ok(())
 }

@@ -1,9 +1,8 @@
 //! Choosing the backend a model runs on.
 
-use crate::engine::{Engine, GpuEngine};
+use crate::engine::{CpuEngine, Engine, GpuEngine};
 use crate::error::{Error, Result};
 use ipfs_accelerate_gpu::{GpuContext, ADAPTER_ENV};
-use ipfs_accelerate_tensor::CpuBackend;
 
 /// What the user asked for (`--backend`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -108,7 +107,7 @@ impl BackendChoice {
             let f16_notice = (precision == Precision::F16).then(|| {
                 "notice: --precision 16 applies to the webgpu backend; the cpu backend runs float32".to_string()
             });
-            (Engine::Cpu(CpuBackend::new()), notice.or(f16_notice))
+            (Engine::Cpu(CpuEngine::new()), notice.or(f16_notice))
         };
         let gpu = |engine: GpuEngine| {
             let notice = (precision == Precision::F16 && !engine.f16_weights())

@@ -38,7 +38,7 @@ pub use backend::{BackendChoice, BackendKind, Precision};
 pub use bert::BertModel;
 pub use config::{Architecture, ModelConfig, ModelType};
 pub use embedder::TextEmbedder;
-pub use engine::Engine;
+pub use engine::{CpuEngine, Engine};
 pub use error::{Error, Result};
 pub use safetensors_file::SafetensorsFile;
 pub use shard::{split_layers, LayerRange, StageOutput};

@@ -8,9 +8,8 @@
 mod lcg_weights;
 
 use ipfs_accelerate_models::config::Architecture;
-use ipfs_accelerate_models::engine::{Engine, GpuEngine};
+use ipfs_accelerate_models::engine::{CpuEngine, Engine, GpuEngine};
 use ipfs_accelerate_models::{BertModel, Encoded, ModelConfig, SafetensorsFile};
-use ipfs_accelerate_tensor::CpuBackend;
 use lcg_weights::{write_safetensors, TensorSpec};
 use serde::Deserialize;
 
@@ -43,7 +42,7 @@ fn check(golden_text: &str) {
     let want: Vec<f32> = g.last_hidden_state.iter().flatten().flatten().copied().collect();
     // All sequences in one packed batch, on the CPU and (where an adapter
     // exists) on the WebGPU backend.
-    let mut engines = vec![Engine::Cpu(CpuBackend::new())];
+    let mut engines = vec![Engine::Cpu(CpuEngine::new())];
     match GpuEngine::new(ipfs_accelerate_models::Precision::F32) {
         Ok(gpu) => engines.push(Engine::WebGpu(Box::new(gpu))),
         Err(e) if std::env::var("CI").as_deref() == Ok("true") => panic!("CI=true and no webgpu backend: {e}"),

@@ -14,8 +14,7 @@ use ipfs_accelerate_models::llm::weights::{WeightBits, WeightFile};
 use ipfs_accelerate_models::whisper::encoder::WhisperEncoder;
 use ipfs_accelerate_models::whisper::model::WhisperModel;
 use ipfs_accelerate_models::whisper::{TranscribeOptions, Transcriber, WhisperConfig};
-use ipfs_accelerate_models::{BackendChoice, Engine, SafetensorsFile};
-use ipfs_accelerate_tensor::CpuBackend;
+use ipfs_accelerate_models::{BackendChoice, CpuEngine, Engine, SafetensorsFile};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -88,7 +87,12 @@ fn encoder_output_and_first_logits_match_transformers() {
     let model = WhisperModel::load(&mut ops, &file, &config).unwrap();
     let audio = load_audio(&clip("clip.wav")).unwrap();
     let mel = LogMelSpectrogram::new(80).unwrap().compute(&audio.samples_16k).unwrap();
-    let out = encoder.encode(&Engine::Cpu(CpuBackend::new()), &mel).unwrap();
+    let engine = Engine::Cpu(CpuEngine::new());
+    let out = encoder.encode(&engine, &mel).unwrap();
+    // A second window reuses the compiled encoder and gives the same values.
+    assert_eq!(engine.cached_plans(), 1);
+    assert_eq!(encoder.encode(&engine, &mel).unwrap(), out, "the cached encoder plan gave other values");
+    assert_eq!(engine.cached_plans(), 1);
     let encoded = ops.upload(&out, 1500, 384).unwrap();
     let g = &golden()["clip"]["encoder"];
     let tol = golden()["tolerances"]["encoder"].as_f64().unwrap() as f32;

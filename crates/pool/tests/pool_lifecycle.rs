@@ -323,7 +323,7 @@ fn a_model_no_worker_can_run_fails_at_once_naming_what_is_missing() {
             "only-minilm",
             WorkerKind::NativeCpu,
             &model,
-            ipfs_accelerate_models::Engine::Cpu(ipfs_accelerate_tensor::CpuBackend::new()),
+            ipfs_accelerate_models::Engine::Cpu(ipfs_accelerate_models::CpuEngine::new()),
         )
         .unwrap(),
     ));
