@@ -75,7 +75,16 @@ def tokenizer_json():
 
 def configs(vocab, ids):
     vocab_size = len(vocab) + len(ids) + 1501
-    space = vocab["Ġ"]
+    eot = ids["<|endoftext|>"]
+    # Token settings the model config and the generation config both carry.
+    tokens = dict(
+        decoder_start_token_id=ids["<|startoftranscript|>"],
+        bos_token_id=eot,
+        eos_token_id=eot,
+        pad_token_id=eot,
+        begin_suppress_tokens=[vocab["Ġ"], eot],
+        suppress_tokens=[1, 2, 7, 8, 9, 10, 14, 25],
+    )
     config = WhisperConfig(
         vocab_size=vocab_size,
         num_mel_bins=80,
@@ -88,21 +97,10 @@ def configs(vocab, ids):
         decoder_ffn_dim=128,
         max_source_positions=1500,
         max_target_positions=MAX_POSITIONS,
-        decoder_start_token_id=ids["<|startoftranscript|>"],
-        bos_token_id=ids["<|endoftext|>"],
-        eos_token_id=ids["<|endoftext|>"],
-        pad_token_id=ids["<|endoftext|>"],
-        begin_suppress_tokens=[space, ids["<|endoftext|>"]],
-        suppress_tokens=[1, 2, 7, 8, 9, 10, 14, 25],
         tie_word_embeddings=True,
+        **tokens,
     )
     generation = GenerationConfig(
-        decoder_start_token_id=ids["<|startoftranscript|>"],
-        bos_token_id=ids["<|endoftext|>"],
-        eos_token_id=ids["<|endoftext|>"],
-        pad_token_id=ids["<|endoftext|>"],
-        begin_suppress_tokens=[space, ids["<|endoftext|>"]],
-        suppress_tokens=[1, 2, 7, 8, 9, 10, 14, 25],
         no_timestamps_token_id=ids["<|notimestamps|>"],
         prev_sot_token_id=ids["<|startofprev|>"],
         max_initial_timestamp_index=50,
@@ -110,6 +108,7 @@ def configs(vocab, ids):
         lang_to_id={f"<|{c}|>": ids[f"<|{c}|>"] for c in LANGUAGES},
         task_to_id={"translate": ids["<|translate|>"], "transcribe": ids["<|transcribe|>"]},
         max_length=MAX_POSITIONS,
+        **tokens,
     )
     return config, generation
 
