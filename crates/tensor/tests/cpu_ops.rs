@@ -908,6 +908,19 @@ fn attention_large_enough_to_run_in_parallel() {
     attention_separate(41, 8, 2, 16, true, &[(24, 48), (40, 40)]);
 }
 
+#[test]
+fn attention_of_long_sequences_in_query_blocks() {
+    // Sequences of 32 queries and keys or more run as blocks of 64 queries
+    // through two matrix products: one block, a partial second block, causal
+    // spans that differ per row, grouped heads, and short sequences beside
+    // long ones in one batch (those keep the query-at-a-time path).
+    attention_separate(60, 2, 2, 16, false, &[(32, 32)]);
+    attention_separate(61, 3, 3, 24, false, &[(70, 90), (5, 5), (130, 40)]);
+    attention_separate(62, 4, 2, 16, true, &[(70, 70), (33, 100), (3, 3)]);
+    attention_separate(63, 2, 1, 64, true, &[(129, 129)]);
+    attention_fused_qkv(64, 4, 2, 8, true, &[(80, 80), (40, 40)]);
+}
+
 /// q, k and v as column slices of one fused `[T, (H + 2·Hkv)·D]` tensor: the
 /// slices become views the kernel reads in place (no copy instructions).
 fn attention_fused_qkv(seed: u64, h: usize, hkv: usize, d: usize, causal: bool, segments: &[(usize, usize)]) {
@@ -1568,8 +1581,14 @@ fn large_shapes_take_the_parallel_paths() {
 /// decomposed into WebNN ops.
 #[test]
 fn attention_with_a_key_padding_mask_equals_packed_attention() {
-    let (h, d, pad) = (2, 4, 6);
-    let lens = [3usize, 6, 1];
+    masked_equals_packed(2, 4, 6, &[3, 6, 1]);
+    // Padded to 40: the query-block path, with masked keys in its products.
+    masked_equals_packed(2, 8, 40, &[33, 40, 5]);
+}
+
+/// Sequences of `lens` padded to `pad` rows, with a key-padding mask, give
+/// the packed (unpadded) attention's rows.
+fn masked_equals_packed(h: usize, d: usize, pad: usize, lens: &[usize]) {
     let segments: Vec<(usize, usize)> = lens.iter().map(|&n| (n, n)).collect();
     let packed = attention_options(h, h, d, false, &segments);
     let total: usize = lens.iter().sum();

@@ -1,18 +1,105 @@
 //! Fused attention over a packed batch: per (sequence, head), scores, softmax
 //! and the weighted sum of values, without materializing the score tensor of
 //! the whole batch.
+//!
+//! Two paths, by sequence length. Short sequences (a few tokens of text) run
+//! one query at a time over the transposed keys. Long ones (Whisper's 1500
+//! encoder positions, ViT's 197 patches) run a block of [`Q_BLOCK`] queries at
+//! a time as two matrix products, `S = Q·Kᵀ` and `O = softmax(S)·V`: every key
+//! and value row is then read once per block instead of once per query, which
+//! made the query-at-a-time loop 44% of Whisper's encoder time for 25% of its
+//! multiply-adds.
 
 use super::super::instr::View;
 use super::super::memory::{Mem, SendPtr};
 use super::super::simd::{self, multiversion};
+use super::gemm::matmul_serial;
 use crate::graph::AttentionOptions;
 use rayon::prelude::*;
 use std::cell::RefCell;
 
 thread_local! {
-    /// Per-thread scratch (transposed keys, then one score row), grown once
-    /// to the largest head seen.
+    /// Per-thread scratch (transposed keys and one score row, or a block's
+    /// scores and outputs), grown once to the largest head seen.
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Queries per block of the matrix-product path.
+const Q_BLOCK: usize = 64;
+/// Sequences with at least this many queries and keys take the matrix-product
+/// path; below, the products are too small to pay for their packing.
+const BLOCKED_MIN_LEN: usize = 32;
+
+multiversion! {
+    /// Turns `row[..visible]` (scores, plus `mask` when not empty) into
+    /// softmax probabilities and zeroes `row[visible..]`.
+    fn softmax_row(row: &mut [f32], visible: usize, mask: &[f32]) {
+        let (live, hidden) = row.split_at_mut(visible);
+        if !mask.is_empty() {
+            live.iter_mut().zip(mask).for_each(|(s, &m)| *s += m);
+        }
+        let max = simd::max(live);
+        live.iter_mut().for_each(|s| *s = simd::exp(*s - max));
+        let inv = 1.0 / simd::sum(live);
+        live.iter_mut().for_each(|s| *s *= inv);
+        hidden.fill(0.0);
+    }
+}
+
+/// Where one (sequence, head) task reads and writes.
+struct HeadTask<'a> {
+    /// The sequence's first query row, keys and values at their first row
+    /// and the head's first column, with their row strides.
+    q: (&'a [f32], usize),
+    k: (&'a [f32], usize),
+    v: (&'a [f32], usize),
+    /// The sequence's additive key mask (empty for none).
+    mask: &'a [f32],
+    q_len: usize,
+    kv_len: usize,
+    d: usize,
+    causal: bool,
+    scale: f32,
+}
+
+impl HeadTask<'_> {
+    /// Keys query `i` sees.
+    fn visible(&self, i: usize) -> usize {
+        if self.causal {
+            i + self.kv_len - self.q_len + 1
+        } else {
+            self.kv_len
+        }
+    }
+}
+
+/// The matrix-product path: blocks of queries against all the keys they see;
+/// `write(i, row)` stores query `i`'s output.
+fn attend_blocked(t: &HeadTask, scratch: &mut Vec<f32>, write: &mut dyn FnMut(usize, &[f32])) {
+    let (d, kv_len) = (t.d, t.kv_len);
+    if scratch.len() < Q_BLOCK * (kv_len + d) {
+        scratch.resize(Q_BLOCK * (kv_len + d), 0.0);
+    }
+    let (scores, out) = scratch.split_at_mut(Q_BLOCK * kv_len);
+    for i0 in (0..t.q_len).step_by(Q_BLOCK) {
+        let rows = Q_BLOCK.min(t.q_len - i0);
+        // Keys seen by the block's last query (and fewer by the others).
+        let span = t.visible(i0 + rows - 1);
+        let scores = &mut scores[..rows * span];
+        let q = &t.q.0[i0 * t.q.1..];
+        // S = scale · Q·Kᵀ: Kᵀ is the keys read with swapped strides.
+        matmul_serial(rows, span, d, scores, q, (t.q.1, 1), t.k.0, (1, t.k.1), t.scale);
+        for (r, row) in scores.chunks_mut(span).enumerate() {
+            let mask = if t.mask.is_empty() { &[][..] } else { &t.mask[..t.visible(i0 + r)] };
+            softmax_row(row, t.visible(i0 + r), mask);
+        }
+        // O = P·V.
+        let out = &mut out[..rows * d];
+        matmul_serial(rows, d, span, out, scores, (span, 1), t.v.0, (t.v.1, 1), 1.0);
+        for (r, row) in out.chunks(d).enumerate() {
+            write(i0 + r, row);
+        }
+    }
 }
 
 multiversion! {
@@ -110,6 +197,32 @@ pub(crate) fn attention(
         let kv_head = head / group;
         let k_base = &kd[kv_start * k.row_stride + k.col_offset + kv_head * d..];
         let v_base = &vd[kv_start * v.row_stride + v.col_offset + kv_head * d..];
+        let mask_row =
+            if mask_data.is_empty() { &[][..] } else { &mask_data[s * mask_cols..s * mask_cols + seg.kv_len] };
+        let out_row = |row: usize| {
+            let o_off = row * out_stride + head * d;
+            assert!(o_off + d <= out_len, "attention output out of range");
+            // SAFETY: in range (just checked), and each (row, head) pair is
+            // written by exactly one task.
+            unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(o_off), d) }
+        };
+        if seg.q_len >= BLOCKED_MIN_LEN && seg.kv_len >= BLOCKED_MIN_LEN {
+            let task = HeadTask {
+                q: (&qd[q_start * q.row_stride + q.col_offset + head * d..], q.row_stride),
+                k: (k_base, k.row_stride),
+                v: (v_base, v.row_stride),
+                mask: mask_row,
+                q_len: seg.q_len,
+                kv_len: seg.kv_len,
+                d,
+                causal: o.causal,
+                scale: o.scale,
+            };
+            SCRATCH.with(|cell| {
+                attend_blocked(&task, &mut cell.borrow_mut(), &mut |i, row| out_row(q_start + i).copy_from_slice(row))
+            });
+            return;
+        }
         SCRATCH.with(|cell| {
             let mut scratch = cell.borrow_mut();
             let kv_len = seg.kv_len;
@@ -123,16 +236,10 @@ pub(crate) fn attention(
                     kt[dd * kv_len + j] = x;
                 }
             }
-            let mask_row =
-                if mask_data.is_empty() { &[][..] } else { &mask_data[s * mask_cols..s * mask_cols + kv_len] };
             for i in 0..seg.q_len {
                 let row = q_start + i;
                 let q_off = row * q.row_stride + q.col_offset + head * d;
                 let visible = if o.causal { i + seg.kv_len - seg.q_len + 1 } else { seg.kv_len };
-                let o_off = row * out_stride + head * d;
-                assert!(o_off + d <= out_len, "attention output out of range");
-                // SAFETY: each (row, head) pair is written by exactly one task.
-                let out_row = unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(o_off), d) };
                 attend_one_query(
                     &qd[q_off..q_off + d],
                     kt,
@@ -143,7 +250,7 @@ pub(crate) fn attention(
                     o.scale,
                     mask_row,
                     scores,
-                    out_row,
+                    out_row(row),
                 );
             }
         });

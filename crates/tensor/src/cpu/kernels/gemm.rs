@@ -26,10 +26,44 @@ pub(super) fn matmul_raw(
     dst: &mut [f32],
     accumulate: bool,
     a: &[f32],
+    a_strides: (usize, usize),
+    b: &[f32],
+    b_strides: (usize, usize),
+    alpha: f32,
+) {
+    matmul_strided(m, n, k, dst, accumulate, a, a_strides, b, b_strides, alpha, parallelism(m * n * k));
+}
+
+/// [`matmul_raw`] on this thread only: for callers that already run one
+/// task per thread (attention runs one per sequence and head).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn matmul_serial(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    a: &[f32],
+    a_strides: (usize, usize),
+    b: &[f32],
+    b_strides: (usize, usize),
+    alpha: f32,
+) {
+    matmul_strided(m, n, k, dst, false, a, a_strides, b, b_strides, alpha, Parallelism::None);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn matmul_strided(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    accumulate: bool,
+    a: &[f32],
     (a_rs, a_cs): (usize, usize),
     b: &[f32],
     (b_rs, b_cs): (usize, usize),
     alpha: f32,
+    parallelism: Parallelism,
 ) {
     assert!(dst.len() >= m * n, "gemm output too small");
     if m == 0 || n == 0 {
@@ -64,7 +98,7 @@ pub(super) fn matmul_raw(
             false,
             false,
             false,
-            parallelism(m * n * k),
+            parallelism,
         );
     }
 }
