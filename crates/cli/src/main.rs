@@ -7,6 +7,7 @@ mod commands;
 mod config;
 mod model_ref;
 mod progress;
+mod runtime_dir;
 mod table;
 mod texts;
 
@@ -42,6 +43,7 @@ enum Command {
 }
 
 fn main() {
+    let runtime_dir = runtime_dir::ensure();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("IPFS_ACCELERATE_LOG")
@@ -78,6 +80,8 @@ fn main() {
             }
         }
         eprintln!("error: {message}");
+        // exit() skips destructors: remove the directory first.
+        drop(runtime_dir);
         std::process::exit(1);
     }
 }

@@ -58,6 +58,22 @@ fn model() -> Option<PathBuf> {
     common::test_model("all-MiniLM-L6-v2")
 }
 
+/// Without `XDG_RUNTIME_DIR` (a headless session), looking for a GPU made
+/// Mesa's Vulkan driver print "error: XDG_RUNTIME_DIR is invalid or not set"
+/// before the output; the CLI now gives itself a private one.
+#[test]
+fn a_headless_session_gets_no_xdg_runtime_dir_noise() {
+    let Some(m) = model() else { return };
+    let out = bin()
+        .args(["embed", "--model", m.to_str().unwrap(), "hello world"])
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .expect("the binary starts");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("XDG_RUNTIME_DIR") && !stderr.contains("error"), "{stderr}");
+}
+
 #[test]
 fn embed_json_is_one_object_with_the_documented_fields() {
     let Some(m) = model() else { return };
