@@ -92,3 +92,41 @@ fn serve_without_a_usable_model_is_one_clear_error() {
         .unwrap();
     support::assert_clear_error(&out, "no-such-model");
 }
+
+/// A Whisper model is loaded on `--backend` (here webgpu; the speech routes
+/// themselves are tested in crates/server/tests/transcription.rs).
+#[test]
+fn serve_loads_whisper_on_the_backend_asked_for() {
+    let Some(model) = common::test_model("whisper-tiny.en") else { return };
+    let data = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_ipfs-accelerate"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--backend", "webgpu"])
+        .arg("--model")
+        .arg(format!("whisper={}", model.display()))
+        .env("IPFS_ACCELERATE_DATA_DIR", data.path())
+        .env("IPFS_ACCELERATE_REPO", data.path().join("repo"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let mut guard = Guard(child);
+    let mut stdout = BufReader::new(guard.0.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let Some(url) = line.trim().strip_prefix("listening on ").map(str::to_string) else {
+        let _ = guard.0.wait();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(guard.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true and serve on webgpu failed: {stderr}");
+        eprintln!("SKIPPED: no webgpu backend here: {stderr}");
+        return;
+    };
+    let models = ureq::get(&format!("{url}/v1/models")).call().unwrap().into_string().unwrap();
+    assert!(models.contains("\"whisper\""), "{models}");
+    let _ = guard.0.kill();
+    let _ = guard.0.wait();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(guard.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("encoder webgpu ("), "{stderr}");
+    assert!(stderr.contains("decoder webgpu ("), "{stderr}");
+}

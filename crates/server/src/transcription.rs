@@ -41,12 +41,23 @@ pub struct SpeechSpec {
 impl SpeechSpec {
     /// Loads the Whisper directory `dir` on the CPU with its weights at `bits`.
     pub fn load(name: impl Into<String>, dir: &std::path::Path, bits: WeightBits) -> Result<Self, crate::Error> {
+        Ok(Self::load_on(name, dir, bits, BackendChoice::Cpu)?.0)
+    }
+
+    /// Loads the Whisper directory `dir` on the backend `choice` names (see
+    /// [`Transcriber::load`]), with its notice when `auto` fell back to the CPU.
+    pub fn load_on(
+        name: impl Into<String>,
+        dir: &std::path::Path,
+        bits: WeightBits,
+        choice: BackendChoice,
+    ) -> Result<(Self, Option<String>), crate::Error> {
         let name = name.into();
-        let (transcriber, _) = Transcriber::load(dir, BackendChoice::Cpu, bits).map_err(|e| crate::Error::Model {
+        let (transcriber, notice) = Transcriber::load(dir, choice, bits).map_err(|e| crate::Error::Model {
             name: name.clone(),
             message: format!("cannot load the speech model {}: {e}", dir.display()),
         })?;
-        Ok(SpeechSpec { name, transcriber: Arc::new(transcriber) })
+        Ok((SpeechSpec { name, transcriber: Arc::new(transcriber) }, notice))
     }
 }
 

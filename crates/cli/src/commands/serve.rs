@@ -11,7 +11,7 @@ use clap::Args;
 use ipfs_accelerate_gpu::{GpuContext, ADAPTER_ENV};
 use ipfs_accelerate_ipfs::FsBlockstore;
 use ipfs_accelerate_models::llm::weights::WeightBits;
-use ipfs_accelerate_models::Precision;
+use ipfs_accelerate_models::{BackendChoice, Precision};
 use ipfs_accelerate_pool::journal::{self, Journal};
 use ipfs_accelerate_pool::{LocalWorker, Pool, PoolConfig, Worker};
 use ipfs_accelerate_server::{GeneratorSpec, ModelSpec, Server, ServerConfig, SpeechSpec};
@@ -100,9 +100,21 @@ pub fn run(args: ServeArgs) -> Result<()> {
         generators.push(GeneratorSpec::load(name, &path, bits)?);
     }
     let mut speech = Vec::with_capacity(speech_dirs.len());
+    // Speech runs in this process, on --backend (the CPU under a pool, whose
+    // workers do not transcribe).
+    let speech_backend = match args.pool {
+        Some(_) => BackendChoice::Cpu,
+        None => BackendChoice::parse(&args.backend)
+            .map_err(|_| anyhow::anyhow!("unknown backend {:?} for serve: use auto, cpu or webgpu", args.backend))?,
+    };
     for (name, dir) in speech_dirs {
         eprintln!("loading the speech model {name} from {}", dir.display());
-        speech.push(SpeechSpec::load(name, &dir, bits)?);
+        let (spec, notice) = SpeechSpec::load_on(name, &dir, bits, speech_backend)?;
+        if let Some(notice) = notice {
+            eprintln!("{notice}");
+        }
+        eprintln!("  {}", spec.transcriber.backend_name());
+        speech.push(spec);
     }
     let pool = match &args.pool {
         Some(file) => Arc::new(super::pool::start(file, args.journal.as_deref())?.pool),
