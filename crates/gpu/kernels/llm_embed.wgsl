@@ -3,7 +3,7 @@
 //   out[r, c] = W[ids[r], c]        W: [table rows, cols], out: [ids, cols]
 //
 // W is packed as for "llm_matmul" (see kernels/llm_matmul.wgsl: DTYPE 0 F32, 1 F16,
-// 2 Q8_0, 3 Q4_0, 4 Q4_1; wq the words, ws the block scales and mins). An id past the
+// 2 Q8_0, 3 Q4_0, 4 Q4_1, 5 Q8_16; wq the words, ws the block scales and mins). An id past the
 // table's rows gives zeros (the host checks ids first).
 //
 // Dispatch: linear over ids * cols, 256 per workgroup; more than 65535 workgroups spill
@@ -33,11 +33,15 @@ fn weight_at(row: u32, p: u32) -> f32 {
             let e = row * params.cols + p;
             return unpack2x16float(wq[e / 2u])[e % 2u];
         }
-        case 2u: {
+        case 2u, 5u: {
             let blk = row * params.nb + p / 32u;
             let i = p % 32u;
             let w = bitcast<i32>(wq[blk * 8u + i / 4u]);
-            return ws[blk] * f32(extractBits(w, (i % 4u) * 8u, 8u));
+            let q = f32(extractBits(w, (i % 4u) * 8u, 8u));
+            if (DTYPE == 5u) {
+                return ws[2u * blk + i / 16u] * q;
+            }
+            return ws[blk] * q;
         }
         case 3u, 4u: {
             let blk = row * params.nb + p / 32u;

@@ -13,11 +13,16 @@
 //   DTYPE 3, Q4_0: wq = per block 4 words (16 bytes: element i < 16 is the
 //                  low nibble of byte i, element 16 + i the high one)      ws[blk] = d
 //   DTYPE 4, Q4_1: wq as Q4_0                                ws[2 blk] = d, ws[2 blk + 1] = m
+//   DTYPE 5, Q8_16: wq as Q8_0     ws[2 blk] = scale of elements 0..16, ws[2 blk + 1] of 16..32
+//
+// (Q4_K is repacked into Q4_1 blocks and Q6_K into Q8_16 blocks at upload: see
+// crates/gpu/src/llm/pack.rs.)
 //
 // (wq zero-padded to a multiple of 16 bytes, as is x.)
 //
 // with blk = row * nb + p / 32 (nb = k / 32 blocks per row); the values are d * q
-// (Q8_0), d * (q - 8) (Q4_0) and d * q + m (Q4_1), as GGML defines them.
+// (Q8_0), d * (q - 8) (Q4_0), d * q + m (Q4_1), as GGML defines them, and
+// ws[2 blk + i / 16] * q (Q8_16).
 //
 // Activations x and out are f32, or f16 in the `_f16a` variants build.rs derives
 // (`alias Act`, `alias Out`; `_f16a_f32out` reads f16 and writes f32, for logits);
@@ -44,7 +49,7 @@ struct Params {
 alias Act = f32;
 alias Out = Act;
 
-// 0 F32, 1 F16, 2 Q8_0, 3 Q4_0, 4 Q4_1.
+// 0 F32, 1 F16, 2 Q8_0, 3 Q4_0, 4 Q4_1, 5 Q8_16.
 override DTYPE: u32 = 0u;
 override GEMV: bool = true;
 override HAS_BIAS: bool = false;
@@ -77,11 +82,15 @@ fn weight_at(row: u32, p: u32) -> f32 {
             let e = row * params.k + p;
             return unpack2x16float(word(e / 2u))[e % 2u];
         }
-        case 2u: {
+        case 2u, 5u: {
             let blk = row * params.nb + p / 32u;
             let i = p % 32u;
             let w = bitcast<i32>(word(blk * 8u + i / 4u));
-            return ws[blk] * f32(extractBits(w, (i % 4u) * 8u, 8u));
+            let q = f32(extractBits(w, (i % 4u) * 8u, 8u));
+            if (DTYPE == 5u) {
+                return ws[2u * blk + i / 16u] * q;
+            }
+            return ws[blk] * q;
         }
         case 3u, 4u: {
             let blk = row * params.nb + p / 32u;
@@ -119,22 +128,27 @@ fn hi4(w: u32) -> vec4<f32> {
     return vec4<f32>((vec4<u32>(w, w >> 8u, w >> 16u, w >> 24u) >> vec4<u32>(4u)) & vec4<u32>(15u));
 }
 
-// Block b of row `row` (Q8_0, Q4_0, Q4_1) times x[xb + 32 b ..] (xb a multiple of 32,
-// since k is). Q8_0: block = 2 vectors of words, word w holds weights 4w..4w+3.
+// Block b of row `row` (Q8_0, Q4_0, Q4_1, Q8_16) times x[xb + 32 b ..] (xb a multiple
+// of 32, since k is). Q8_0, Q8_16: block = 2 vectors of words, word w holds weights
+// 4w..4w+3 (for Q8_16 the first vector is the first scale's 16).
 // Q4_0/Q4_1: block = 1 vector of words, word s holds weights 4s..4s+3 in its low
 // nibbles and 16+4s..16+4s+3 in its high ones.
 fn block_dot(row: u32, b: u32, xb: u32) -> f32 {
     let blk = row * params.nb + b;
     let x0 = (xb + b * 32u) / 4u;
-    if (DTYPE == 2u) {
+    if (DTYPE == 2u || DTYPE == 5u) {
         let w0 = wq[blk * 2u];
         let w1 = wq[blk * 2u + 1u];
-        var acc = 0.0;
+        var lo = 0.0;
+        var hi = 0.0;
         for (var s = 0u; s < 4u; s++) {
-            acc += dot(i8x4(w0[s]), x4(x0 + s));
-            acc += dot(i8x4(w1[s]), x4(x0 + 4u + s));
+            lo += dot(i8x4(w0[s]), x4(x0 + s));
+            hi += dot(i8x4(w1[s]), x4(x0 + 4u + s));
         }
-        return ws[blk] * acc;
+        if (DTYPE == 5u) {
+            return ws[2u * blk] * lo + ws[2u * blk + 1u] * hi;
+        }
+        return ws[blk] * (lo + hi);
     }
     let w = wq[blk];
     var acc = 0.0;

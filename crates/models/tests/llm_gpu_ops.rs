@@ -127,6 +127,51 @@ fn linear_matches_cpu_for_every_weight_format_in_gemv_and_gemm() {
     }
 }
 
+/// A `rows × cols` Q4_K or Q6_K matrix of random quants and scales, with its
+/// super-scales small and finite (random f16 bytes can be NaN or huge).
+fn k_quant_matrix(dtype: QuantType, rows: usize, cols: usize, rng: &mut Lcg) -> QuantMatrix {
+    let (block, d_at) = match dtype {
+        QuantType::Q4K => (144, vec![0, 2]),
+        _ => (210, vec![208]),
+    };
+    let mut bytes: Vec<u8> = (0..rows * cols / 256 * block).map(|_| (rng.next() * 127.0 + 128.0) as u8).collect();
+    for b in bytes.chunks_exact_mut(block) {
+        for &at in &d_at {
+            let d = half::f16::from_f32(0.01 + 0.02 * rng.next().abs());
+            b[at..at + 2].copy_from_slice(&d.to_le_bytes());
+        }
+    }
+    QuantMatrix::new(dtype, rows, cols, bytes.into()).unwrap()
+}
+
+/// Q4_K and Q6_K stay quantized on the device (rewritten into 32-weight
+/// blocks, a fraction of float32's size) and give the CPU's products and
+/// embedding rows.
+#[test]
+fn k_quant_weights_stay_quantized_and_match_cpu() {
+    for mut gpu in gpus() {
+        let mut cpu = CpuOps;
+        let mut rng = Lcg(12);
+        let (n, k) = (75, 512);
+        for dtype in [QuantType::Q4K, QuantType::Q6K] {
+            let w = k_quant_matrix(dtype, n, k, &mut rng);
+            let (gw, cw) = (gpu.matrix(&w).unwrap(), cpu.matrix(&w).unwrap());
+            let per_weight = gw.device_bytes() as f64 / (n * k) as f64;
+            assert!(per_weight < 1.3, "{dtype:?}: {per_weight} bytes per weight on the device");
+            for rows in [1, 3, 70] {
+                let (gx, cx) = both(&mut gpu, rows, k, &mut rng);
+                let g = gpu.linear(&gx, &gw, None).unwrap();
+                let c = cpu.linear(&cx, &cw, None).unwrap();
+                compare(&format!("{dtype:?} linear, {rows} rows"), &mut gpu, &g, &c);
+            }
+            let ids = [3u32, 0, 74, 3];
+            let g = gpu.embed(&gw, &ids).unwrap();
+            let c = cpu.embed(&cw, &ids).unwrap();
+            compare(&format!("{dtype:?} embed"), &mut gpu, &g, &c);
+        }
+    }
+}
+
 #[test]
 fn float_linear_takes_widths_that_are_not_whole_blocks() {
     for mut gpu in gpus() {

@@ -19,5 +19,5 @@ pub mod pack;
 pub mod params;
 pub mod stream;
 
-pub use pack::{PackedWeights, WeightFormat};
+pub use pack::{pack_k_quant, KQuant, PackedWeights, WeightFormat};
 pub use stream::{BufferPool, LlmStream, PooledBuffer};

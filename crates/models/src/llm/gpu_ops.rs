@@ -4,11 +4,12 @@
 //! [`LlmStream`], and nothing comes back to the host but what [`DecoderOps::read`]
 //! asks for — so a decode step is one submission and one small readback.
 //!
-//! * Weights keep their GGML blocks: F32, F16, Q8_0, Q4_0 and Q4_1 are
-//!   repacked once at upload into word-aligned quants plus f32 scales (see
+//! * Weights stay quantized: F32, F16, Q8_0, Q4_0 and Q4_1 are repacked once
+//!   at upload into word-aligned quants plus f32 scales (see
 //!   `ipfs_accelerate_gpu::llm::pack`) and dequantized inside the matrix
-//!   products. K-quants (Q4_K, Q6_K) have no kernel yet: they are dequantized
-//!   to f32 at upload (4–8× their size on the device).
+//!   products; Q4_K and Q6_K super-blocks are rewritten into the same
+//!   32-weight blocks (Q4_1, and int8 with a scale per 16), 0.75 and 1.25
+//!   bytes per weight on the device.
 //! * Activations are pooled device buffers ([`BufferPool`]): a decode step
 //!   asks for the same few sizes every token.
 //! * The cache of each layer is a keys and a values buffer of
@@ -30,7 +31,7 @@ use ipfs_accelerate_gpu::llm::params::{
     ActivationType, AttentionParams, ElementwiseOp, ElementwiseParams, EmbedParams, MatmulParams, NormParams,
     RopeParams, MAX_HEAD_DIM,
 };
-use ipfs_accelerate_gpu::llm::{pack, BufferPool, LlmStream, PooledBuffer, WeightFormat};
+use ipfs_accelerate_gpu::llm::{pack, BufferPool, KQuant, LlmStream, PooledBuffer, WeightFormat};
 use ipfs_accelerate_gpu::{bytemuck, wgpu, GpuContext, GpuError, KernelRunner};
 use ipfs_accelerate_tensor::quant::{QuantMatrix, QuantType};
 
@@ -451,10 +452,12 @@ impl DecoderOps for GpuDecoderOps {
 
     fn matrix(&mut self, weights: &QuantMatrix) -> Result<GpuMatrix> {
         let (rows, cols) = (weights.rows(), weights.cols());
-        let packed = match weight_format(weights.dtype()) {
-            Some(format) => pack::pack(format, rows, cols, weights.bytes()),
-            None => {
-                tracing::debug!(dtype = ?weights.dtype(), rows, cols, "no GPU kernel for this format: uploading as f32");
+        let packed = match (weights.dtype(), weight_format(weights.dtype())) {
+            (_, Some(format)) => pack::pack(format, rows, cols, weights.bytes()),
+            (QuantType::Q4K, None) => pack::pack_k_quant(KQuant::Q4K, rows, cols, weights.bytes()),
+            (QuantType::Q6K, None) => pack::pack_k_quant(KQuant::Q6K, rows, cols, weights.bytes()),
+            (dtype, None) => {
+                tracing::debug!(?dtype, rows, cols, "no GPU kernel for this format: uploading as f32");
                 let values = weights.dequantize();
                 pack::pack(WeightFormat::F32, rows, cols, bytemuck::cast_slice(&values))
             }

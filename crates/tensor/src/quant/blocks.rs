@@ -29,53 +29,78 @@ pub(crate) fn q4k_scale_min(j: usize, s: &[u8]) -> (u8, u8) {
     }
 }
 
-/// Dequantizes one Q4_K super-block (144 bytes: f16 d, f16 dmin, 12 scale
-/// bytes, 128 nibble bytes) into 256 values.
-///
-/// Each 64-value group uses 32 bytes: low nibbles are its first 32 values,
-/// high nibbles the next 32; value = (d*scale)*q - dmin*min.
-pub(crate) fn dequant_q4k_block(b: &[u8], out: &mut [f32]) {
-    let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
-    let scales = &b[4..16];
-    let qs = &b[16..144];
-    for g in 0..4 {
-        let q = &qs[g * 32..g * 32 + 32];
-        let (s1, m1) = q4k_scale_min(2 * g, scales);
-        let (s2, m2) = q4k_scale_min(2 * g + 1, scales);
-        let (d1, m1) = (d * f32::from(s1), dmin * f32::from(m1));
-        let (d2, m2) = (d * f32::from(s2), dmin * f32::from(m2));
-        let o = &mut out[g * 64..g * 64 + 64];
-        for l in 0..32 {
-            o[l] = d1 * f32::from(q[l] & 0x0f) - m1;
-            o[l + 32] = d2 * f32::from(q[l] >> 4) - m2;
-        }
-    }
+/// One K-quant super-block split into integer quants and f32 per-group
+/// scales (and mins): the form the GPU repacks into aligned blocks, and the
+/// one the scalar dequantizers below multiply out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KQuantParts {
+    /// The 256 quants in value order: Q4_K's 0..=15, Q6_K's -32..=31.
+    pub quants: [i8; QK_K],
+    /// Per group (Q4_K: the first 8, groups of 32; Q6_K: 16 groups of 16),
+    /// the f32 factor of the quants: `d * scale`.
+    pub scales: [f32; 16],
+    /// Per group of 32, what Q4_K subtracts (`dmin * min`); zeros for Q6_K.
+    pub mins: [f32; 8],
 }
 
-/// Dequantizes one Q6_K super-block (210 bytes: 128 bytes low nibbles `ql`,
-/// 64 bytes high 2-bit pairs `qh`, 16 signed scales, f16 d) into 256 values.
-///
-/// Each 128-value half uses 64 `ql`, 32 `qh` and 8 scales; value =
-/// (d*scale)*(q - 32) with q the 6-bit integer.
-pub(crate) fn dequant_q6k_block(b: &[u8], out: &mut [f32]) {
+/// Splits one Q4_K super-block (144 bytes: f16 d, f16 dmin, 12 scale bytes,
+/// 128 nibble bytes). Each 64-value group uses 32 bytes: low nibbles are its
+/// first 32 values, high nibbles the next 32; value = scales[g]*q - mins[g].
+pub fn q4k_parts(b: &[u8]) -> KQuantParts {
+    let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
+    let scale_bytes = &b[4..16];
+    let qs = &b[16..144];
+    let mut parts = KQuantParts { quants: [0; QK_K], scales: [0.0; 16], mins: [0.0; 8] };
+    for j in 0..8 {
+        let (sc, m) = q4k_scale_min(j, scale_bytes);
+        parts.scales[j] = d * f32::from(sc);
+        parts.mins[j] = dmin * f32::from(m);
+    }
+    for g in 0..4 {
+        for (l, &q) in qs[g * 32..g * 32 + 32].iter().enumerate() {
+            parts.quants[g * 64 + l] = (q & 0x0f) as i8;
+            parts.quants[g * 64 + 32 + l] = (q >> 4) as i8;
+        }
+    }
+    parts
+}
+
+/// Splits one Q6_K super-block (210 bytes: 128 bytes low nibbles `ql`, 64
+/// bytes high 2-bit pairs `qh`, 16 signed scales, f16 d). Each 128-value half
+/// uses 64 `ql` and 32 `qh`; value v = scales[v / 16] * q.
+pub fn q6k_parts(b: &[u8]) -> KQuantParts {
     let d = f16_at(b, 208);
+    let mut parts = KQuantParts { quants: [0; QK_K], scales: [0.0; 16], mins: [0.0; 8] };
+    for (scale, &s) in parts.scales.iter_mut().zip(&b[192..208]) {
+        *scale = d * f32::from(s as i8);
+    }
     for h in 0..2 {
         let ql = &b[h * 64..h * 64 + 64];
         let qh = &b[128 + h * 32..128 + h * 32 + 32];
-        let sc = &b[192 + h * 8..192 + h * 8 + 8];
-        let o = &mut out[h * 128..h * 128 + 128];
+        let q = &mut parts.quants[h * 128..h * 128 + 128];
         for l in 0..32 {
-            let is = l / 16;
-            let q1 = ((ql[l] & 0x0f) | ((qh[l] & 3) << 4)) as i32 - 32;
-            let q2 = ((ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4)) as i32 - 32;
-            let q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i32 - 32;
-            let q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i32 - 32;
-            let s = |k: usize| d * f32::from(sc[is + k] as i8);
-            o[l] = s(0) * q1 as f32;
-            o[l + 32] = s(2) * q2 as f32;
-            o[l + 64] = s(4) * q3 as f32;
-            o[l + 96] = s(6) * q4 as f32;
+            q[l] = ((ql[l] & 0x0f) | ((qh[l] & 3) << 4)) as i8 - 32;
+            q[l + 32] = ((ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4)) as i8 - 32;
+            q[l + 64] = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i8 - 32;
+            q[l + 96] = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i8 - 32;
         }
+    }
+    parts
+}
+
+/// Dequantizes one Q4_K super-block into 256 values (see [`q4k_parts`]).
+pub(crate) fn dequant_q4k_block(b: &[u8], out: &mut [f32]) {
+    let parts = q4k_parts(b);
+    for (v, (o, &q)) in out[..QK_K].iter_mut().zip(&parts.quants).enumerate() {
+        *o = parts.scales[v / 32] * f32::from(q) - parts.mins[v / 32];
+    }
+}
+
+/// Dequantizes one Q6_K super-block into 256 values (see [`q6k_parts`]).
+pub(crate) fn dequant_q6k_block(b: &[u8], out: &mut [f32]) {
+    let parts = q6k_parts(b);
+    for (v, (o, &q)) in out[..QK_K].iter_mut().zip(&parts.quants).enumerate() {
+        *o = parts.scales[v / 16] * f32::from(q);
     }
 }
 

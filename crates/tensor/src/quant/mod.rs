@@ -44,6 +44,8 @@ mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod simd_x86;
 
+pub use blocks::{q4k_parts, q6k_parts, KQuantParts};
+
 use crate::{Error, Result};
 use bytes::Bytes;
 
