@@ -20,16 +20,13 @@ impl Drop for Guard {
     }
 }
 
-#[test]
-fn serve_answers_embeddings_and_exits_cleanly_on_sigterm() {
-    let Some(model) = common::test_model("all-MiniLM-L6-v2") else { return };
-    let data = tempfile::tempdir().unwrap();
+/// Starts `serve --addr 127.0.0.1:0 --backend BACKEND --model MODEL` with its
+/// data under `data`; returns the process, its stdout and its first line.
+fn serve(backend: &str, model: &str, data: &std::path::Path) -> (Guard, BufReader<std::process::ChildStdout>, String) {
     let child = Command::new(env!("CARGO_BIN_EXE_ipfs-accelerate"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--backend", "cpu"])
-        .arg("--model")
-        .arg(format!("minilm={}", model.display()))
-        .env("IPFS_ACCELERATE_DATA_DIR", data.path())
-        .env("IPFS_ACCELERATE_REPO", data.path().join("repo"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--backend", backend, "--model", model])
+        .env("IPFS_ACCELERATE_DATA_DIR", data)
+        .env("IPFS_ACCELERATE_REPO", data.join("repo"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -38,6 +35,14 @@ fn serve_answers_embeddings_and_exits_cleanly_on_sigterm() {
     let mut stdout = BufReader::new(guard.0.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
+    (guard, stdout, line)
+}
+
+#[test]
+fn serve_answers_embeddings_and_exits_cleanly_on_sigterm() {
+    let Some(model) = common::test_model("all-MiniLM-L6-v2") else { return };
+    let data = tempfile::tempdir().unwrap();
+    let (mut guard, mut stdout, line) = serve("cpu", &format!("minilm={}", model.display()), data.path());
     let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}"));
     assert!(url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"), "{url}");
 
@@ -99,20 +104,7 @@ fn serve_without_a_usable_model_is_one_clear_error() {
 fn serve_loads_whisper_on_the_backend_asked_for() {
     let Some(model) = common::test_model("whisper-tiny.en") else { return };
     let data = tempfile::tempdir().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_ipfs-accelerate"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--backend", "webgpu"])
-        .arg("--model")
-        .arg(format!("whisper={}", model.display()))
-        .env("IPFS_ACCELERATE_DATA_DIR", data.path())
-        .env("IPFS_ACCELERATE_REPO", data.path().join("repo"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    let mut guard = Guard(child);
-    let mut stdout = BufReader::new(guard.0.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
+    let (mut guard, _stdout, line) = serve("webgpu", &format!("whisper={}", model.display()), data.path());
     let Some(url) = line.trim().strip_prefix("listening on ").map(str::to_string) else {
         let _ = guard.0.wait();
         let mut stderr = String::new();
