@@ -182,6 +182,39 @@ fn conv_cases() -> Vec<ConvCase> {
             options: conv([1, 2, 2, 1], [1, 1], [2, 3], 4),
             bias: false,
         },
+        // Padding far wider than the input: most padded rows and column
+        // phases hold no input.
+        ConvCase {
+            what: "depthwise 3x3 stride 2, padding far wider than the input",
+            input: [1, 2, 5, 6],
+            filter: [2, 3, 3],
+            options: conv([40, 40, 90, 90], [2, 2], [1, 1], 2),
+            bias: true,
+        },
+        // Strides so large that the padded planes would dwarf input and
+        // output: the direct path, which reads the input in place.
+        ConvCase {
+            what: "depthwise 3x3 stride 20 over wide padding",
+            input: [1, 2, 5, 6],
+            filter: [2, 3, 3],
+            options: conv([40, 40, 90, 90], [20, 20], [1, 1], 2),
+            bias: true,
+        },
+        // Rows wider than one 16-pixel block, with a partial last block.
+        ConvCase {
+            what: "depthwise 3x3 stride 2, wide rows (TF same)",
+            input: [1, 3, 17, 75],
+            filter: [3, 3, 3],
+            options: conv([0, 1, 0, 1], [2, 2], [1, 1], 3),
+            bias: true,
+        },
+        ConvCase {
+            what: "depthwise 3x5 stride (1, 3), dilation (2, 1), uneven pads, wide rows",
+            input: [2, 2, 9, 101],
+            filter: [2, 3, 5],
+            options: conv([1, 3, 2, 0], [1, 3], [2, 1], 2),
+            bias: false,
+        },
         ConvCase {
             what: "stem 3x3 stride 2, 3 channels",
             input: [1, 3, 32, 32],

@@ -8,8 +8,10 @@
 //!   multi-threaded `gemm` crate kernel; the bias pre-fills the output and
 //!   the product accumulates on top.
 //! - One input channel per group (depthwise, `groups == C`) runs directly:
-//!   each output plane is a sum of shifted input rows scaled by one tap,
-//!   a loop over the output width that vectorizes; planes run in parallel.
+//!   the input plane is zero-padded and split by column phase (stride 2
+//!   reads every other column) once, then each block of 16 output pixels of
+//!   a row sums every tap's shifted inputs in registers; planes run in
+//!   parallel.
 //!
 //! A fused clamp (ReLU6) or ReLU is applied to the output at the end.
 
@@ -25,6 +27,8 @@ use std::cell::Cell;
 thread_local! {
     /// The im2col buffer, kept between runs so steady-state runs do not allocate.
     static COLUMNS: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    /// A depthwise conv's padded, phase-split input plane (see `phase_planes`), kept likewise.
+    static PLANES: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
 /// The output positions `lo..hi` along one axis whose input position
@@ -73,6 +77,12 @@ fn depthwise(
     if plane_out == 0 {
         return;
     }
+    // The phase-split layout unless its planes would dwarf input and output.
+    let (rows, cols) = phase_plane_dims(win);
+    let phased = rows
+        .checked_mul(cols)
+        .and_then(|n| n.checked_mul(win.stride[1]))
+        .is_some_and(|n| n <= 4 * (plane_in + plane_out) + 4096);
     // Enough planes per task that each task does some thousands of multiply-adds.
     let min_len = (PAR_MIN_ELEMS / 8 / (plane_out * taps).max(1)).max(1);
     out.par_chunks_mut(plane_out).with_min_len(min_len).enumerate().for_each(|(p, o)| {
@@ -80,16 +90,114 @@ fn depthwise(
         let ic = oc / per_group;
         let src = &x[(b * win.c + ic) * plane_in..][..plane_in];
         o.fill(bias.map_or(0.0, |bias| bias[oc]));
-        depthwise_plane(win, src, &filter[oc * taps..][..taps], o);
+        if !phased {
+            depthwise_plane_direct(win, src, &filter[oc * taps..][..taps], o);
+        } else {
+            PLANES.with(|cell| {
+                let mut planes = cell.take();
+                let (rows, cols) = phase_planes(win, src, &mut planes);
+                depthwise_plane(win, &planes, rows, cols, &filter[oc * taps..][..taps], o);
+                cell.set(planes);
+            });
+        }
         if let Some((lo, hi)) = clamp {
             clamp_in_place(o, lo, hi);
         }
     });
 }
 
+/// Output pixels of a row accumulated in registers at a time.
+const DW_LANES: usize = 16;
+
+/// `(rows, cols)` of [`phase_planes`]: the padded rows the window reads, and
+/// per phase the columns, with room for whole blocks (the last block of a row
+/// reads [`DW_LANES`] inputs even where fewer outputs remain; they are not
+/// stored).
+fn phase_plane_dims(win: &Window2d) -> (usize, usize) {
+    let [sh, sw] = win.stride;
+    let [dh, dw] = win.dilation;
+    let rows = (win.oh - 1) * sh + (win.kh - 1) * dh + 1;
+    let width = (win.ow - 1) * sw + (win.kw - 1) * dw + 1;
+    (rows, width.div_ceil(sw).max((win.kw - 1) * dw / sw + win.ow.next_multiple_of(DW_LANES)))
+}
+
+/// Lays `src` (one `h × w` channel) out for [`depthwise_plane`]: zero-padded
+/// to every position the window reads, and with its columns split by phase
+/// modulo the horizontal stride, so that the inputs of consecutive output
+/// pixels are consecutive for every tap (a stride-2 conv otherwise reads
+/// every other float). Phase `ph` of padded row `r` starts at
+/// `(ph * rows + r) * cols`; returns `(rows, cols)`.
+fn phase_planes(win: &Window2d, src: &[f32], planes: &mut Vec<f32>) -> (usize, usize) {
+    let sw = win.stride[1];
+    let (rows, cols) = phase_plane_dims(win);
+    planes.clear();
+    planes.resize(sw * rows * cols, 0.0);
+    // Input columns the window reads: x + pad_left < width.
+    let width = (win.ow - 1) * sw + (win.kw - 1) * win.dilation[1] + 1;
+    let xs = win.w.min(width.saturating_sub(win.pad_left));
+    for r in win.pad_top..rows.min(win.pad_top + win.h) {
+        let row = &src[(r - win.pad_top) * win.w..][..xs];
+        if sw == 1 {
+            planes[r * cols + win.pad_left..][..xs].copy_from_slice(row);
+            continue;
+        }
+        for ph in 0..sw {
+            // Padded columns c = x + pad_left with c % sw == ph, i.e. x = first, first + sw, ...
+            let first = (ph + sw - win.pad_left % sw) % sw;
+            if first >= xs {
+                continue; // no input column of this phase is read
+            }
+            let dst = &mut planes[(ph * rows + r) * cols + (first + win.pad_left) / sw..];
+            for (d, &v) in dst.iter_mut().zip(row.iter().skip(first).step_by(sw)) {
+                *d = v;
+            }
+        }
+    }
+    (rows, cols)
+}
+
 multiversion! {
-    /// `out (oh × ow) += Σ taps · shifted src (h × w)` for one channel.
-    fn depthwise_plane(win: &Window2d, src: &[f32], taps: &[f32], out: &mut [f32]) {
+    /// `out (oh × ow) += Σ taps · shifted input` for one channel, `planes` as
+    /// [`phase_planes`] laid it out: each block of [`DW_LANES`] output pixels
+    /// is summed over every tap in registers and stored once.
+    #[allow(clippy::too_many_arguments)]
+    fn depthwise_plane(win: &Window2d, planes: &[f32], rows: usize, cols: usize, taps: &[f32], out: &mut [f32]) {
+        let [sh, sw] = win.stride;
+        let [dh, dw] = win.dilation;
+        for oy in 0..win.oh {
+            let orow = &mut out[oy * win.ow..(oy + 1) * win.ow];
+            let mut x0 = 0;
+            while x0 < win.ow {
+                // Always a whole block (the planes have room), so the sums stay
+                // in registers; only the outputs that exist are stored.
+                let mut acc = [0.0f32; DW_LANES];
+                for ki in 0..win.kh {
+                    let r = oy * sh + ki * dh;
+                    for kj in 0..win.kw {
+                        let tap = taps[ki * win.kw + kj];
+                        let c = kj * dw;
+                        let start = ((c % sw) * rows + r) * cols + c / sw + x0;
+                        let inputs: &[f32; DW_LANES] =
+                            planes[start..start + DW_LANES].try_into().expect("the planes hold whole blocks");
+                        for l in 0..DW_LANES {
+                            acc[l] = madd::<FMA>(tap, inputs[l], acc[l]);
+                        }
+                    }
+                }
+                let width = DW_LANES.min(win.ow - x0);
+                orow[x0..x0 + width].iter_mut().zip(&acc).for_each(|(o, a)| *o += a);
+                x0 += width;
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// `out (oh × ow) += Σ taps · shifted src (h × w)` for one channel,
+    /// reading `src` in place: for windows whose padded, phase-split planes
+    /// would be far larger than input and output (huge padding or strides,
+    /// which only a hostile or odd graph has), so no allocation follows them.
+    fn depthwise_plane_direct(win: &Window2d, src: &[f32], taps: &[f32], out: &mut [f32]) {
         let [sh, sw] = win.stride;
         let [dh, dw] = win.dilation;
         for oy in 0..win.oh {
