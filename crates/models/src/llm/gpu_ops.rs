@@ -425,18 +425,6 @@ impl GpuDecoderOps {
     }
 }
 
-/// The device layout of a weight format, or `None` for formats uploaded as f32.
-fn weight_format(dtype: QuantType) -> Option<WeightFormat> {
-    match dtype {
-        QuantType::F32 => Some(WeightFormat::F32),
-        QuantType::F16 => Some(WeightFormat::F16),
-        QuantType::Q8_0 => Some(WeightFormat::Q8_0),
-        QuantType::Q4_0 => Some(WeightFormat::Q4_0),
-        QuantType::Q4_1 => Some(WeightFormat::Q4_1),
-        _ => None,
-    }
-}
-
 impl DecoderOps for GpuDecoderOps {
     type Act = GpuAct;
     type Matrix = GpuMatrix;
@@ -452,15 +440,16 @@ impl DecoderOps for GpuDecoderOps {
 
     fn matrix(&mut self, weights: &QuantMatrix) -> Result<GpuMatrix> {
         let (rows, cols) = (weights.rows(), weights.cols());
-        let packed = match (weights.dtype(), weight_format(weights.dtype())) {
-            (_, Some(format)) => pack::pack(format, rows, cols, weights.bytes()),
-            (QuantType::Q4K, None) => pack::pack_k_quant(KQuant::Q4K, rows, cols, weights.bytes()),
-            (QuantType::Q6K, None) => pack::pack_k_quant(KQuant::Q6K, rows, cols, weights.bytes()),
-            (dtype, None) => {
-                tracing::debug!(?dtype, rows, cols, "no GPU kernel for this format: uploading as f32");
-                let values = weights.dequantize();
-                pack::pack(WeightFormat::F32, rows, cols, bytemuck::cast_slice(&values))
-            }
+        // Every GGML type the loader accepts has a device layout.
+        let bytes = weights.bytes();
+        let packed = match weights.dtype() {
+            QuantType::F32 => pack::pack(WeightFormat::F32, rows, cols, bytes),
+            QuantType::F16 => pack::pack(WeightFormat::F16, rows, cols, bytes),
+            QuantType::Q8_0 => pack::pack(WeightFormat::Q8_0, rows, cols, bytes),
+            QuantType::Q4_0 => pack::pack(WeightFormat::Q4_0, rows, cols, bytes),
+            QuantType::Q4_1 => pack::pack(WeightFormat::Q4_1, rows, cols, bytes),
+            QuantType::Q4K => pack::pack_k_quant(KQuant::Q4K, rows, cols, bytes),
+            QuantType::Q6K => pack::pack_k_quant(KQuant::Q6K, rows, cols, bytes),
         }
         .map_err(gpu_error)?;
         to_u32("matrix", "elements", rows.saturating_mul(cols))?;
