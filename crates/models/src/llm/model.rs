@@ -130,19 +130,20 @@ impl LoadedDecoder {
             }
             ops.with_activations(activations)
         };
-        let decoder = match choice {
-            BackendChoice::Cpu => LoadedDecoder::open(source, bits)?,
-            BackendChoice::WebGpu => LoadedDecoder::open_on(source, bits, gpu()?)?,
-            BackendChoice::Auto if !auto_wants_gpu() => LoadedDecoder::open(source, bits)?,
-            BackendChoice::Auto => match gpu() {
-                Ok(ops) => LoadedDecoder::open_on(source, bits, ops)?,
-                Err(e) => {
-                    notices.push(format!("notice: the GPU could not be used ({e}); running on the CPU"));
-                    LoadedDecoder::open(source, bits)?
-                }
-            },
+        let ops = match choice {
+            BackendChoice::Cpu => None,
+            BackendChoice::WebGpu => Some(gpu()?),
+            BackendChoice::Auto if !auto_wants_gpu() => None,
+            BackendChoice::Auto => gpu()
+                .map_err(|e| notices.push(format!("notice: the GPU could not be used ({e}); running on the CPU")))
+                .ok(),
         };
-        if activations == ActivationType::F16 && !decoder.backend_name().starts_with("webgpu") {
+        let on_gpu = ops.is_some();
+        let decoder = match ops {
+            Some(ops) => LoadedDecoder::open_on(source, bits, ops)?,
+            None => LoadedDecoder::open(source, bits)?,
+        };
+        if activations == ActivationType::F16 && !on_gpu {
             notices.push("notice: f16 activations apply to the webgpu backend; the CPU backend runs float32".into());
         }
         Ok((decoder, (!notices.is_empty()).then(|| notices.join("\n"))))
