@@ -7,21 +7,21 @@
 
 mod support;
 
-use ipfs_accelerate_browser::launch::Profile;
-use ipfs_accelerate_browser::{Bridge, BridgeConfig, BrowserBackend, BrowserEngine};
+use ipfs_accelerate_browser::{BrowserBackend, BrowserEngine, BrowserLaunch};
 use ipfs_accelerate_models::engine::GraphRunner;
 use ipfs_accelerate_tensor::{CpuBackend, Tensor};
-use std::time::Duration;
 
 #[test]
 fn conv_pool_and_clamp_in_chromium_webgpu_match_the_cpu_backend() {
     let (graph, weights, inputs) = support::conv::mobile_ops_graph();
-    let bridge = Bridge::start(BridgeConfig::default()).unwrap();
     let Some(chromium) = support::chromium() else { return };
-    let browser = support::open(&chromium, &bridge.worker_url(), Profile::Ephemeral, &[]);
-    let worker = bridge.wait_for_worker(Duration::from_secs(60)).unwrap();
-    assert_eq!(worker.capabilities()["webgpu"]["available"], true, "{}", worker.capabilities());
-    let engine = BrowserEngine::new(BrowserBackend::WebGpu, bridge, worker, Some(Box::new(browser))).unwrap();
+    let launch = BrowserLaunch {
+        browser: Some(chromium.to_str().unwrap().to_string()),
+        // Any free port: other tests may hold the default one.
+        bridge_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..BrowserLaunch::new(BrowserBackend::WebGpu)
+    };
+    let engine = BrowserEngine::launch(&launch).unwrap_or_else(|e| panic!("{e}"));
     let inputs: Vec<(&str, &Tensor)> = inputs.iter().map(|(n, t)| (n.as_str(), t)).collect();
     let got = engine.run(&[0], &mut || Ok((graph.clone(), weights.clone())), &inputs).unwrap();
     let want = CpuBackend::new().compile(&graph, &weights).unwrap().run(&inputs).unwrap();
