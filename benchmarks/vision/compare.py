@@ -178,6 +178,20 @@ def onnx_session(module, x1, name, threads, torch):
     return session, ort.__version__, tmp
 
 
+def optional_onnx_session(engines, module, x1, name, threads, torch):
+    """onnx_session when onnxruntime is among `engines`; on failure a note
+    and onnxruntime leaves `engines`, so the others still run.
+    (session or None, version or None, tmpdir or None)."""
+    if "onnxruntime" not in engines:
+        return None, None, None
+    try:
+        return onnx_session(module, x1, name, threads, torch)
+    except Exception as e:  # noqa: BLE001 - report and go on with the others
+        print(f"onnxruntime: skipped, {type(e).__name__}: {e}", file=sys.stderr)
+        engines.remove("onnxruntime")
+        return None, None, None
+
+
 def run_ours(args, model_dir, n, iters, logits=False):
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
     cmd = [args.bench, str(model_dir), args.image, "--batch", str(n), "--iters", str(iters), "--backend", "cpu"]
@@ -227,13 +241,7 @@ def bench_efficientnet(args, batches, engines, torch, np):
     if diff > 1e-3:
         sys.exit(f"folding the batch norms changed the logits by {diff}")
 
-    session = None
-    if "onnxruntime" in engines:
-        try:
-            session, ort_version, _tmp = onnx_session(model, x1, "efficientnet-lite0", args.threads, torch)
-        except Exception as e:  # noqa: BLE001 - report and go on with the others
-            print(f"onnxruntime: skipped, {type(e).__name__}: {e}", file=sys.stderr)
-            engines.remove("onnxruntime")
+    session, ort_version, _tmp = optional_onnx_session(engines, model, x1, "efficientnet-lite0", args.threads, torch)
     check_bench(args, engines)
 
     print(f"EfficientNet-Lite0 224x224, {args.threads} threads (cpu count {os.cpu_count()}), "
@@ -285,13 +293,7 @@ def bench_vit(args, batches, engines, torch, np):
     labels = model.config.id2label
     ref = module(x1)[0]
 
-    session = None
-    if "onnxruntime" in engines:
-        try:
-            session, ort_version, _tmp = onnx_session(module, x1, "vit-b16-random", args.threads, torch)
-        except Exception as e:  # noqa: BLE001 - report and go on with the others
-            print(f"onnxruntime: skipped, {type(e).__name__}: {e}", file=sys.stderr)
-            engines.remove("onnxruntime")
+    session, ort_version, _tmp = optional_onnx_session(engines, module, x1, "vit-b16-random", args.threads, torch)
     check_bench(args, engines)
 
     attn = getattr(model.config, "_attn_implementation", None)
